@@ -1,0 +1,196 @@
+"""Load generators from optinv, rosinality and NVIDIA files; save optinv's own format.
+
+Every ``torch.load`` here uses ``weights_only=True``; NVIDIA pickles go through the restricted
+unpickler of :mod:`optinv.nvidia_pickle`, which never runs code stored in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .generator import Generator
+
+FORMAT_TAG = "optinv-generator"
+FORMATS_UNDERSTOOD = ("optinv .pt (optinv convert)", "rosinality stylegan2-pytorch .pt ({'g_ema', 'latent_avg'})",
+                      "NVIDIA stylegan2-ada-pytorch .pkl (G_ema)")
+SAMPLES_MODELS = Path(__file__).resolve().parents[1] / "samples" / "models"
+DEFAULT_MODEL = "synthfaces64"
+
+
+def _understood() -> str:
+    return "; ".join(FORMATS_UNDERSTOOD)
+
+
+def resolve_model_path(path_or_name: str | os.PathLike | None) -> Path:
+    """A path, or the name of a model shipped in samples/models (default: the embedded model)."""
+    if path_or_name is None or str(path_or_name) in ("", "default"):
+        path_or_name = DEFAULT_MODEL
+    p = Path(path_or_name)
+    if p.exists():
+        return p
+    for cand in (SAMPLES_MODELS / f"{p.name}.pt", SAMPLES_MODELS / p.name):
+        if "/" not in str(path_or_name) and cand.exists():
+            return cand
+    raise CheckpointError(f"model not found: {path_or_name} (give a file path, or one of: "
+                          f"{', '.join(sorted(x.stem for x in SAMPLES_MODELS.glob('*.pt') if not x.stem.startswith('enc')) ) or 'none shipped'})")
+
+
+def infer_rosinality_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Read size, style_dim, n_mlp and per-resolution channels off the weight shapes."""
+    try:
+        style_dim = sd["style.1.weight"].shape[1]
+        n_mlp = max(int(m.group(1)) for k in sd if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
+        n_rgbs = max((int(m.group(1)) + 1 for k in sd if (m := re.fullmatch(r"to_rgbs\.(\d+)\.bias", k))), default=0)
+        size = 2 ** (n_rgbs + 2)
+        channels = {4: sd["input.input"].shape[1]}
+        for k in range(n_rgbs):
+            channels[2 ** (k + 3)] = sd[f"convs.{2 * k}.conv.weight"].shape[1]
+    except (KeyError, ValueError, IndexError) as e:
+        raise CheckpointError(f"state dict does not look like a StyleGAN2 generator (missing {e})") from None
+    return {"size": size, "style_dim": int(style_dim), "n_mlp": n_mlp, "lr_mlp": 0.01,
+            "channels": {int(r): int(c) for r, c in channels.items()}}
+
+
+def build_generator(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Generator:
+    """Instantiate from a config and load the weights strictly (as float32)."""
+    channels = {int(r): int(c) for r, c in config["channels"].items()}
+    g = Generator(int(config["size"]), int(config["style_dim"]), int(config["n_mlp"]),
+                  channels=channels, lr_mlp=float(config.get("lr_mlp", 0.01)))
+    sd = {k: v.float() for k, v in state_dict.items()}
+    missing_blur = {k: v for k, v in g.state_dict().items() if k.endswith(("blur.kernel", "upsample.kernel"))}
+    for k, v in missing_blur.items():  # fixed FIR buffers: some writers omit them
+        sd.setdefault(k, v)
+    try:
+        g.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"weights do not fit the generator config: {first}") from None
+    return g.eval().requires_grad_(False)
+
+
+def _card(g: Generator, source_format: str, path: Path, extra: dict | None = None) -> dict[str, Any]:
+    card = {
+        "name": path.stem, "source_format": source_format, "source_file": str(path),
+        "resolution": g.size, "n_latent": g.n_latent, "style_dim": g.style_dim, "n_mlp": g.n_mlp,
+        "lr_mlp": g.lr_mlp, "channels": {str(r): c for r, c in g.channels.items()},
+        "parameters": sum(p.numel() for p in g.parameters()),
+    }
+    card.update(extra or {})
+    return card
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read {path}: {msg[:200]}. Understood formats: {_understood()}") from None
+
+
+def load_generator(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                   w_avg_samples: int = 10000) -> Generator:
+    """Load any understood generator file; the result carries ``.card`` and ``.w_avg``."""
+    path = resolve_model_path(path_or_name)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a model file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty. Understood formats: {_understood()}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK") and zipfile.is_zipfile(path):
+        g = _load_torch_file(path, _torch_load(path))
+    elif head[:1] == b"\x80":
+        g = _load_pickle_file(path)
+    else:
+        raise CheckpointError(f"{path} is not a model file (neither a torch zip nor a pickle). "
+                              f"Understood formats: {_understood()}")
+    if not torch.isfinite(g.w_avg).all() or float(g.w_avg.abs().sum()) == 0.0:
+        g.w_avg.copy_(g.mean_latent(w_avg_samples))
+        g.card["w_avg_source"] = f"mean of mapping over {w_avg_samples} z (seed 0)"
+    for name, t in g.state_dict().items():
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: weight {name} contains NaN or Inf")
+    return g.to(device)
+
+
+def _load_torch_file(path: Path, obj: Any) -> Generator:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a generator. Understood formats: {_understood()}")
+    if obj.get("format") == FORMAT_TAG:
+        g = build_generator(obj["config"], obj["state_dict"])
+        g.card = dict(obj.get("card", {}))
+        g.card.setdefault("source_format", "optinv")
+        if "w_avg" in obj:
+            g.w_avg.copy_(obj["w_avg"].float())
+        return g
+    if "g_ema" in obj:
+        sd = obj["g_ema"]
+        config = infer_rosinality_config(sd)
+        g = build_generator(config, sd)
+        if isinstance(obj.get("latent_avg"), torch.Tensor):
+            g.w_avg.copy_(obj["latent_avg"].float().reshape(-1)[: g.style_dim])
+        g.card = _card(g, "rosinality", path, {"lr_mlp_note": "assumed 0.01 (rosinality default)"})
+        return g
+    if "state_dict" in obj and "config" in obj:
+        raise CheckpointError(f"{path} looks like a training checkpoint; export it with "
+                              f"scripts/train_generator.py --export or optinv convert")
+    raise CheckpointError(f"{path}: unknown checkpoint layout (keys: {', '.join(map(str, list(obj)[:8]))}). "
+                          f"Understood formats: {_understood()}")
+
+
+def _load_pickle_file(path: Path) -> Generator:
+    from .nvidia_pickle import nvidia_generator_to_rosinality
+
+    try:
+        sd, config = nvidia_generator_to_rosinality(path)
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        raise CheckpointError(f"cannot read {path}: {e}. Understood formats: {_understood()}") from None
+    g = build_generator(config, sd)
+    if config.get("w_avg") is not None:
+        g.w_avg.copy_(config["w_avg"].float())
+    g.card = _card(g, "nvidia-stylegan2-ada", path)
+    return g
+
+
+def save_generator(g: Generator, path: str | os.PathLike, card: dict | None = None, half: bool = False) -> Path:
+    """Write optinv's format (state dict + config + card + w_avg), atomically."""
+    path = Path(path)
+    card = dict(card if card is not None else g.card)
+    card.update({"resolution": g.size, "n_latent": g.n_latent, "style_dim": g.style_dim,
+                 "parameters": sum(p.numel() for p in g.parameters())})
+    card.pop("source_file", None)
+    sd = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in g.state_dict().items()}
+    obj = {"format": FORMAT_TAG, "version": 1, "config": g.config(), "card": card,
+           "state_dict": sd, "w_avg": g.w_avg.detach().cpu().float()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_rosinality(g: Generator, path: str | os.PathLike) -> Path:
+    """Write rosinality's layout ({'g_ema', 'latent_avg'}) so their tools can read our models."""
+    path = Path(path)
+    torch.save({"g_ema": {k: v.cpu() for k, v in g.state_dict().items()}, "latent_avg": g.w_avg.cpu()}, path)
+    return path
+
+
+def describe(g: Generator) -> str:
+    """Human-readable model card, one key per line."""
+    card = dict(g.card)
+    lines = [f"{k}: {v}" for k, v in card.items() if k not in ("default_recipes",)]
+    for job, recipe in card.get("default_recipes", {}).items():
+        lines.append(f"default recipe ({job}): {recipe}")
+    lines.append(f"log2(resolution): {int(math.log2(g.size))}")
+    return "\n".join(lines)

@@ -1,0 +1,340 @@
+"""StyleGAN2 generator in pure PyTorch (no compiled ops), runs on CPU, CUDA and MPS.
+
+Parameter and buffer names follow rosinality's ``stylegan2-pytorch`` ``Generator`` so its
+checkpoints load with ``load_state_dict(strict=True)``. The modulated convolution is written
+in the "modulate the activations, not the weights" form: ``conv(x * s, W) * d``. It is
+mathematically identical to the grouped-conv form but uses one shared weight per layer,
+which is faster on CPU and lets the same code take a per-pixel style map (StyleMaps).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STYLEGAN2_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+SQRT2 = math.sqrt(2.0)
+
+
+def default_channels(size: int, channel_multiplier: int = 2, channel_base: int | None = None,
+                     channel_max: int = 512) -> dict[int, int]:
+    """Channel widths per resolution: StyleGAN2 config-f by default, or base/res capped (small models)."""
+    chans = {}
+    for log in range(2, int(math.log2(size)) + 1):
+        res = 2 ** log
+        if channel_base is None:
+            c = STYLEGAN2_CHANNELS.get(res, 16)
+            if res >= 64:
+                c *= channel_multiplier
+        else:
+            c = channel_base // res
+        chans[res] = int(min(c, channel_max))
+    return chans
+
+
+def blur_kernel(gain: float = 1.0) -> torch.Tensor:
+    """The normalised separable [1,3,3,1] FIR filter of StyleGAN2, scaled by ``gain``."""
+    taps = torch.tensor(BLUR_TAPS)
+    k = taps[:, None] * taps[None, :]
+    return k / k.sum() * gain
+
+
+def depthwise_fir(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
+    """Apply a 2-D FIR filter to every channel (upfirdn2d with up=down=1)."""
+    c = x.shape[1]
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    weight = kernel.flip(0, 1)[None, None].to(x.dtype).expand(c, 1, *kernel.shape)
+    return F.conv2d(x, weight, groups=c)
+
+
+def upsample_fir(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """×2 upsampling with the FIR filter (upfirdn2d up=2, pad (2,1)) as one transposed conv."""
+    c = x.shape[1]
+    weight = kernel[None, None].to(x.dtype).expand(c, 1, *kernel.shape)
+    return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=c)
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate; the stored weight is ``randn / lr_mul``."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activate: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        if self.activate:
+            out = F.leaky_relu(out, 0.2) * SQRT2
+        return out
+
+
+class Blur(nn.Module):
+    def __init__(self, pad: tuple[int, int], gain: float = 1.0):
+        super().__init__()
+        self.register_buffer("kernel", blur_kernel(gain))
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depthwise_fir(x, self.kernel, self.pad)
+
+
+class Upsample(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", blur_kernel(4.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample_fir(x, self.kernel)
+
+
+def _fit_style(style: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A style vector [B,C] becomes [B,C,1,1]; a style map is resized bilinearly to ``size``."""
+    if style.dim() == 2:
+        return style[:, :, None, None]
+    if style.shape[-2:] == size:
+        return style
+    return F.interpolate(style, size=size, mode="bilinear", align_corners=False)
+
+
+class ModulatedConv2d(nn.Module):
+    """Modulated conv with optional demodulation; the style may be a vector or a spatial map.
+
+    For a map, demodulation is per pixel: ``y = W*(s⊙x) / sqrt(W²*s² + eps)``. The ``W²*s²``
+    term uses replicate padding so a constant map gives exactly the vector result at borders.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False):
+        super().__init__()
+        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size ** 2)
+        self.padding = kernel_size // 2
+        self.demodulate = demodulate
+        self.upsample = upsample
+        if upsample:
+            self.blur = Blur(pad=(1, 1), gain=4.0)
+
+    def modulate(self, w: torch.Tensor) -> torch.Tensor:
+        """Affine map of a latent (vector [B,D] or map [B,D,h,w]) to per-channel scales."""
+        if w.dim() == 2:
+            return self.modulation(w)
+        s = self.modulation(w.permute(0, 2, 3, 1))
+        return s.permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        weight = self.weight[0] * self.scale
+        s = _fit_style(self.modulate(w), x.shape[-2:])
+        x = x * s
+        if self.upsample:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            out = self.blur(out)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            out = out * self._demod(weight, s, out.shape[-2:])
+        return out
+
+    def _demod(self, weight: torch.Tensor, s: torch.Tensor, out_size: torch.Size) -> torch.Tensor:
+        w2 = weight.pow(2)
+        if s.shape[-1] == 1 and s.shape[-2] == 1:
+            d = s[:, :, 0, 0].pow(2) @ w2.sum(dim=(2, 3)).t()
+            return torch.rsqrt(d + 1e-8)[:, :, None, None]
+        p = self.padding
+        s2 = F.pad(s.pow(2), (p, p, p, p), mode="replicate") if p else s.pow(2)
+        d = torch.rsqrt(F.conv2d(s2, w2) + 1e-8)
+        if d.shape[-2:] != out_size:
+            d = F.interpolate(d, size=out_size, mode="nearest")
+        return d
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        if noise is None:
+            b, _, h, w = x.shape
+            noise = x.new_empty(b, 1, h, w).normal_()
+        return x + self.weight * noise
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, w), noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample()
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, w) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+StyleInput = torch.Tensor | Sequence[torch.Tensor]
+
+
+class Generator(nn.Module):
+    """StyleGAN2 generator (rosinality layout). ``channels`` maps resolution → width."""
+
+    def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
+                 channels: dict[int, int] | None = None, lr_mlp: float = 0.01):
+        super().__init__()
+        log_size = int(math.log2(size))
+        if size < 16 or 2 ** log_size != size:
+            raise ValueError(f"resolution must be a power of two ≥ 16, got {size}")
+        self.size, self.style_dim, self.n_mlp, self.lr_mlp = size, style_dim, n_mlp, lr_mlp
+        self.log_size = log_size
+        self.channels = {int(k): int(v) for k, v in (channels or default_channels(size, channel_multiplier)).items()}
+        # w_avg travels with the model card, not the rosinality state dict (hence non-persistent).
+        self.register_buffer("w_avg", torch.zeros(style_dim), persistent=False)
+        self.card: dict = {}
+        self.style = nn.Sequential(PixelNorm(), *[
+            EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)])
+        c4 = self.channels[4]
+        self.input = ConstantInput(c4)
+        self.conv1 = StyledConv(c4, c4, 3, style_dim)
+        self.to_rgb1 = ToRGB(c4, style_dim, upsample=False)
+        self.num_layers = (log_size - 2) * 2 + 1
+        self.n_latent = log_size * 2 - 2
+        self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
+        self.noises = nn.Module()
+        for i in range(self.num_layers):
+            res = 2 ** ((i + 5) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+        in_ch = c4
+        for log in range(3, log_size + 1):
+            out_ch = self.channels[2 ** log]
+            self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim))
+            self.to_rgbs.append(ToRGB(out_ch, style_dim))
+            in_ch = out_ch
+
+    # ----------------------------------------------------------------- latent side
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """z [..., D] → w [..., D] through PixelNorm + the MLP."""
+        shape = z.shape
+        return self.style(z.reshape(-1, shape[-1])).reshape(shape)
+
+    @torch.no_grad()
+    def mean_latent(self, n: int = 10000, seed: int = 0, chunk: int = 4096) -> torch.Tensor:
+        """Average w over ``n`` z (computed in chunks, seeded, so it is reproducible)."""
+        gen = torch.Generator().manual_seed(seed)
+        total = torch.zeros(self.style_dim, dtype=torch.float64)
+        dev = self.input.input.device
+        done = 0
+        while done < n:
+            m = min(chunk, n - done)
+            z = torch.randn(m, self.style_dim, generator=gen).to(dev)
+            total += self.mapping(z).double().sum(0).cpu()
+            done += m
+        return (total / n).float().to(dev)
+
+    def noise_list(self) -> list[torch.Tensor]:
+        """The stored (fixed) noise buffers, in layer order."""
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
+        return [tuple(n.shape) for n in self.noise_list()]
+
+    def layer_sizes(self) -> list[int]:
+        """Feature-map side at which each of the n_latent styles is first applied."""
+        sizes = [4, 4]
+        for log in range(3, self.log_size + 1):
+            sizes += [2 ** (log - 1), 2 ** log]
+        return sizes[: self.n_latent]
+
+    # ----------------------------------------------------------------- image side
+    def synthesis(self, styles: StyleInput, noise: Sequence[torch.Tensor | None] | None = None,
+                  randomize_noise: bool = False) -> torch.Tensor:
+        """Render from W+ ``[B, n_latent, D]`` or from a list of n_latent per-layer styles.
+
+        Each list entry is a vector ``[B, D]`` or a style map ``[B, D, h, w]`` (any h, w;
+        resized bilinearly to the feature size of the layer that uses it).
+        ``noise``: list of per-layer tensors, or None to use the stored buffers (or fresh
+        random noise when ``randomize_noise``).
+        """
+        if isinstance(styles, torch.Tensor):
+            if styles.dim() != 3 or styles.shape[1] != self.n_latent:
+                raise ValueError(f"W+ styles must be [B, {self.n_latent}, {self.style_dim}], got {tuple(styles.shape)}")
+            styles = styles.unbind(1)
+        if len(styles) != self.n_latent:
+            raise ValueError(f"expected {self.n_latent} styles, got {len(styles)}")
+        if noise is None:
+            noise = [None] * self.num_layers if randomize_noise else self.noise_list()
+        batch = styles[0].shape[0]
+        out = self.input(batch)
+        out = self.conv1(out, styles[0], noise[0])
+        skip = self.to_rgb1(out, styles[1])
+        i = 1
+        for k, to_rgb in enumerate(self.to_rgbs):
+            out = self.convs[2 * k](out, styles[i], noise[2 * k + 1])
+            out = self.convs[2 * k + 1](out, styles[i + 1], noise[2 * k + 2])
+            skip = to_rgb(out, styles[i + 2], skip)
+            i += 2
+        return skip
+
+    def forward(self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None,
+                noise: Sequence[torch.Tensor | None] | None = None, randomize_noise: bool = False) -> torch.Tensor:
+        """z [B, D] → image [B, 3, size, size] in [-1, 1] (approximately)."""
+        w = self.mapping(z)
+        if truncation != 1.0:
+            if truncation_latent is None:
+                raise ValueError("truncation needs truncation_latent (e.g. the model's w_avg)")
+            w = truncation_latent + truncation * (w - truncation_latent)
+        wplus = w[:, None, :].expand(-1, self.n_latent, -1)
+        return self.synthesis(wplus, noise=noise, randomize_noise=randomize_noise)
+
+    def config(self) -> dict:
+        """The constructor arguments, for model cards and checkpoints."""
+        return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
+                "lr_mlp": self.lr_mlp, "channels": {str(k): v for k, v in self.channels.items()}}
