@@ -1,0 +1,153 @@
+"""Reading and writing images: every odd-but-valid file is converted, every bad one is refused clearly."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputImageError
+
+MAX_PIXELS = 64_000_000  # decompression-bomb guard: far above any GAN input, far below a bomb
+MIN_SIDE = 4
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise InputImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise InputImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise InputImageError(f"{path}: {w}×{h} is too large (limit {MAX_PIXELS // 1_000_000} MP)")
+            im.load()
+    except InputImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputImageError(f"{path}: not a readable image ({type(e).__name__})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputImageError(f"{path}: damaged or truncated image ({str(e).splitlines()[0][:120]})") from None
+    if min(im.size) < MIN_SIDE:
+        raise InputImageError(f"{path}: {im.size[0]}×{im.size[1]} is too small (need at least {MIN_SIDE}×{MIN_SIDE})")
+    return im
+
+
+def _to_8bit_rgba(im: Image.Image, notes: list[str]) -> Image.Image:
+    """Normalise mode: EXIF orientation, 16-bit, palette, CMYK, grayscale → RGB or RGBA."""
+    transposed = ImageOps.exif_transpose(im)
+    if transposed is not None and transposed.size != im.size:
+        notes.append("rotated by its EXIF orientation")
+    im = transposed if transposed is not None else im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else max(arr.max(), 1.0)
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        notes.append("converted from high bit depth to 8 bits")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode == "LA":
+        im = im.convert("RGBA")
+    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "L"):
+        im = im.convert("RGB")
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    return im
+
+
+def fit_square(im: Image.Image, path: Path, crop: str) -> Image.Image:
+    w, h = im.size
+    if w == h:
+        return im
+    if crop == "center":
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        return im.crop((left, top, left + s, top + s))
+    if crop == "pad":
+        s = max(w, h)
+        canvas = Image.new(im.mode, (s, s))
+        canvas.paste(im, ((s - w) // 2, (s - h) // 2))
+        return canvas
+    raise InputImageError(f"{path}: image is {w}×{h}, not square; pass --crop center (or pad)")
+
+
+def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
+               crop: str = "none", notes: list[str] | None = None) -> torch.Tensor:
+    """Image file → float tensor [C, H, W] in [-1, 1] (RGB; RGBA with alpha in [0, 1] if keep_alpha).
+
+    ``size`` resizes (antialiased) to size×size; ``notes`` collects one-line remarks about
+    conversions (alpha dropped, EXIF rotation, bit depth) for the caller to print.
+    """
+    path = Path(path)
+    notes = notes if notes is not None else []
+    im = _to_8bit_rgba(_open(path), notes)
+    if im.mode == "RGBA" and not keep_alpha:
+        notes.append("alpha channel dropped (it has no meaning for this job)")
+        im = im.convert("RGB")
+    elif im.mode == "RGB" and keep_alpha:
+        raise InputImageError(f"{path}: no alpha channel; a paint reference needs RGBA (alpha 0 = unconstrained)")
+    im = fit_square(im, path, crop)
+    if size is not None and im.size != (size, size):
+        im = im.resize((size, size), Image.LANCZOS, reducing_gap=None)
+    arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
+    rgb = arr[:3] * 2.0 - 1.0
+    return torch.cat([rgb, arr[3:]], 0) if keep_alpha else rgb
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """[3, H, W] in [-1, 1] (or [4, H, W] with alpha in [0, 1]) → PIL image."""
+    x = x.detach().float().cpu()
+    rgb = ((x[:3].clamp(-1, 1) + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+    if x.shape[0] == 4:
+        a = (x[3:4].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        return Image.fromarray(torch.cat([rgb, a]).permute(1, 2, 0).numpy(), "RGBA")
+    return Image.fromarray(rgb.permute(1, 2, 0).numpy(), "RGB")
+
+
+def atomic_save_image(im: Image.Image, path: str | os.PathLike, **kw) -> Path:
+    """Write via a temporary file and rename, so a killed run never leaves a half image."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    im.save(tmp, format=kw.pop("format", None) or path.suffix.lstrip(".").upper().replace("JPG", "JPEG"), **kw)
+    os.replace(tmp, path)
+    return path
+
+
+def make_grid(images: Iterable[Image.Image], cols: int, scale: int = 1, pad: int = 2,
+              background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Tile same-size images into a grid (nearest upscaling keeps pixels honest)."""
+    ims = [im.convert("RGB") for im in images]
+    w, h = ims[0].size
+    w, h = w * scale, h * scale
+    rows = (len(ims) + cols - 1) // cols
+    grid = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), background)
+    for i, im in enumerate(ims):
+        if scale != 1:
+            im = im.resize((w, h), Image.NEAREST)
+        r, c = divmod(i, cols)
+        grid.paste(im, (pad + c * (w + pad), pad + r * (h + pad)))
+    return grid
+
+
+def save_grid(images: Iterable[Image.Image], path: str | os.PathLike, cols: int, scale: int = 1) -> Path:
+    return atomic_save_image(make_grid(images, cols, scale), path)
+
+
+def checkerboard_composite(rgba: Image.Image, cell: int = 4) -> Image.Image:
+    """Show an RGBA reference over a checkerboard so unconstrained (alpha 0) pixels are visible."""
+    w, h = rgba.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((yy // cell + xx // cell) % 2)[..., None] == 0, 200, 150).astype(np.uint8)
+    bg = Image.fromarray(np.repeat(board, 3, axis=2), "RGB")
+    bg.paste(rgba, (0, 0), rgba)
+    return bg
