@@ -63,7 +63,8 @@ def build_generator(config: dict[str, Any], state_dict: dict[str, torch.Tensor])
     """Instantiate from a config and load the weights strictly (as float32)."""
     channels = {int(r): int(c) for r, c in config["channels"].items()}
     g = Generator(int(config["size"]), int(config["style_dim"]), int(config["n_mlp"]),
-                  channels=channels, lr_mlp=float(config.get("lr_mlp", 0.01)))
+                  channels=channels, lr_mlp=float(config.get("lr_mlp", 0.01)),
+                  conv_clamp=config.get("conv_clamp"))
     sd = {k: v.float() for k, v in state_dict.items()}
     missing_blur = {k: v for k, v in g.state_dict().items() if k.endswith(("blur.kernel", "upsample.kernel"))}
     for k, v in missing_blur.items():  # fixed FIR buffers: some writers omit them

@@ -186,26 +186,32 @@ class FusedLeakyReLU(nn.Module):
 
 
 class StyledConv(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False,
+                 clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_ch)
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, w), noise))
+        out = self.activate(self.noise(self.conv(x, w), noise))
+        return out.clamp(-self.clamp, self.clamp) if self.clamp is not None else out
 
 
 class ToRGB(nn.Module):
-    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True, clamp: float | None = None):
         super().__init__()
         if upsample:
             self.upsample = Upsample()
         self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         out = self.conv(x, w) + self.bias
+        if self.clamp is not None:
+            out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -224,15 +230,20 @@ StyleInput = torch.Tensor | Sequence[torch.Tensor]
 
 
 class Generator(nn.Module):
-    """StyleGAN2 generator (rosinality layout). ``channels`` maps resolution → width."""
+    """StyleGAN2 generator (rosinality layout). ``channels`` maps resolution → width.
+
+    ``conv_clamp`` clamps activations after each conv and toRGB as NVIDIA's stylegan2-ada
+    does (256 in its FFHQ configs); rosinality models use None.
+    """
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 channels: dict[int, int] | None = None, lr_mlp: float = 0.01):
+                 channels: dict[int, int] | None = None, lr_mlp: float = 0.01, conv_clamp: float | None = None):
         super().__init__()
         log_size = int(math.log2(size))
         if size < 16 or 2 ** log_size != size:
             raise ValueError(f"resolution must be a power of two ≥ 16, got {size}")
         self.size, self.style_dim, self.n_mlp, self.lr_mlp = size, style_dim, n_mlp, lr_mlp
+        self.conv_clamp = conv_clamp
         self.log_size = log_size
         self.channels = {int(k): int(v) for k, v in (channels or default_channels(size, channel_multiplier)).items()}
         # w_avg travels with the model card, not the rosinality state dict (hence non-persistent).
@@ -242,8 +253,8 @@ class Generator(nn.Module):
             EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)])
         c4 = self.channels[4]
         self.input = ConstantInput(c4)
-        self.conv1 = StyledConv(c4, c4, 3, style_dim)
-        self.to_rgb1 = ToRGB(c4, style_dim, upsample=False)
+        self.conv1 = StyledConv(c4, c4, 3, style_dim, clamp=conv_clamp)
+        self.to_rgb1 = ToRGB(c4, style_dim, upsample=False, clamp=conv_clamp)
         self.num_layers = (log_size - 2) * 2 + 1
         self.n_latent = log_size * 2 - 2
         self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
@@ -254,9 +265,9 @@ class Generator(nn.Module):
         in_ch = c4
         for log in range(3, log_size + 1):
             out_ch = self.channels[2 ** log]
-            self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True))
-            self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim))
-            self.to_rgbs.append(ToRGB(out_ch, style_dim))
+            self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, clamp=conv_clamp))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, clamp=conv_clamp))
+            self.to_rgbs.append(ToRGB(out_ch, style_dim, clamp=conv_clamp))
             in_ch = out_ch
 
     # ----------------------------------------------------------------- latent side
@@ -337,4 +348,5 @@ class Generator(nn.Module):
     def config(self) -> dict:
         """The constructor arguments, for model cards and checkpoints."""
         return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
-                "lr_mlp": self.lr_mlp, "channels": {str(k): v for k, v in self.channels.items()}}
+                "lr_mlp": self.lr_mlp, "conv_clamp": self.conv_clamp,
+                "channels": {str(k): v for k, v in self.channels.items()}}

@@ -375,15 +375,16 @@ def _mapping_lr(G: PersistentModule, mapping: PersistentModule, n_mlp: int) -> f
     return lr
 
 
-def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | PersistentModule, *,
-                                   allow_conv_clamp: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | PersistentModule
+                                   ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Rename NVIDIA ``G_ema`` weights into a rosinality Generator state dict plus its config.
 
     Accepts a pickle path, the dict from :func:`read_nvidia_pickle`, or the ``G_ema`` record.
-    Config: ``size, style_dim, n_mlp, lr_mlp, channels {res: width}, w_avg``. Raises
+    Config: ``size, style_dim, n_mlp, lr_mlp, channels {res: width}, w_avg, conv_clamp``
+    (optinv's Generator clamps activations like NVIDIA when ``conv_clamp`` is set). Raises
     :class:`NvidiaConversionError` when the result would not render the same images
-    (conditional models, z_dim != w_dim, non-'skip' architectures, ``conv_clamp`` unless
-    ``allow_conv_clamp``); fp16 layers only warn, since fp32 inference of them is fine.
+    (conditional models, z_dim != w_dim, non-'skip' architectures, mixed clamp values);
+    fp16 layers only warn, since fp32 inference of them is fine.
     """
     G = _find_generator(path_or_obj)
     need = {}
@@ -436,20 +437,18 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
         if blk.attr("use_fp16", False):
             fp16.append(r)
         for layer in [blk, *(m for m in blk.modules.values() if isinstance(m, PersistentModule))]:
-            if layer.attr("conv_clamp") is not None:
-                clamps.add(layer.attr("conv_clamp"))
+            clamps.add(layer.attr("conv_clamp"))
             if layer.class_name == "SynthesisLayer" and layer.attr("activation", "lrelu") != "lrelu":
                 raise NvidiaConversionError(f"b{r} uses activation {layer.attr('activation')!r}, not 'lrelu'")
     for key, t in sd.items():
         if key.startswith("synthesis.") and key.endswith("resample_filter"):
             if tuple(t.shape) != (4, 4) or not torch.allclose(t.float(), filt, atol=1e-7):
                 raise NvidiaConversionError(f"{key} is not the [1,3,3,1] filter rosinality uses")
-    if clamps:
-        msg = (f"conv_clamp={sorted(clamps)}: NVIDIA clamps activations there and rosinality does not, "
-               f"so images can differ where activations are that large")
-        if not allow_conv_clamp:
-            raise NvidiaConversionError(msg + " (pass allow_conv_clamp=True to convert anyway)")
-        warnings.warn(msg, UserWarning, stacklevel=2)
+    if len(clamps) > 1:
+        raise NvidiaConversionError(f"layers use different conv_clamp values ({', '.join(map(repr, clamps))}); "
+                                    f"only one value for all layers is supported")
+    clamp_value = next(iter(clamps)) if clamps else None
+    conv_clamp = float(clamp_value) if clamp_value is not None else None
     if fp16:
         warnings.warn(f"blocks {fp16} were run in fp16 by NVIDIA; the converted weights run in fp32, "
                       f"which is fine but may differ from NVIDIA's fp16 images in the last digits",
@@ -503,7 +502,7 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
     if w_avg is not None and tuple(w_avg.shape) != (w_dim,):
         raise NvidiaConversionError(f"mapping.w_avg has shape {tuple(w_avg.shape)}, expected ({w_dim},)")
     config = {"size": size, "style_dim": w_dim, "n_mlp": n_mlp, "lr_mlp": lr_mlp,
-              "channels": channels, "w_avg": w_avg}
+              "channels": channels, "w_avg": w_avg, "conv_clamp": conv_clamp}
     return out, config
 
 

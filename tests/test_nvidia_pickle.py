@@ -323,14 +323,19 @@ def test_inexact_conversions_are_refused(synthetic_pickle: Path, edit, message: 
         nvidia_generator_to_rosinality(_mutated(synthetic_pickle, edit))
 
 
-def test_conv_clamp_can_be_allowed_and_fp16_only_warns(synthetic_pickle: Path) -> None:
+def test_uniform_conv_clamp_is_carried_and_fp16_only_warns(synthetic_pickle: Path) -> None:
     def edit(G: PersistentModule) -> None:
-        G.modules["synthesis"].modules["b16"].state.update(use_fp16=True, conv_clamp=256)
+        G.modules["synthesis"].modules["b16"].state.update(use_fp16=True)
+        for blk in G.modules["synthesis"].modules.values():
+            for m in [blk, *blk.modules.values()]:
+                if isinstance(m, PersistentModule):
+                    m.state.update(conv_clamp=256)
 
     with pytest.warns(UserWarning) as rec:
-        sd, _ = nvidia_generator_to_rosinality(_mutated(synthetic_pickle, edit), allow_conv_clamp=True)
+        sd, config = nvidia_generator_to_rosinality(_mutated(synthetic_pickle, edit))
+    assert config["conv_clamp"] == 256.0
     text = " ".join(str(w.message) for w in rec)
-    assert "fp16" in text and "conv_clamp" in text
+    assert "fp16" in text
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sd_plain, _ = nvidia_generator_to_rosinality(synthetic_pickle)
