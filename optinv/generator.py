@@ -298,10 +298,10 @@ class Generator(nn.Module):
         return [tuple(n.shape) for n in self.noise_list()]
 
     def layer_sizes(self) -> list[int]:
-        """Feature-map side at which each of the n_latent styles is first applied."""
-        sizes = [4, 4]
+        """Feature-map side at which each of the n_latent styles is applied (all its uses share it)."""
+        sizes = [4, 4]  # conv1; to_rgb1 and the next up-conv (its input is 4×4)
         for log in range(3, self.log_size + 1):
-            sizes += [2 ** (log - 1), 2 ** log]
+            sizes += [2 ** log, 2 ** log]  # second conv; toRGB and the next up-conv's input
         return sizes[: self.n_latent]
 
     # ----------------------------------------------------------------- image side

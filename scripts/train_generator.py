@@ -38,19 +38,7 @@ from optinv.checkpoints import save_generator  # noqa: E402
 from optinv.discriminator import Discriminator  # noqa: E402
 from optinv.generator import Generator  # noqa: E402
 from optinv.imageio import save_grid, tensor_to_pil  # noqa: E402
-
-
-def teacher_params_u(z: torch.Tensor) -> np.ndarray:
-    """The renderer's unit-cube parameters for a batch of z: Φ of the pixel-normalised z."""
-    zn = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
-    return torch.special.ndtr(zn[:, : synthfaces.N_PARAMS]).double().numpy()
-
-
-def render_teacher(z: torch.Tensor, size: int) -> torch.Tensor:
-    """Render the teacher images for z as a float tensor in [-1, 1]."""
-    imgs = [synthfaces.render_params(synthfaces.params_from_uniform(u), size) for u in teacher_params_u(z)]
-    arr = np.stack(imgs).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+from optinv.teacher import render_teacher  # noqa: E402
 
 
 class TeacherStream(IterableDataset):

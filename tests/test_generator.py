@@ -158,3 +158,20 @@ def test_mean_latent_is_reproducible(tiny32: Generator) -> None:
     a, b = tiny32.mean_latent(300, seed=3), tiny32.mean_latent(300, seed=3)
     assert torch.equal(a, b)
     assert not torch.equal(a, tiny32.mean_latent(300, seed=4))
+
+
+def test_layer_sizes_are_the_feature_sizes_each_style_meets() -> None:
+    g = tiny_generator(32, style_dim=16)
+    seen: dict[int, set[int]] = {}
+    wplus = torch.randn(1, g.n_latent, 16)
+    calls = []
+    for m in g.modules():
+        if m.__class__.__name__ == "ModulatedConv2d":
+            m.register_forward_pre_hook(lambda mod, args: calls.append((args[0].shape[-1], args[1])))
+    with torch.no_grad():
+        g.synthesis(list(wplus.unbind(1)))
+    for size, style in calls:
+        idx = next(i for i in range(g.n_latent) if style is wplus.unbind(1)[i] or torch.equal(style, wplus[:, i]))
+        seen.setdefault(idx, set()).add(size)
+    assert [sorted(seen[i]) for i in range(g.n_latent)] == [[s] for s in g.layer_sizes()]
+    assert g.layer_sizes() == [4, 4, 8, 8, 16, 16, 32, 32]

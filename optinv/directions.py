@@ -1,0 +1,68 @@
+"""Named edit directions stored beside a model: ``MODEL.directions.pt`` (weights_only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import SAMPLES_MODELS
+from .errors import OptinvError
+from .generator import Generator
+
+FORMAT = "optinv-directions"
+
+
+def save_directions(found: dict[str, dict[str, Any]], g: Generator, path: str | os.PathLike) -> Path:
+    from .jobs import model_id
+
+    path = Path(path)
+    obj = {"format": FORMAT, "version": 1, "model_id": model_id(g), "style_dim": g.style_dim,
+           "directions": {k: {**v, "vector": v["vector"].float().cpu()} for k, v in found.items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise OptinvError(f"{path}: not a readable directions file ({type(e).__name__})") from None
+    if isinstance(obj, torch.Tensor):
+        return {"directions": {path.stem: {"vector": obj.float().reshape(-1), "method": "file"}}}
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise OptinvError(f"{path}: not an optinv directions file (or a plain tensor)")
+    return obj
+
+
+def shipped_directions_path(g: Generator) -> Path:
+    return SAMPLES_MODELS / f"{g.card.get('name', '')}.directions.pt"
+
+
+def load_direction(spec: str, g: Generator) -> tuple[str, torch.Tensor]:
+    """A direction by file path (a tensor or a directions file, ``FILE:NAME``) or by shipped name."""
+    path_part, _, name = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    p = Path(path_part)
+    if p.exists():
+        obj = _read(p)
+        table = obj["directions"]
+        if not name:
+            if len(table) != 1:
+                raise OptinvError(f"{p} holds several directions ({', '.join(table)}): use {p}:NAME")
+            name = next(iter(table))
+    else:
+        shipped = shipped_directions_path(g)
+        if not shipped.exists():
+            raise OptinvError(f"no direction file {spec!r} and no named directions for model {g.card.get('name')!r}")
+        table = _read(shipped)["directions"]
+        name = spec
+    if name not in table:
+        raise OptinvError(f"unknown direction {name!r} (known: {', '.join(sorted(table))})")
+    vec = table[name]["vector"].float().reshape(-1)
+    if vec.numel() != g.style_dim:
+        raise OptinvError(f"direction {name!r} has {vec.numel()} dimensions, the model's latents have {g.style_dim}")
+    return name, vec
