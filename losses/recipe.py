@@ -36,7 +36,7 @@ class StepContext:
     maps: list[torch.Tensor] = field(default_factory=list)
     noises: list[torch.Tensor] = field(default_factory=list)
     lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-    domain: Callable[[], torch.Tensor] | None = None
+    domain: Callable[["StepContext"], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ TERMS: dict[str, Term] = {t.name: t for t in [
     Term("WAVG", "squared distance of each layer latent to w_avg", lambda c: regularizers.distance_to_mean(c.w, c.w_avg)),
     Term("DELTA", "spread of the layer latents around their mean", lambda c: regularizers.layer_spread(c.w), "vectors"),
     Term("SMOOTH", "total variation of style maps", lambda c: regularizers.map_smoothness(c.maps), "maps"),
-    Term("DOMAIN", "‖latent − E(G(latent))‖² with the model's encoder (In-Domain inversion)", lambda c: c.domain(), "encoder"),
+    Term("DOMAIN", "‖latent − E(G(latent))‖² with the model's encoder (In-Domain inversion)", lambda c: c.domain(c), "encoder"),
 ]}
 
 _TOKEN = re.compile(r"^\s*(?:([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*\*\s*)?([A-Za-z][A-Za-z0-9_]*)\s*$")

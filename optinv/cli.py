@@ -155,6 +155,34 @@ def paint(references, **kw):
     _write(jobs.paint(list(references), model=kw["model"], device=kw["device"], options=opts), kw)
 
 
+@main.command("batch")
+@click.argument("input_dir", type=click.Path(file_okay=False))
+@click.option("--job", type=click.Choice(["invert", "pulse", "paint"]), required=True, help="what to do with each image")
+@click.option("--recursive", "-r", is_flag=True, help="also take images in sub-folders (mirrored under --out)")
+@click.option("--scale", type=int, default=None, help="pulse: upscaling factor (default: model resolution / input size)")
+@click.option("--duplicates", type=int, default=1, show_default=True, help="pulse: K different answers from K seeds")
+@job_options
+@handle_errors
+def batch_command(input_dir, job, recursive, scale, duplicates, **kw):
+    """Run JOB on every image in INPUT_DIR; rerun to resume; start with torchrun to share the work."""
+    import signal
+
+    from .batch import BatchConfig, run_batch
+
+    opts = _prepare(kw)
+    s = run_batch(BatchConfig(job=job, input_dir=Path(input_dir), out_dir=Path(kw["out"]), options=opts,
+                              model=kw["model"], device=kw["device"], recursive=recursive, scale=scale,
+                              duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"]))
+    if s.rank == 0:
+        failed = f"{s.failed + s.nan} failed" + (f" ({s.nan} NaN)" if s.nan else "")
+        pending = f", {s.pending} not started" if s.pending else ""
+        click.echo(f"{s.ok} done, {s.skipped} skipped, {failed}{pending}; manifest: {s.manifest}")
+        if s.signal:
+            click.echo(f"stopped by {signal.Signals(s.signal).name} after the batch in flight; "
+                       f"run the same command again to resume", err=True)
+    sys.exit(s.exit_code)
+
+
 @main.command()
 @click.option("--model", "-m", default=None, help="generator file or shipped model name")
 @click.option("--seed", "seeds", type=int, multiple=True, help="seed(s) for z (repeatable)")

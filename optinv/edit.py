@@ -8,7 +8,7 @@ map, and a W+ direction moves every pixel of a map.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -217,3 +217,15 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
         beta = torch.linalg.solve(a, xs.t() @ yc)
     n = beta / sd  # standardised coefficients → latent coordinates
     return (n / n.norm().clamp_min(1e-12)).float()
+
+
+def reinversion_encoder(g: Generator, options) -> Callable[[torch.Tensor], list[Editable]]:
+    """E(x) by optimisation: invert images (tensors in [0, 1]) with the given JobOptions."""
+    from . import jobs
+    from .operators import Identity
+
+    def encode(images: torch.Tensor) -> list[Editable]:
+        names = [f"x{i}" for i in range(images.shape[0])]
+        return [from_latent(r.latent) for r in jobs.solve("invert", g, images, names, Identity(), options)]
+
+    return encode

@@ -17,7 +17,7 @@ import torch
 
 from losses.recipe import build_objective, format_recipe
 
-from . import metrics
+from . import metrics, warmstart
 from .checkpoints import load_generator
 from .errors import OptinvError
 from .generator import Generator
@@ -25,7 +25,7 @@ from .imageio import load_image
 from .operators import Identity, downscale_operator
 from .optimize import Problem, Settings, run
 from .presets import JOB_DEFAULTS, preset
-from .spaces import LatentSpace, make_space, parse_map_sizes
+from .spaces import LatentSpace, StyleMapSpace, make_space, parse_map_sizes
 
 Source = str | os.PathLike | torch.Tensor
 
@@ -45,7 +45,8 @@ class JobOptions:
     eps: float | None = None
     seed: int = 0
     batch: int = 4
-    init: str | None = None            # mean | random | (encoder, later)
+    init: str | None = None            # auto | mean | random | encoder
+    encoder: str | None = None         # encoder file (default: the model card's)
     tile: bool = False
     zplus_mapping: str = "gaussian"
     stylemap_res: str | None = None
@@ -157,7 +158,7 @@ def _initial_wplus(g: Generator, init: str, n: int, seed: int) -> torch.Tensor:
         z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(seed)).to(g.w_avg.device)
         with torch.no_grad():
             return g.mapping(z)[:, None].expand(-1, g.n_latent, -1).clone()
-    raise OptinvError(f"unknown --init {init!r} (known: mean, random)")
+    raise OptinvError(f"unknown --init {init!r} (known: auto, mean, random, encoder)")
 
 
 def render_latent(g: Generator, latent: dict[str, Any]) -> torch.Tensor:
@@ -200,6 +201,17 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     settings = _settings(m, opts)
     map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if m["space"] == "stylemap" else None
     seeds = list(seeds) if seeds is not None else [opts.seed] * len(names)
+    init = m.get("init", "mean")
+    enc = None
+    if init in ("auto", "encoder") or objective.needs("encoder"):
+        enc = warmstart.find_encoder(g, m["space"], opts.encoder)
+    if init == "auto":
+        init = "encoder" if enc is not None and m["space"] != "zplus" else "mean"
+    if init == "encoder":
+        if m["space"] == "zplus":
+            raise OptinvError("--init encoder works in w, wplus and stylemap spaces (zplus starts on the sphere)")
+        warmstart.require(enc, "--init encoder")
+    domain = warmstart.domain_term(warmstart.require(enc, "DOMAIN")) if objective.needs("encoder") else None
     operator = operator.to(dev)
     results: list[ItemResult] = []
     for start in range(0, len(names), max(1, opts.batch)):
@@ -207,15 +219,24 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         tgt = targets[sl].to(dev)
         a = alpha[sl].to(dev) if alpha is not None else None
         b = tgt.shape[0]
-        init_w = _initial_wplus(g, m.get("init", "mean"), b, opts.seed) if m["space"] != "zplus" else None
+        init_w, init_maps = None, None
+        if init == "encoder":
+            codes = warmstart.encode(enc, tgt)
+            init_w = warmstart.initial_wplus(codes)
+            if m["space"] == "stylemap":
+                init_maps = warmstart.initial_maps(codes, map_sizes)
+        elif m["space"] != "zplus":
+            init_w = _initial_wplus(g, init, b, opts.seed)
         init_z = None
         if m["space"] == "zplus":
             init_z = torch.cat([torch.randn(1, 1 if opts.tile else g.n_latent, g.style_dim,
                                             generator=torch.Generator().manual_seed(s)) for s in seeds[sl]])
         space = make_space(m["space"], g, init_w, batch=b, tile=opts.tile, zplus_mapping=opts.zplus_mapping,
                            map_sizes=map_sizes, init_z=init_z)
+        if init_maps is not None:
+            space = StyleMapSpace.from_maps(g, init_maps)
         problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
-        res = run(g, space, problem, objective, settings, lpips=lpips)
+        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain)
         for k in range(b):
             latent = _latent_record(g, space, res, k, recipe, settings, opts, m["space"], map_sizes)
             image = render_latent(g, latent)[0]

@@ -68,13 +68,14 @@ def atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """Plain JSON values: tensors become lists, NaN becomes null and ±inf a string (strict JSON has neither)."""
     if isinstance(v, float) and not math.isfinite(v):
         return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, torch.Tensor):
         return v.tolist()
     return v
@@ -102,7 +103,7 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
     record = {"name": item.name, "job": item.job, "metrics": item.metrics, "notes": item.notes,
               "model": item.latent["model"], "settings": item.latent["settings"],
               "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
-    atomic_write_text(json.dumps(_jsonable(record), indent=2) + "\n", paths["json"])
+    atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
     return {k: str(p) for k, p in paths.items()}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 JOB_DEFAULTS: dict[str, dict[str, Any]] = {
     "invert": {"space": "stylemap", "recipe": "1*L2+0.8*LPIPS", "fallback_recipe": "1*L2", "steps": 300,
-               "lr": 0.05, "schedule": "cosine-ramp", "noise": "fixed", "init": "mean"},
+               "lr": 0.05, "schedule": "cosine-ramp", "noise": "fixed", "init": "auto"},
     "pulse": {"space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "steps": 100, "lr": 0.4,
               "schedule": "linear1cycledrop", "noise": "trainable", "trainable_noise": 5, "eps": 2e-3},
     "paint": {"space": "zplus", "recipe": "100*L2A+0.05*GEOCROSS", "steps": 100, "lr": 0.4,
@@ -33,6 +33,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                "space": "w", "recipe": "1*LPIPS+100000*NOISE", "steps": 1000, "lr": 0.1,
                "schedule": "cosine-ramp", "lr_rampup": 0.05, "lr_rampdown": 0.25, "noise": "trainable",
                "noise_renorm": True, "latent_noise": 0.05, "latent_noise_ramp": 0.75, "init": "mean"},
+    "idinvert": {"source": "Zhu et al. 2020 (genforce/idinvert): encoder init, MSE + perceptual + 2·domain, "
+                             "Adam lr 0.01, 100 steps",
+                 "space": "wplus", "recipe": "1*L2+1*LPIPS+2*DOMAIN", "steps": 100, "lr": 0.01,
+                 "schedule": "fixed", "noise": "fixed", "init": "encoder"},
     "stylemap": {"source": "optinv default: StyleMap space (coarse 2×2, medium 4×4, fine 1×1)",
                  **{k: v for k, v in JOB_DEFAULTS["invert"].items() if k != "fallback_recipe"}},
 }

@@ -111,3 +111,23 @@ def test_parse_layers() -> None:
         edit.parse_layers("0-9", 8)
     with pytest.raises(OptinvError):
         edit.parse_layers("a-b", 8)
+
+
+def test_lec_is_zero_for_a_perfect_encoder_and_grows_with_a_lossy_one() -> None:
+    from optinv.metrics import latent_editing_consistency
+
+    g = tiny_generator(16, style_dim=16)
+    items = [_wplus_item(g, 7), _map_item(g, 8)]
+    n = torch.zeros(16)
+    n[2] = 1.0
+
+    def perfect(images: torch.Tensor) -> list[Editable]:  # knows the codes it was shown
+        return [edit.apply_direction(e, n, 1.5) for e in items]
+
+    def lossy(images: torch.Tensor) -> list[Editable]:  # forgets part of every edit
+        return [edit.apply_direction(e, n, 1.0) for e in items]
+
+    perfect_lec = latent_editing_consistency(g, items, n, 1.5, perfect)
+    lossy_lec = latent_editing_consistency(g, items, n, 1.5, lossy)
+    assert perfect_lec["max"] < 1e-5
+    assert abs(lossy_lec["avg"] - 0.5) < 1e-5 and lossy_lec["min"] <= lossy_lec["avg"] <= lossy_lec["max"]

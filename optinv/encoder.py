@@ -1,0 +1,165 @@
+"""Encoders that predict a warm start: pSp-style W+ and StyleMap encoders, sized by the generator.
+
+Both share a small residual backbone with a feature pyramid (like pSp's FPN over IR-SE50,
+scaled down): coarse styles are read from the deepest features, medium from the middle,
+fine from the shallowest. Outputs are offsets added to w_avg, so an untrained encoder
+already predicts the mean face. The StyleMap encoder's Map2Map heads keep space: they pool
+features to the map size (2×2 coarse, 4×4 medium) instead of to a vector.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CheckpointError
+from .generator import Generator
+
+FORMAT = "optinv-encoder"
+
+
+class ResidualDown(nn.Module):
+    """conv-lrelu-conv(stride 2) + 1×1 stride-2 shortcut: halves the resolution."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(cout, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.2))
+        self.skip = nn.Conv2d(cin, cout, 1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.body(x) + self.skip(x)) / math.sqrt(2)
+
+
+class Backbone(nn.Module):
+    """Image → three feature maps at 1/4, 1/8 and 1/16 of the input side (FPN-merged)."""
+
+    def __init__(self, size: int, width: int = 64):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width // 2, 3, padding=1), nn.LeakyReLU(0.2))
+        self.down = nn.ModuleList([ResidualDown(width // 2, width), ResidualDown(width, width),
+                                   ResidualDown(width, width * 2), ResidualDown(width * 2, width * 2)])
+        self.lat_fine, self.lat_mid = nn.Conv2d(width, width * 2, 1), nn.Conv2d(width * 2, width * 2, 1)
+        self.width = width * 2
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.stem(x)
+        feats = []
+        for block in self.down:
+            h = block(h)
+            feats.append(h)
+        fine, mid, coarse = feats[1], feats[2], feats[3]  # 1/4, 1/8, 1/16
+        mid = self.lat_mid(mid) + F.interpolate(coarse, size=mid.shape[-2:], mode="bilinear", align_corners=False)
+        fine = self.lat_fine(fine) + F.interpolate(mid, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return coarse, mid, fine
+
+
+class Map2Style(nn.Module):
+    """Features → one style vector (strided convs down to 1×1, then a linear layer)."""
+
+    def __init__(self, cin: int, style_dim: int, side: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        while side > 1:
+            layers += [nn.Conv2d(cin, cin, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            side = (side + 1) // 2
+        self.convs = nn.Sequential(*layers)
+        self.linear = nn.Linear(cin, style_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.convs(x).mean(dim=(2, 3)))
+
+
+class Map2Map(nn.Module):
+    """Features → a style map of side ``out_side`` (pooled, then a 1×1 projection)."""
+
+    def __init__(self, cin: int, style_dim: int, out_side: int):
+        super().__init__()
+        self.out_side = out_side
+        self.conv = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), nn.LeakyReLU(0.2))
+        self.proj = nn.Conv2d(cin, style_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.adaptive_avg_pool2d(self.conv(x), self.out_side))
+
+
+def layer_groups(n_latent: int) -> list[str]:
+    """pSp's split scaled to n_latent: coarse 0–2, medium 3–6, fine 7–17 of 18."""
+    from .spaces import default_map_sizes
+
+    sizes = default_map_sizes(n_latent, coarse=2, medium=4, fine=1)
+    return ["coarse" if s == 2 else "medium" if s == 4 else "fine" for s in sizes]
+
+
+class Encoder(nn.Module):
+    """kind 'wplus' → [B, L, D]; kind 'stylemap' → list of L maps ([B, D, h, h], fine as 1×1)."""
+
+    def __init__(self, size: int, n_latent: int, style_dim: int, kind: str = "wplus", width: int = 64):
+        super().__init__()
+        if kind not in ("wplus", "stylemap"):
+            raise ValueError(f"encoder kind must be 'wplus' or 'stylemap', got {kind!r}")
+        self.config = {"size": size, "n_latent": n_latent, "style_dim": style_dim, "kind": kind, "width": width}
+        self.kind, self.n_latent, self.style_dim, self.size = kind, n_latent, style_dim, size
+        self.backbone = Backbone(size, width)
+        c = self.backbone.width
+        sides = {"coarse": size // 16, "medium": size // 8, "fine": size // 4}
+        self.groups = layer_groups(n_latent)
+        heads = []
+        for grp in self.groups:
+            if kind == "stylemap" and grp != "fine":
+                heads.append(Map2Map(c, style_dim, 2 if grp == "coarse" else 4))
+            else:
+                heads.append(Map2Style(c, style_dim, max(1, sides[grp])))
+        self.heads = nn.ModuleList(heads)
+        self.register_buffer("w_avg", torch.zeros(style_dim))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes."""
+        if img.shape[-1] != self.size:
+            img = F.interpolate(img, size=(self.size, self.size), mode="area")
+        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(img * 2 - 1)))
+        outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
+        if self.kind == "wplus":
+            return torch.stack(outs, 1) + self.w_avg
+        return [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
+
+
+def build_for(g: Generator, kind: str, width: int = 64) -> Encoder:
+    enc = Encoder(g.size, g.n_latent, g.style_dim, kind, width)
+    enc.w_avg.copy_(g.w_avg.detach().cpu())
+    return enc
+
+
+def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    obj = {"format": FORMAT, "version": 1, "config": enc.config, "card": card or {},
+           "state_dict": {k: v.detach().cpu() for k, v in enc.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"encoder not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read encoder {path}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an optinv encoder (scripts/train_encoder.py writes them)")
+    enc = Encoder(**obj["config"])
+    try:
+        enc.load_state_dict({k: v.float() for k, v in obj["state_dict"].items()})
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the encoder config ({str(e).splitlines()[0]})") from None
+    enc.card = obj.get("card", {})
+    return enc.eval().requires_grad_(False).to(device)

@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Train a W+ or StyleMap encoder for any generator (warm starts and the DOMAIN regularizer).
+
+Synthetic pairs: w+ (mixing two w's half of the time) → x = G(w+); loss = latent MSE
+‖E(x) − w+‖² (exact supervision, cheap) + image MSE ‖G(E(x)) − x‖² every ``--image-every``
+steps (through the generator: what a user sees). Optionally real images from ``--data`` get
+the image loss only (the domain-guided encoder idea). Resumes exactly from OUT/latest.pt.
+
+  python scripts/train_encoder.py runs/enc_wplus --kind wplus --kimg 60
+  python scripts/train_encoder.py runs/enc_wplus --export samples/models/synthfaces64.enc_wplus.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from optinv.checkpoints import load_generator  # noqa: E402
+from optinv.encoder import build_for, save_encoder  # noqa: E402
+from optinv.imageio import load_image, save_grid  # noqa: E402
+from optinv.outputs import to_pil01  # noqa: E402
+
+
+def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x in [0, 1], w+) from random z; half the batch mixes two w's at a random layer."""
+    dev = g.w_avg.device
+    z = torch.randn(batch, 2, g.style_dim, generator=gen).to(dev)
+    with torch.no_grad():
+        w = g.mapping(z)
+        wplus = w[:, :1].expand(-1, g.n_latent, -1).clone()
+        cut = torch.randint(1, g.n_latent, (batch,), generator=gen)
+        mix = torch.rand(batch, generator=gen) < mixing
+        for i in torch.nonzero(mix).flatten().tolist():
+            wplus[i, cut[i]:] = w[i, 1]
+        x = ((g.synthesis(wplus) + 1) / 2).clamp(0, 1)
+    return x, wplus
+
+
+def latent_loss(pred, wplus: torch.Tensor) -> torch.Tensor:
+    if isinstance(pred, torch.Tensor):
+        return (pred - wplus).pow(2).mean()
+    return sum((m - wplus[:, i, :, None, None]).pow(2).mean() for i, m in enumerate(pred)) / len(pred)
+
+
+def render(g, pred) -> torch.Tensor:
+    styles = pred if isinstance(pred, torch.Tensor) else [m[:, :, 0, 0] if m.shape[-1] == 1 else m for m in pred]
+    return (g.synthesis(styles) + 1) / 2
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out")
+    ap.add_argument("--model", default=None, help="generator (default: the embedded model)")
+    ap.add_argument("--kind", choices=["wplus", "stylemap"], default="wplus")
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--kimg", type=float, default=60.0)
+    ap.add_argument("--image-every", type=int, default=2, help="image loss through G every k steps (0: never)")
+    ap.add_argument("--image-weight", type=float, default=1.0)
+    ap.add_argument("--data", default=None, help="optional folder of real images (image loss only)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--export", default=None, help="write the trained encoder to this file and exit")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "latest.pt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
+    if state is not None:
+        for k in ("kind", "width", "batch", "seed", "model"):
+            setattr(args, k, state["args"][k])
+    dev = torch.device(args.device)
+    g = load_generator(args.model, device=dev)
+    torch.manual_seed(args.seed)
+    enc = build_for(g, args.kind, args.width).to(dev)
+    opt = torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999))
+    step, seconds = 0, 0.0
+    gen = torch.Generator().manual_seed(args.seed)
+    if state is not None:
+        enc.load_state_dict(state["enc"])
+        opt.load_state_dict(state["opt"])
+        step, seconds = state["step"], state["seconds"]
+        gen.set_state(state["gen"])
+        print(f"resumed {ckpt} at step {step}")
+    if args.export:
+        card = {"kind": args.kind, "generator": g.card.get("name", ""), "steps": step, "batch": args.batch,
+                "kimg": round(step * args.batch / 1000, 2), "seconds": round(seconds),
+                "losses": f"latent MSE + {args.image_weight}·image MSE every {args.image_every} steps"}
+        save_encoder(enc.cpu(), args.export, card)
+        print(f"wrote {args.export} ({card['kimg']} kimg, {seconds / 60:.0f} min)")
+        return
+    reals = None
+    if args.data:
+        files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        reals = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in files])
+    total = int(math.ceil(args.kimg * 1000 / args.batch))
+    stop = min(total, step + args.max_steps) if args.max_steps else total
+    bar = tqdm(total=total, initial=step, unit="step", desc=f"encoder {args.kind}", dynamic_ncols=True)
+    log = open(out / "log.jsonl", "a")
+    t_last = time.time()
+    while step < stop:
+        x, wplus = synthetic_batch(g, args.batch, gen)
+        pred = enc(x)
+        loss = l_lat = latent_loss(pred, wplus)
+        l_img = torch.zeros(())
+        if args.image_every and step % args.image_every == 0:
+            l_img = F.mse_loss(render(g, pred), x)
+            if reals is not None:
+                idx = torch.randint(0, len(reals), (max(1, args.batch // 4),), generator=gen)
+                xr = reals[idx].to(dev)
+                l_img = l_img + F.mse_loss(render(g, enc(xr)), xr)
+            loss = loss + args.image_weight * l_img
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        now = time.time()
+        seconds += now - t_last
+        t_last = now
+        bar.update(1)
+        bar.set_postfix(latent=f"{l_lat.item():.4f}", image=f"{l_img.item():.4f}")
+        if step % 20 == 0:
+            log.write(json.dumps({"step": step, "latent": l_lat.item(), "image": l_img.item(),
+                                  "seconds": round(seconds, 1)}) + "\n")
+            log.flush()
+        if step % args.save_every == 0 or step == stop:
+            tmp = ckpt.with_name("latest.pt.tmp")
+            torch.save({"enc": enc.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
+                        "gen": gen.get_state(), "args": vars(args)}, tmp)
+            os.replace(tmp, ckpt)
+            with torch.no_grad():
+                xs, _ = synthetic_batch(g, 8, torch.Generator().manual_seed(99))
+                rec = render(g, enc(xs))
+            save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
+    bar.close()
+    print(f"stopped at step {step}/{total} ({seconds / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
