@@ -368,4 +368,46 @@ def paint(references: Sequence[Source], model: Generator | str | None = None, de
     return _with_notes(solve("paint", g, refs[:, :3], names, op, opts, alpha=refs[:, 3:4]), notes)
 
 
-__all__ = ["JobOptions", "ItemResult", "invert", "pulse", "paint", "render_latent", "model_id"]
+
+
+def encode(images: Sequence[Source], model: Generator | str | None = None, device: str | None = "auto",
+           options: JobOptions | None = None) -> list[ItemResult]:
+    """Encoder only, no optimisation: the fast path (milliseconds per image)."""
+    import time
+    from types import SimpleNamespace
+
+    opts = options or JobOptions()
+    space_name = opts.space or "wplus"
+    if space_name not in ("wplus", "stylemap"):
+        raise OptinvError(f"optinv encode predicts wplus or stylemap codes, not {space_name!r}")
+    g = get_model(model, resolve_device(device))
+    enc = warmstart.require(warmstart.find_encoder(g, space_name, opts.encoder), "optinv encode")
+    notes: dict[str, list[str]] = {}
+    targets, names = _load_many(images, g.size, False, opts.crop, notes)
+    map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if space_name == "stylemap" else None
+    settings = Settings(steps=1, progress=False)
+    results: list[ItemResult] = []
+    for start in range(0, len(names), max(1, opts.batch)):
+        tgt = targets[start:start + max(1, opts.batch)].to(g.w_avg.device)
+        t0 = time.perf_counter()
+        codes = warmstart.encode(enc, tgt)
+        seconds = time.perf_counter() - t0
+        if space_name == "stylemap":
+            space = StyleMapSpace.from_maps(g, warmstart.initial_maps(codes, map_sizes))
+        else:
+            space = make_space("wplus", g, warmstart.initial_wplus(codes))
+        fake = SimpleNamespace(latent={k: v.detach().cpu() for k, v in space.named_parameters()},
+                               noise=[n.expand(tgt.shape[0], -1, -1, -1).cpu() for n in g.noise_list()])
+        for k in range(tgt.shape[0]):
+            latent = _latent_record(g, space, fake, k, "encoder", settings, opts, space_name, map_sizes)
+            latent["settings"] = {"encoder": getattr(enc, "card", {}), "steps": 0}
+            image = render_latent(g, latent)[0]
+            item = ItemResult(name=names[start + k], job="invert", image=image.cpu(), observed=image.cpu(),
+                              target=tgt[k].cpu(), latent=latent, metrics={}, notes=notes.get(names[start + k], []))
+            item.metrics = {**metrics.job_metrics("invert", item), "steps": 0, "batch": tgt.shape[0],
+                            "seconds": round(seconds / tgt.shape[0], 4), "space": space_name, "recipe": "encoder"}
+            results.append(item)
+    return results
+
+
+__all__ = ["JobOptions", "ItemResult", "invert", "pulse", "paint", "encode", "render_latent", "model_id"]

@@ -91,6 +91,25 @@ def parse_channels(text: str, size: int) -> dict[int, int]:
     return dict(zip(res, vals))
 
 
+def identity_mapping_(g: Generator) -> None:
+    """Make the mapping the identity on pixel-normalised z: layers alternate +c·I and −c·I.
+
+    With leaky-ReLU slope 0.2 and gain √2, lrelu(−c·lrelu(c·x)) = −0.4·c²·x for either sign
+    of x, so c = √(1/0.4) makes each pair exactly −identity. A random 8-layer mapping
+    scrambles z (a linear read-out recovers ~3 % of the renderer's parameters from w, against
+    95 % from z), and distillation then collapses to the mean face; starting from the identity
+    keeps z readable and lets the mapping learn from there.
+    """
+    if g.n_mlp % 2:
+        raise SystemExit("error: --mapping-init identity needs an even --n-mlp")
+    c = math.sqrt(1 / 0.4)
+    with torch.no_grad():
+        for i, layer in enumerate(list(g.style)[1:]):
+            eye = torch.eye(g.style_dim) * (c if i % 2 == 0 else -c)
+            layer.weight.copy_(eye / layer.scale)
+            layer.bias.zero_()
+
+
 def ema_update(g_ema: Generator, g: Generator, beta: float) -> None:
     with torch.no_grad():
         for pe, p in zip(g_ema.parameters(), g.parameters()):
@@ -142,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--style-dim", type=int, default=256)
     ap.add_argument("--n-mlp", type=int, default=8)
-    ap.add_argument("--lr-mlp", type=float, default=0.1,
-                    help="mapping lr multiplier (StyleGAN2 uses 0.01; distillation learns ~6× faster with 0.1)")
+    ap.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier (StyleGAN2's 0.01)")
+    ap.add_argument("--mapping-init", choices=["identity", "random"], default=None,
+                    help="identity (default for distill: z stays readable) or random (StyleGAN2)")
     ap.add_argument("--channels", default="256,256,192,96,48", help="widths for 4,8,…,size")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None, help="Adam lr (default: 0.006 distill, 0.002 gan)")
@@ -179,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     g = Generator(args.size, args.style_dim, args.n_mlp, channels=channels, lr_mlp=args.lr_mlp).to(dev)
     g_ema = Generator(args.size, args.style_dim, args.n_mlp, channels=channels, lr_mlp=args.lr_mlp).to(dev)
+    if (args.mapping_init or ("identity" if args.mode == "distill" else "random")) == "identity":
+        identity_mapping_(g)
     g_ema.load_state_dict(g.state_dict())
     g_ema.requires_grad_(False).eval()
     d = Discriminator(args.size, channels).to(dev) if args.mode == "gan" else None
