@@ -404,7 +404,7 @@ class Worker:
             r.name = name  # the job names results after the file stem; ours are unique per folder
             written = write_item(r, folder, gif=self.cfg.gif)
             if "gif" in written:
-                rel_paths = {**rel_paths, "gif": str(PurePosixPath(item.subdir) / Path(written["gif"]).name)}
+                rel_paths = {**rel_paths, "gif": (PurePosixPath(item.subdir) / Path(written["gif"]).name).as_posix()}
             outputs.append(rel_paths)
             metrics.append(r.metrics)
             notes.extend(n for n in r.notes if n not in notes)
@@ -438,6 +438,7 @@ def rebuilt_record(item: WorkItem, out: Path, per_item: int) -> dict[str, Any]:
         notes.extend(saved.get("notes", []))
     rec = make_record(item, "skipped-existing", outputs=item.outputs(per_item), metrics=metrics, notes=notes)
     rec["rank"] = None
+    rec["time"] = (out / item.outputs(per_item)[0]["json"]).stat().st_mtime  # when it was made, not now
     return rec
 
 
@@ -510,7 +511,8 @@ def _load_model(cfg: BatchConfig, device: torch.device) -> Generator:
     return load_generator(cfg.model, device=device)
 
 
-def _progress(cfg: BatchConfig, ranks: Ranks, total: int, initial: int):
+def _progress(cfg: BatchConfig, ranks: Ranks, total: int, initial: int) -> Any:
+    """Rank 0 only, counting finished items of all ranks."""
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="img", dynamic_ncols=True,

@@ -33,7 +33,10 @@ def job_options(f):
         click.option("--noise", type=click.Choice(["zero", "fixed", "trainable", "random"]), default=None, help="noise inputs"),
         click.option("--trainable-noise", type=int, default=None, help="with --noise trainable: first k layers (0 = all)"),
         click.option("--eps", type=float, default=None, help="stop an image once its data term reaches this MSE"),
-        click.option("--init", type=click.Choice(["mean", "random"]), default=None, help="starting latent (w/wplus/stylemap)"),
+        click.option("--init", type=click.Choice(["auto", "mean", "random", "encoder"]), default=None,
+                     help="starting latent (w/wplus/stylemap); auto = the model's encoder when it has one, else w_avg"),
+        click.option("--encoder", default=None, type=click.Path(dir_okay=False),
+                     help="encoder file for --init encoder / DOMAIN (default: the model card's)"),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--batch", type=int, default=4, show_default=True, help="images optimised together"),
         click.option("--crop", type=click.Choice(["none", "center", "pad"]), default="none", show_default=True,
@@ -60,7 +63,8 @@ def _options(kw: dict) -> "JobOptions":
                       optimizer=kw["optimizer"], noise=kw["noise"], trainable_noise=kw["trainable_noise"], eps=kw["eps"],
                       seed=kw["seed"], batch=kw["batch"], init=kw["init"], tile=kw["tile"], zplus_mapping=kw["zplus_mapping"],
                       stylemap_res=kw["stylemap_res"], preset=kw["preset"], crop=kw["crop"],
-                      lpips_backbone=kw["lpips_backbone"], frame_every=0, progress=not kw["quiet"])
+                      lpips_backbone=kw["lpips_backbone"], frame_every=0, progress=not kw["quiet"],
+                      encoder=kw["encoder"])
 
 
 def _write(results, kw: dict) -> None:
@@ -157,9 +161,11 @@ def paint(references, **kw):
 
 @main.command("batch")
 @click.argument("input_dir", type=click.Path(file_okay=False))
-@click.option("--job", type=click.Choice(["invert", "pulse", "paint"]), required=True, help="what to do with each image")
+@click.option("--job", type=click.Choice(["invert", "pulse", "paint"]), required=True,
+              help="what to do with each image")
 @click.option("--recursive", "-r", is_flag=True, help="also take images in sub-folders (mirrored under --out)")
-@click.option("--scale", type=int, default=None, help="pulse: upscaling factor (default: model resolution / input size)")
+@click.option("--scale", type=int, default=None,
+              help="pulse: upscaling factor (default: model resolution / input size)")
 @click.option("--duplicates", type=int, default=1, show_default=True, help="pulse: K different answers from K seeds")
 @job_options
 @handle_errors
@@ -249,6 +255,30 @@ def convert(src, dst, half):
     path = save_generator(g, dst, half=half)
     click.echo(f"{src} ({g.card.get('source_format')}) → {path}")
 
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--space", type=click.Choice(["wplus", "stylemap"]), default="wplus", show_default=True)
+@click.option("--encoder", default=None, type=click.Path(dir_okay=False), help="encoder file (default: the model card's)")
+@click.option("--model", "-m", default=None, help="generator file or shipped model name")
+@click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--crop", type=click.Choice(["none", "center", "pad"]), default="none", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@handle_errors
+def encode(images, space, encoder, model, out, batch, crop, device):
+    """Encoder only, no optimisation: the fast path (writes the same outputs as invert)."""
+    from . import jobs
+    from .outputs import ensure_out_dir
+
+    ensure_out_dir(out)
+    opts = jobs.JobOptions(space=space, encoder=encoder, batch=max(1, batch), crop=crop)
+    _write(jobs.encode(list(images), model=model, device=device, options=opts), {"out": out, "gif": False})
+
+
+from .cli_edit import register as _register_edit_commands  # noqa: E402
+
+_register_edit_commands(main, handle_errors)
 
 if __name__ == "__main__":
     main()

@@ -178,7 +178,7 @@ def difference_direction(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _as_vectors(x: torch.Tensor) -> torch.Tensor:
     """[N, D] or W+ [N, L, D] (layers averaged) → [N, D] float64."""
-    x = x.double()
+    x = x.detach().double()
     return x.mean(1) if x.dim() == 3 else x
 
 

@@ -56,6 +56,7 @@ class JobOptions:
     lpips_backbone: str | None = None
     frame_every: int = 0
     progress: bool = True
+    callback: Callable[[int, dict], None] | None = None  # called after every step with its record
     extra: dict[str, Any] = field(default_factory=dict)  # lr_rampup, latent_noise, noise_renorm …
 
 
@@ -236,7 +237,7 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         if init_maps is not None:
             space = StyleMapSpace.from_maps(g, init_maps)
         problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
-        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain)
+        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback)
         for k in range(b):
             latent = _latent_record(g, space, res, k, recipe, settings, opts, m["space"], map_sizes)
             image = render_latent(g, latent)[0]
@@ -271,7 +272,7 @@ def _latent_record(g: Generator, space: LatentSpace, res, k: int, recipe: str, s
     if space_name == "zplus" and hasattr(space, "fit_mean"):
         rec["fit_mean"], rec["fit_std"] = space.fit_mean.cpu().clone(), space.fit_std.cpu().clone()
     with torch.no_grad():
-        rec["wplus"] = space_from_latent(g, rec).layer_vectors().cpu()[0]
+        rec["wplus"] = space_from_latent(g, rec).layer_vectors().detach().cpu()[0]
     return rec
 
 

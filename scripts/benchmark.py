@@ -188,6 +188,214 @@ def bench_batch_scaling(g, steps: int) -> list[dict]:
     return rows
 
 
+def bench_encoders(g, images, cold_steps: int) -> dict:
+    """Encoder alone, and warm start: steps to reach the PSNR a cold start reaches in cold_steps."""
+    from optinv import warmstart
+
+    rows, warm = [], []
+    for space in ("wplus", "stylemap"):
+        enc = warmstart.find_encoder(g, space)
+        if enc is None:
+            continue
+        res = jobs.encode(images, model=g, device="cpu", options=jobs.JobOptions(space=space, batch=len(images)))
+        x = torch.stack([r.target for r in res])
+        t = timed(lambda: warmstart.encode(enc, x), 5) / len(res)
+        rows.append({"space": space, "images": len(res), "median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
+                     "median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
+                     "median_mse": round(median([r.metrics["fit_mse"] for r in res]), 5), "ms_per_image": round(t * 1000, 2)})
+        print(f"encoder {space}: {rows[-1]}", flush=True)
+        curves = {}
+        for init in ("mean", "encoder"):
+            opts = jobs.JobOptions(space=space, recipe="1*L2", steps=cold_steps, batch=len(images), lr=0.1,
+                                   schedule="fixed", init=init, progress=False)
+            trace: list[float] = []
+            _invert_with_trace(g, images, opts, trace)
+            curves[init] = (trace, max(trace))
+        cold_final = curves["mean"][1]
+        warm_trace = curves["encoder"][0]
+        reach = next((i for i, p in enumerate(warm_trace) if p >= cold_final), None)
+        warm.append({"space": space, "cold_start_steps": cold_steps, "cold_best_psnr": round(cold_final, 2),
+                     "warm_steps_to_reach_it": reach if reach is not None else f">{cold_steps}",
+                     "warm_psnr_at_step_0": round(warm_trace[0], 2), "cold_psnr_at_step_0": round(curves["mean"][0][0], 2),
+                     "warm_psnr_at_100": round(warm_trace[min(100, len(warm_trace) - 1)], 2)})
+        print(f"warm start {space}: {warm[-1]}", flush=True)
+    return {"encoder": rows, "warm_start": warm}
+
+
+def _invert_with_trace(g, images, opts, trace: list[float]):
+    """Invert and record PSNR of the batch-mean L2 after every step (same measure for every curve)."""
+    import math
+
+    opts.callback = lambda step, record: trace.append(10 * math.log10(1 / max(record["L2"], 1e-12)))
+    return jobs.invert(images, model=g, device="cpu", options=opts)
+
+
+ATTRIBUTES = ("smile", "glasses", "hair_length", "skin_tone", "bangs", "hair_lightness")
+
+
+def _attr_vector(labels: dict) -> list[float]:
+    return [float(labels["smile"]), float(labels["glasses"]), float(labels["hair_length"]),
+            float(labels["skin_tone"]), float(labels["bangs"]), sum(labels["hair_rgb"]) / 765.0]
+
+
+def attribute_probe(n: int = 3000, side: int = 16):
+    """Ridge regression from 16×16 renders to the renderer's labels: a render-label 'classifier'."""
+    import numpy as np
+
+    from optinv import synthfaces
+
+    xs, ys = [], []
+    for seed in range(2_000_000, 2_000_000 + n):
+        img, lb = synthfaces.render(seed, 64)
+        xs.append(np.asarray(img.resize((side, side)), np.float32).reshape(-1) / 255.0)
+        ys.append(_attr_vector(lb))
+    x, y = torch.tensor(np.stack(xs), dtype=torch.float64), torch.tensor(ys, dtype=torch.float64)
+    mu, ymu, ysd = x.mean(0), y.mean(0), y.std(0)
+    xc = x - mu
+    beta = torch.linalg.solve(xc.T @ xc + 1.0 * torch.eye(x.shape[1], dtype=torch.float64), xc.T @ ((y - ymu) / ysd))
+    pred = xc @ beta
+    r2 = 1 - ((pred - (y - ymu) / ysd) ** 2).mean(0)
+
+    def predict(images: torch.Tensor) -> torch.Tensor:  # [B,3,R,R] in [0,1] → standardised attributes
+        small = torch.nn.functional.interpolate(images.double(), size=(side, side), mode="area")
+        return (small.permute(0, 2, 3, 1).reshape(images.shape[0], -1) - mu) @ beta
+
+    return predict, {a: round(float(v), 3) for a, v in zip(ATTRIBUTES, r2)}
+
+
+def bench_directions(g, alphas=(-3.0, -1.5, 0.0, 1.5, 3.0), count: int = 16) -> dict:
+    """Do directions do what their name says? Probe-measured attribute change along α."""
+    from optinv import edit as E
+    from optinv.directions import shipped_directions_path
+
+    path = shipped_directions_path(g)
+    if not path.exists():
+        return {}
+    table = torch.load(path, weights_only=True)["directions"]
+    predict, r2 = attribute_probe()
+    z = torch.randn(count, g.style_dim, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        w = g.mapping(z)
+    noise = [n[0] for n in g.noise_list()]
+    base = [E.Editable(wi[None].expand(g.n_latent, -1).clone(), None, noise) for wi in w]
+    target_of = {"smile": "smile", "glasses": "glasses", "hair_length": "hair_length", "skin_tone": "skin_tone",
+                 "bangs": "bangs", "blonde_minus_black": "hair_lightness", "hair_dyed": None}
+    rows = []
+    for name, entry in table.items():
+        means = []
+        for a in alphas:
+            imgs = E.render(g, [E.apply_direction(e, entry["vector"], a) for e in base])
+            means.append(predict(imgs).mean(0))
+        means = torch.stack(means)  # [alphas, attributes]
+        delta = means[-1] - means[0]
+        tgt = target_of.get(name)
+        row = {"direction": name, "method": entry.get("method", "")}
+        if tgt is not None:
+            ti = ATTRIBUTES.index(tgt)
+            steps = means[1:, ti] - means[:-1, ti]
+            others = [abs(float(delta[j])) for j in range(len(ATTRIBUTES)) if j != ti]
+            row.update({"measured_attribute": tgt, "change_per_alpha_sd": round(float(delta[ti]) / (alphas[-1] - alphas[0]), 3),
+                        "monotonic": bool((steps > 0).all() or (steps < 0).all()),
+                        "largest_side_effect": ATTRIBUTES[[j for j in range(len(ATTRIBUTES)) if j != ti][int(torch.tensor(others).argmax())]],
+                        "side_effect_ratio": round(max(others) / max(abs(float(delta[ti])), 1e-8), 3)})
+        rows.append(row)
+        print(f"direction {name}: {row}", flush=True)
+    return {"directions": rows, "probe_r2": r2}
+
+
+def bench_lec(g, images, steps: int) -> list[dict]:
+    """LEC for W+ and StyleMap inversions, smile and hair directions, α = ±3 (E = encoder if shipped)."""
+    from optinv import edit as E
+    from optinv import warmstart
+    from optinv.directions import load_direction
+    from optinv.metrics import latent_editing_consistency
+
+    rows = []
+    for space in ("wplus", "stylemap"):
+        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.1, progress=False)
+        items = [E.from_latent(r.latent) for r in jobs.invert(images, model=g, device="cpu", options=opts)]
+        enc = warmstart.find_encoder(g, space)
+        if enc is not None:
+            encode = lambda x, enc=enc: [E.Editable(*_codes_to_editable(c, items[0]), items[0].noise) for c in _split(warmstart.encode(enc, x))]
+            how = "encoder"
+        else:
+            encode = E.reinversion_encoder(g, opts)
+            how = f"re-inversion ({steps} steps)"
+        for dname in ("smile", "blonde_minus_black"):
+            _, vec = load_direction(dname, g)
+            for alpha in (-3.0, 3.0):
+                lec = latent_editing_consistency(g, items, vec, alpha, encode)
+                rows.append({"space": space, "direction": dname, "alpha": alpha, "E": how,
+                             **{f"lec_{k}": round(v, 3) for k, v in lec.items()}})
+                print(f"lec: {rows[-1]}", flush=True)
+    return rows
+
+
+def _split(codes):
+    if isinstance(codes, torch.Tensor):
+        return list(codes)
+    return [[m[i] for m in codes] for i in range(codes[0].shape[0])]
+
+
+def _codes_to_editable(code, like):
+    if isinstance(code, torch.Tensor):
+        return code, None
+    sizes = [m.shape[-1] for m in like.as_maps()]
+    from optinv.edit import resize_map
+    return None, [resize_map(m, s) for m, s in zip(code, sizes)]
+
+
+def bench_domain_sweep(g, images, steps: int, lambdas=(0.0, 0.5, 2.0, 8.0)) -> list[dict]:
+    """In-Domain trade-off: reconstruction PSNR against LEC(smile, α=3) as λ_dom grows."""
+    from optinv import edit as E
+    from optinv import warmstart
+    from optinv.directions import load_direction
+    from optinv.metrics import latent_editing_consistency
+
+    enc = warmstart.find_encoder(g, "wplus")
+    if enc is None:
+        return []
+    _, vec = load_direction("smile", g)
+    rows = []
+    for lam in lambdas:
+        recipe = "1*L2" if lam == 0 else f"1*L2+{lam:g}*DOMAIN"
+        opts = jobs.JobOptions(space="wplus", recipe=recipe, steps=steps, batch=len(images), lr=0.05, init="encoder",
+                               progress=False)
+        res = jobs.invert(images, model=g, device="cpu", options=opts)
+        items = [E.from_latent(r.latent) for r in res]
+        encode = lambda x: [E.Editable(c, None, items[0].noise) for c in warmstart.encode(enc, x)]
+        lec = latent_editing_consistency(g, items, vec, 3.0, encode)
+        rows.append({"lambda_dom": lam, "median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
+                     "lec_smile_avg": round(lec["avg"], 3)})
+        print(f"domain sweep: {rows[-1]}", flush=True)
+    return rows
+
+
+def bench_presets(g, images, quick: bool) -> list[dict]:
+    """Each reference preset on the same images; LPIPS-dependent presets say so when weights are absent."""
+    from optinv.errors import OptinvError
+    from optinv.presets import PRESETS
+
+    rows = []
+    for name, p in PRESETS.items():
+        steps = min(p["steps"], 100 if quick else 300)
+        opts = jobs.JobOptions(preset=name, steps=steps, batch=len(images), progress=False)
+        row = {"preset": name, "space": p["space"], "recipe": p["recipe"], "steps_run": steps,
+               "published_steps": p["steps"]}
+        try:
+            t = time.perf_counter()
+            res = jobs.invert(images, model=g, device="cpu", options=opts)
+            secs = time.perf_counter() - t
+            row.update({"median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
+                        "median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
+                        "s_per_image": round(secs / len(res), 2)})
+        except OptinvError as e:
+            row["median_psnr"] = f"not run: {str(e).split(':')[0]}"
+        rows.append(row)
+        print(f"preset {name}: {row}", flush=True)
+    return rows
+
+
 def write_markdown(data: dict) -> None:
     lines = ["# Benchmarks", "",
              f"Written by `{data['command']}` on {data['machine']} ({data['threads']} torch threads, "
@@ -222,6 +430,20 @@ def write_markdown(data: dict) -> None:
               "Seconds per step of optinv's loop (best-so-far tracking, per-image losses, projections) ÷ a bare "
               "loop (generator forward, L2, backward, Adam) on the same model and batch. Target ≤ 1.10.")
     table(data.get("batch_scaling", []), "Batch scaling (W+, L2)")
+    table(data.get("encoder", []), "Encoders alone (held-out renders)", "Milliseconds per image on this CPU, batch = all images.")
+    table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
+          "Cold start: w_avg init, L2, lr 0.1 fixed; warm start: the encoder's prediction, same settings. "
+          "PSNR of the batch-mean L2. Target: ≤ 100 steps.")
+    table(data.get("domain_sweep", []), "In-Domain regularizer sweep (W+, encoder init, L2 + λ·DOMAIN)",
+          "LEC: ‖E(x) − f⁻¹(E(G(f(E(x)))))‖ with f = +3·smile and E the W+ encoder; lower = edits survive re-encoding.")
+    table(data.get("directions", []), "Directions: does each edit move its attribute?",
+          "A ridge probe (16×16 renders → renderer labels; R² per attribute: "
+          f"{data.get('probe_r2', {})}) measures 16 samples edited at α ∈ {{−3, −1.5, 0, 1.5, 3}}. "
+          "`change_per_alpha_sd`: probe change in label standard deviations per unit α; `side_effect_ratio`: "
+          "largest change of another attribute ÷ change of the named one (α −3 → 3).")
+    table(data.get("lec", []), "Latent editing consistency (held-out inversions)",
+          "avg/min/max of ‖·‖ over layers (W+) or map pixels (StyleMap).")
+    table(data.get("presets", []), "Reference presets on the embedded model")
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
@@ -230,7 +452,8 @@ def write_markdown(data: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="generator,proxy,invert,pulse,paint,overhead,batch")
+    ap.add_argument("--only", default="generator,proxy,invert,pulse,paint,overhead,batch,encoder,directions,lec,"
+                                      "domain,presets")
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
     args = ap.parse_args(argv)
@@ -267,6 +490,16 @@ def main(argv: list[str] | None = None) -> None:
         data["overhead"] = bench_overhead(g, 4, 20 if args.quick else 50)
     if "batch" in only:
         data["batch_scaling"] = bench_batch_scaling(g, 10 if args.quick else 30)
+    if "encoder" in only:
+        data.update(bench_encoders(g, images, 200 if args.quick else 1000))
+    if "directions" in only:
+        data.update(bench_directions(g))
+    if "lec" in only:
+        data["lec"] = bench_lec(g, images[:4], 50 if args.quick else 200)
+    if "domain" in only:
+        data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
+    if "presets" in only:
+        data["presets"] = bench_presets(g, images[:4], args.quick)
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)
     print(f"wrote {DOCS / 'BENCHMARKS.md'}")

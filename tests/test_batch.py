@@ -158,7 +158,7 @@ def start(args: list[str]) -> subprocess.Popen:
 
 def test_sigkill_loses_at_most_the_batch_in_flight(model_file, inputs, tmp_path) -> None:
     out = tmp_path / "out"
-    args = batch_args(inputs, out, model_file, "--steps", "60", "--batch", "1")
+    args = batch_args(inputs, out, model_file, "--steps", "30", "--batch", "1")
     proc = start(args)
     wait_for_first_output(proc, out)
     proc.send_signal(signal.SIGKILL)
@@ -173,7 +173,8 @@ def test_sigkill_loses_at_most_the_batch_in_flight(model_file, inputs, tmp_path)
     assert r.exit_code == 1, r.output
     recs = manifest(out)
     assert sorted(x["input"] for x in recs) == sorted(["broken.png"] + [f"{n}.png" for n in NAMES])
-    assert all(x["status"] == "ok" for x in recs if x["input"] != "broken.png")
+    # "skipped-existing": the kill came between an item's last file and its log line
+    assert all(x["status"] in ("ok", "skipped-existing") for x in recs if x["input"] != "broken.png")
     assert all(complete(out, n) for n in NAMES)
     assert_clean(out)
 
@@ -181,7 +182,7 @@ def test_sigkill_loses_at_most_the_batch_in_flight(model_file, inputs, tmp_path)
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_after_the_batch_in_flight(model_file, inputs, tmp_path, sig, code) -> None:
     out = tmp_path / "out"
-    proc = start(batch_args(inputs, out, model_file, "--steps", "60", "--batch", "2"))
+    proc = start(batch_args(inputs, out, model_file, "--steps", "30", "--batch", "2"))
     wait_for_first_output(proc, out)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
