@@ -56,7 +56,7 @@ class JobOptions:
     lpips_backbone: str | None = None
     frame_every: int = 0
     progress: bool = True
-    callback: Callable[[int, dict], None] | None = None  # called after every step with its record
+    callback: Callable[[int, dict, dict], None] | None = None  # (step, record, per-image terms) after each step
     extra: dict[str, Any] = field(default_factory=dict)  # lr_rampup, latent_noise, noise_renorm …
 
 

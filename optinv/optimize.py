@@ -149,7 +149,7 @@ def _rows(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective, settings: Settings,
         *, lpips: Callable | None = None, domain: Callable | None = None,
-        callback: Callable[[int, dict], None] | None = None) -> Result:
+        callback: Callable[[int, dict, dict], None] | None = None) -> Result:
     """Minimise the objective over the space's latents (and trainable noise) for a batch."""
     settings.validate()
     batch = problem.target.shape[0]
@@ -227,8 +227,8 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
             history.append(record)
             if settings.frame_every and step % settings.frame_every == 0:
                 frames.append(image.detach().cpu())
-        if callback is not None:
-            callback(step, record)
+        if callback is not None:  # (step, batch-mean record, per-image terms)
+            callback(step, record, {n: v.detach() for n, v in parts.items()})
         if step == settings.steps or not active.any():
             break
         opt.zero_grad(set_to_none=True)
