@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
+from .fileio import atomic_torch_save
 from .generator import Generator
 
 FORMAT_TAG = "optinv-generator"
@@ -174,17 +175,12 @@ def save_generator(g: Generator, path: str | os.PathLike, card: dict | None = No
     obj = {"format": FORMAT_TAG, "version": 1, "config": g.config(), "card": card,
            "state_dict": sd, "w_avg": g.w_avg.detach().cpu().float()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(obj, path)
 
 
 def save_rosinality(g: Generator, path: str | os.PathLike) -> Path:
     """Write rosinality's layout ({'g_ema', 'latent_avg'}) so their tools can read our models."""
-    path = Path(path)
-    torch.save({"g_ema": {k: v.cpu() for k, v in g.state_dict().items()}, "latent_avg": g.w_avg.cpu()}, path)
-    return path
+    return atomic_torch_save({"g_ema": {k: v.cpu() for k, v in g.state_dict().items()}, "latent_avg": g.w_avg.cpu()}, path)
 
 
 def describe(g: Generator) -> str:

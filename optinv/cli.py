@@ -52,7 +52,8 @@ def job_options(f):
     return f
 
 
-def _options(kw: dict) -> "JobOptions":
+def _options(kw: dict):
+    """Click's keyword arguments → the engine's JobOptions."""
     from .jobs import JobOptions
 
     if kw["batch"] < 1:

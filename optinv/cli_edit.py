@@ -44,6 +44,15 @@ def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
     return atomic_save_image(make_grid(ims, cols=cols or len(ims), scale=max(1, 128 // images.shape[-1])), path)
 
 
+def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: str) -> Path:
+    """Save the combined latent and the picture A | B | result."""
+    from . import edit as E
+    from .fileio import atomic_torch_save
+
+    atomic_torch_save(to_latent_record(result, template), outdir / f"{stem}.latent.pt")
+    return _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])]), outdir / f"{stem}.png")
+
+
 def _stem(path: str) -> str:
     return Path(path).name.replace(".latent.pt", "")
 
@@ -67,7 +76,8 @@ def register(main: click.Group, handle_errors) -> None:
         """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
         from . import edit as E
         from .directions import load_direction
-        from .outputs import atomic_torch_save, ensure_out_dir, load_latent
+        from .fileio import atomic_torch_save
+        from .outputs import ensure_out_dir, load_latent
 
         outdir = ensure_out_dir(out)
         lat = load_latent(latent)
@@ -116,16 +126,14 @@ def register(main: click.Group, handle_errors) -> None:
     def mix(a, b, layers, model, out):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .outputs import atomic_torch_save, ensure_out_dir, load_latent
+        from .outputs import ensure_out_dir, load_latent
 
         outdir = ensure_out_dir(out)
         la, lb = load_latent(a), load_latent(b)
         g = _model_for(la, model)
         ea, eb = E.from_latent(la), E.from_latent(lb)
         m = E.mix(ea, eb, E.parse_layers(layers, g.n_latent))
-        stem = f"{_stem(a)}_mix_{_stem(b)}"
-        atomic_torch_save(to_latent_record(m, la), outdir / f"{stem}.latent.pt")
-        path = _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [m])]), outdir / f"{stem}.png")
+        path = _write_pair_result(g, ea, eb, m, la, outdir, f"{_stem(a)}_mix_{_stem(b)}")
         click.echo(f"mix → {path}")
 
     @main.command()
@@ -141,7 +149,7 @@ def register(main: click.Group, handle_errors) -> None:
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .outputs import atomic_torch_save, ensure_out_dir, load_latent
+        from .outputs import ensure_out_dir, load_latent
 
         outdir = ensure_out_dir(out)
         la, lb = load_latent(a), load_latent(b)
@@ -152,9 +160,7 @@ def register(main: click.Group, handle_errors) -> None:
             m = (load_image(mask, size=g.size).mean(0) + 1) / 2
         ea, eb = E.from_latent(la), E.from_latent(lb)
         out_e = E.blend_maps(ea, eb, m, E.parse_layers(layers, g.n_latent), feature_sizes=g.layer_sizes())
-        stem = f"{_stem(a)}_blend_{_stem(b)}"
-        atomic_torch_save(to_latent_record(out_e, la), outdir / f"{stem}.latent.pt")
-        path = _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [out_e])]), outdir / f"{stem}.png")
+        path = _write_pair_result(g, ea, eb, out_e, la, outdir, f"{_stem(a)}_blend_{_stem(b)}")
         click.echo(f"blend → {path}")
 
     @main.group()

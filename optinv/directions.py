@@ -10,6 +10,7 @@ import torch
 
 from .checkpoints import SAMPLES_MODELS
 from .errors import OptinvError
+from .fileio import atomic_torch_save, first_line, load_tagged
 from .generator import Generator
 
 FORMAT = "optinv-directions"
@@ -18,25 +19,20 @@ FORMAT = "optinv-directions"
 def save_directions(found: dict[str, dict[str, Any]], g: Generator, path: str | os.PathLike) -> Path:
     from .jobs import model_id
 
-    path = Path(path)
     obj = {"format": FORMAT, "version": 1, "model_id": model_id(g), "style_dim": g.style_dim,
            "directions": {k: {**v, "vector": v["vector"].float().cpu()} for k, v in found.items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(obj, path)
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """A directions file, or a plain saved tensor (one direction named after the file)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise OptinvError(f"{path}: not a readable directions file ({type(e).__name__})") from None
+        raise OptinvError(f"{path}: not a readable directions file ({first_line(e)})") from None
     if isinstance(obj, torch.Tensor):
         return {"directions": {path.stem: {"vector": obj.float().reshape(-1), "method": "file"}}}
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise OptinvError(f"{path}: not an optinv directions file (or a plain tensor)")
-    return obj
+    return load_tagged(path, FORMAT, "directions file", "scripts/fit_directions.py / optinv directions fit")
 
 
 def shipped_directions_path(g: Generator) -> Path:

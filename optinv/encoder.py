@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError
+from .fileio import atomic_torch_save, load_tagged
 from .generator import Generator
 
 FORMAT = "optinv-encoder"
@@ -137,25 +138,13 @@ def build_for(g: Generator, kind: str, width: int = 64) -> Encoder:
 
 
 def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
-    path = Path(path)
     obj = {"format": FORMAT, "version": 1, "config": enc.config, "card": card or {},
            "state_dict": {k: v.detach().cpu() for k, v in enc.state_dict().items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(obj, path)
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"encoder not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read encoder {path}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an optinv encoder (scripts/train_encoder.py writes them)")
+    obj = load_tagged(path, FORMAT, "encoder", "scripts/train_encoder.py", CheckpointError)
     enc = Encoder(**obj["config"])
     try:
         enc.load_state_dict({k: v.float() for k, v in obj["state_dict"].items()})

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from losses.recipe import build_objective, format_recipe
+from losses.recipe import build_objective
 
 from . import metrics, warmstart
 from .checkpoints import load_generator

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import OptinvError
+from .fileio import atomic_torch_save, load_tagged
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 
 LATENT_FORMAT = "optinv-latent"
@@ -54,12 +55,6 @@ def compare_strip(item: Any) -> Image.Image:
     panels = [_upscale_to(shown_input, r), to_pil01(item.image), _upscale_to(to_pil01(item.observed), r)]
     scale = max(1, 256 // r)
     return make_grid(panels, cols=3, scale=scale)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def atomic_write_text(text: str, path: Path) -> None:
@@ -109,16 +104,7 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
 
 def load_latent(path: str | os.PathLike) -> dict[str, Any]:
     """Read a NAME.latent.pt (weights_only) and check it is one."""
-    path = Path(path)
-    if not path.exists():
-        raise OptinvError(f"{path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise OptinvError(f"{path}: not a readable latent file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != LATENT_FORMAT:
-        raise OptinvError(f"{path}: not an optinv latent file (written by optinv invert/pulse/paint)")
-    return obj
+    return load_tagged(path, LATENT_FORMAT, "latent file", "optinv invert/pulse/paint/encode")
 
 
 def upsample_nearest(x: torch.Tensor, size: int) -> torch.Tensor:

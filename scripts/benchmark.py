@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from optinv import jobs  # noqa: E402
 from optinv.checkpoints import load_generator  # noqa: E402
 from optinv.generator import Generator  # noqa: E402
-from optinv.imageio import load_image, make_grid  # noqa: E402
+from optinv.imageio import load_image  # noqa: E402
 from optinv.outputs import compare_strip  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -63,7 +63,6 @@ def bench_generator(quick: bool) -> list[dict]:
         rows.append({"resolution": size, "params_M": round(sum(p.numel() for p in g.parameters()) / 1e6, 1),
                      "forward_s": round(fwd, 3), "forward_backward_s": round(both, 3)})
         print(f"generator {size}: fwd {fwd:.2f}s, fwd+bwd {both:.2f}s", flush=True)
-        del g
     return rows
 
 
