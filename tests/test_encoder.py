@@ -98,3 +98,25 @@ def test_domain_without_encoder_is_a_clear_error(tiny_model: Path) -> None:
     with pytest.raises(OptinvError, match="needs an encoder"):
         jobs.solve("invert", g, torch.rand(1, 3, 16, 16), ["a"], Identity(),
                    jobs.JobOptions(space="wplus", recipe="1*L2+1*DOMAIN", steps=1, progress=False))
+
+
+def test_encode_command_writes_outputs_without_optimising(tiny_model: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from optinv.checkpoints import load_generator
+    from optinv.cli import main
+
+    enc_file = save_encoder(build_for(load_generator(tiny_model), "stylemap", width=16), tmp_path / "e.pt")
+    img = tmp_path / "x.png"
+    Image.fromarray((np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)).save(img)
+    r = CliRunner().invoke(main, ["encode", str(img), "--space", "stylemap", "--encoder", str(enc_file),
+                                  "--model", str(tiny_model), "--out", str(tmp_path / "o")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    for suffix in (".png", ".latent.pt", ".compare.png", ".json"):
+        assert (tmp_path / "o" / f"x{suffix}").exists()
+    lat = torch.load(tmp_path / "o" / "x.latent.pt", weights_only=True)
+    assert lat["space"] == "stylemap" and lat["settings"]["steps"] == 0
+    r = CliRunner().invoke(main, ["encode", str(img), "--model", str(tiny_model), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "needs an encoder" in r.output
