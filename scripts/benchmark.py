@@ -428,6 +428,98 @@ def bench_presets(g, images, quick: bool) -> list[dict]:
     return rows
 
 
+def bench_batch_throughput(steps: int, model: str | None, n: int = 8) -> list[dict]:
+    """Images per minute of `optinv batch` with 1 process and with torchrun --nproc-per-node 2."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    rows = []
+    src = tempfile.mkdtemp(prefix="optinv_bench_in_")
+    for p in sample_images(n):
+        shutil.copy(p, src)
+    for procs in (1, 2):
+        env = {**os.environ, "OMP_NUM_THREADS": "2" if procs == 1 else "1"}
+        out = tempfile.mkdtemp(prefix="optinv_bench_out_")
+        args = ["batch", src, "--job", "invert", "--out", out, "--steps", str(steps), "--batch", "4", "-q",
+                "--space", "wplus", "--loss", "1*L2"] + (["--model", str(Path(model).resolve())] if model else [])
+        cmd = ([sys.executable, "-m", "optinv.cli"] if procs == 1 else
+               [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs),
+                "-m", "optinv.cli"]) + args
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        secs = time.perf_counter() - t
+        rows.append({"processes": procs, "threads_each": 2 if procs == 1 else 1, "images": n, "steps": steps,
+                     "images_per_minute": round(n / secs * 60, 2), "wall_s": round(secs, 1)})
+        print(f"batch throughput: {rows[-1]}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
+    return rows
+
+
+def plot_quality_vs_time(curves: dict, s_per_step: dict, path: Path) -> None:
+    """PSNR (batch-mean L2) against seconds, one line per space, drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    colours = {"w": (200, 60, 60), "wplus": (60, 120, 220), "zplus": (230, 150, 30), "stylemap": (40, 160, 80)}
+    w, h, m = 640, 400, 50
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    tmax = max(len(c) * s_per_step[k] for k, c in curves.items())
+    lo = min(min(c) for c in curves.values())
+    hi = max(max(c) for c in curves.values())
+    lo, hi = float(int(lo)), float(int(hi) + 1)
+
+    def xy(t: float, p: float) -> tuple[float, float]:
+        return m + (w - 2 * m) * t / tmax, h - m - (h - 2 * m) * (p - lo) / max(hi - lo, 1e-6)
+
+    d.line([xy(0, lo), xy(tmax, lo)], fill="black")
+    d.line([xy(0, lo), xy(0, hi)], fill="black")
+    for k in range(5):
+        p = lo + (hi - lo) * k / 4
+        d.text((5, xy(0, p)[1] - 6), f"{p:.0f}", fill="black")
+        t = tmax * k / 4
+        d.text((xy(t, lo)[0] - 10, h - m + 5), f"{t:.0f}s", fill="black")
+    d.text((w // 2 - 60, h - 18), "seconds (batch of 8, CPU)", fill="black")
+    d.text((5, 5), "PSNR (dB)", fill="black")
+    for i, (name, c) in enumerate(curves.items()):
+        pts, best = [], -1e9
+        for step, p in enumerate(c):
+            best = max(best, p)
+            pts.append(xy(step * s_per_step[name], best))
+        d.line(pts, fill=colours.get(name, (0, 0, 0)), width=2)
+        d.text((w - m - 80, m + 14 * i), name, fill=colours.get(name, (0, 0, 0)))
+    img.save(path)
+
+
+def update_readme(data: dict) -> None:
+    """Replace the README's results block with the headline numbers of this run."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        return
+    inv = {(r["space"], r["steps"]): r for r in data.get("invert", [])}
+    last = max((r["steps"] for r in data.get("invert", [])), default=0)
+    lines = [start, "", f"Embedded model, {len(sample_images(100))} held-out renders available; numbers from "
+             f"`{data['command']}` ({data['date']}, {data['machine']}). All tables: docs/BENCHMARKS.md.", "",
+             "| job | setting | result |", "|---|---|---|"]
+    for space in ("w", "wplus", "zplus", "stylemap"):
+        r = inv.get((space, last))
+        if r:
+            lines.append(f"| invert | {space}, {last} steps | median PSNR {r['median_psnr']} dB, SSIM {r.get('median_ssim', '')} |")
+    for r in data.get("pulse", []):
+        lines.append(f"| pulse | ×{r['scale']}, {r['steps']} steps | {r['within_eps_2e-3'] * 100:.0f}% within eps 2e-3; "
+                     f"PSNR vs high-res {r['median_psnr_vs_highres']} dB |")
+    for r in data.get("paint", []):
+        lines.append(f"| paint | {r['images']} RGBA refs | alpha-weighted MSE {r['mean_alpha_weighted_mse']} |")
+    for r in data.get("encoder", []):
+        lines.append(f"| encode | {r['space']} encoder alone | median PSNR {r['median_psnr']} dB, {r['ms_per_image']} ms/image |")
+    lines += ["", "![inversion](docs/invert_stylemap.png) ![pulse](docs/pulse_x8.png)", "", end]
+    a, b = text.index(start), text.index(end) + len(end)
+    readme.write_text(text[:a] + "\n".join(lines) + text[b:])
+
+
 def write_markdown(data: dict) -> None:
     lines = ["# Benchmarks", "",
              f"Written by `{data['command']}` on {data['machine']} ({data['threads']} torch threads, "
@@ -463,6 +555,10 @@ def write_markdown(data: dict) -> None:
               "Seconds per step of optinv's loop (best-so-far tracking, per-image losses, projections) ÷ a bare "
               "loop (generator forward, L2, backward, Adam) on the same model and batch. Target ≤ 1.10.")
     table(data.get("batch_scaling", []), "Batch scaling (W+, L2)")
+    table(data.get("batch_throughput", []), "optinv batch: one process against torchrun with two (8 images, W+)",
+          "The same 2-core CPU either way: one process with 2 torch threads, or 2 ranks (gloo) with 1 thread each.")
+    if (DOCS / "quality_vs_time.png").exists():
+        lines.extend(["## Quality against time", "", "![PSNR against seconds](quality_vs_time.png)", ""])
     table(data.get("encoder", []), "Encoders alone (held-out renders)", "Milliseconds per image on this CPU, batch = all images.")
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
           "Cold start: w_avg init, L2, lr 0.1 fixed; warm start: the encoder's prediction, same settings. "
@@ -488,8 +584,8 @@ def write_markdown(data: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="generator,invert,pulse,paint,overhead,batch,encoder,directions,lec,"
-                                      "domain,presets")
+    ap.add_argument("--only", default="generator,invert,pulse,paint,overhead,batch,throughput,encoder,directions,"
+                                      "lec,domain,presets")
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
     args = ap.parse_args(argv)
@@ -512,6 +608,8 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = [50, 100, 150] if args.quick else [200, 500, 1000]
         data["invert"], curves = bench_invert(g, images, checkpoints, ["w", "wplus", "zplus", "stylemap"],
                                               batch=len(images))
+        sps = {r["space"]: r["s_per_step"] for r in data["invert"]}
+        plot_quality_vs_time(curves, sps, DOCS / "quality_vs_time.png")
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])
         data["quality_proxy"] = [{"images": proxy["images"], "steps": proxy["steps"], "recipe": "1*L2 (W+, lr 0.05)",
                                   "median_psnr": proxy["median_psnr"], "worst_psnr": proxy["worst_psnr"]}]
@@ -523,6 +621,8 @@ def main(argv: list[str] | None = None) -> None:
         data["overhead"] = bench_overhead(g, 4, 20 if args.quick else 50)
     if "batch" in only:
         data["batch_scaling"] = bench_batch_scaling(g, 10 if args.quick else 30)
+    if "throughput" in only:
+        data["batch_throughput"] = bench_batch_throughput(20 if args.quick else 50, args.model)
     if "encoder" in only:
         data.update(bench_encoders(g, images, curves, 50 if args.quick else 200))
     if "directions" in only:
@@ -535,6 +635,7 @@ def main(argv: list[str] | None = None) -> None:
         data["presets"] = bench_presets(g, images[:4], args.quick)
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)
+    update_readme(data)
     print(f"wrote {DOCS / 'BENCHMARKS.md'}")
 
 
