@@ -114,6 +114,7 @@ def load_generator(path_or_name: str | os.PathLike | None = None, device: str | 
     else:
         raise CheckpointError(f"{path} is not a model file (neither a torch zip nor a pickle). "
                               f"Understood formats: {_understood()}")
+    g.card["source_file"] = str(path)  # encoders/directions named in the card are relative to it
     if not torch.isfinite(g.w_avg).all() or float(g.w_avg.abs().sum()) == 0.0:
         g.w_avg.copy_(g.mean_latent(w_avg_samples))
         g.card["w_avg_source"] = f"mean of mapping over {w_avg_samples} z (seed 0)"

@@ -57,6 +57,18 @@ def render(g, pred) -> torch.Tensor:
     return (g.synthesis(styles) + 1) / 2
 
 
+def attach_to_card(model: str | None, kind: str, encoder_file: Path) -> None:
+    """Name the encoder in the generator's card (relative path), so invert/encode find it."""
+    from optinv.checkpoints import resolve_model_path, save_generator
+
+    path = resolve_model_path(model)
+    g = load_generator(path)
+    rel = os.path.relpath(encoder_file.resolve(), path.resolve().parent)
+    g.card.setdefault("encoders", {})[kind] = rel
+    save_generator(g, path)
+    print(f"{path}: card now lists the {kind} encoder {rel}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -75,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--export", default=None, help="write the trained encoder to this file and exit")
+    ap.add_argument("--attach", action="store_true",
+                    help="with --export: record the encoder in the generator's model card (optinv format only)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                 "losses": f"latent MSE + {args.image_weight}·image MSE every {args.image_every} steps"}
         save_encoder(enc.cpu(), args.export, card)
         print(f"wrote {args.export} ({card['kimg']} kimg, {seconds / 60:.0f} min)")
+        if args.attach:
+            attach_to_card(args.model, args.kind, Path(args.export))
         return
     reals = None
     if args.data:
