@@ -140,13 +140,13 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def build_card(args, kimg: float, seconds: float) -> dict:
+def build_card(args, kimg: float, seconds: float, history: list[str]) -> dict:
     return {
         "name": Path(args.export).stem if args.export else "synthfaces",
-        "trained_on": "optinv.synthfaces procedural portraits (renders of params(z); see scripts/train_generator.py)",
-        "training": {"mode": args.mode, "kimg": round(kimg, 2), "batch": args.batch, "lr": args.lr,
-                     "seconds": round(seconds), "seed": args.seed,
-                     "init": args.init, "command": " ".join(sys.argv)},
+        "trained_on": "optinv.synthfaces procedural portraits (renders of params(z), optinv.teacher)",
+        "training": {"mode": args.mode, "kimg": round(kimg, 2), "batch": args.batch, "seconds": round(seconds),
+                     "seed": args.seed, "lr_mlp": args.lr_mlp, "init": args.init, "commands": history,
+                     "hardware": "CPU, 1 torch thread + 1 data worker"},
         "held_out_seeds": "renderer seeds >= 1000000 (samples/images) were never rendered for training",
         "default_recipes": {"invert": "1*L2", "pulse": "100*L2+0.05*GEOCROSS", "paint": "100*L2A+0.05*GEOCROSS"},
     }
@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     opt_g = torch.optim.Adam(g.parameters(), lr=args.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=args.lr, betas=betas) if d is not None else None
     step, seconds = 0, 0.0
+    history: list[str] = []
     if state is not None:
+        history = list(state.get("history") or [f"steps 0-{state['step']}: command not recorded"])
         g.load_state_dict(state["g"])
         g_ema.load_state_dict(state["g_ema"])
         opt_g.load_state_dict(state["opt_g"])
@@ -231,11 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.export:
         g_ema.w_avg.copy_(g_ema.mean_latent(10000))
         kimg = step * args.batch / 1000
-        save_generator(g_ema.cpu(), args.export, card=build_card(args, kimg, seconds), half=False)
+        save_generator(g_ema.cpu(), args.export, card=build_card(args, kimg, seconds, history), half=False)
         print(f"wrote {args.export} ({kimg:.1f} kimg, {seconds / 60:.0f} min of training)")
         return
 
     total_steps = int(math.ceil(args.kimg * 1000 / args.batch))
+    history.append(f"from step {step}: python scripts/train_generator.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.mode == "distill":
         if args.style_dim < synthfaces.N_PARAMS:
             raise SystemExit(f"error: distill needs --style-dim ≥ {synthfaces.N_PARAMS} (the renderer's parameters)")
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
             atomic_save({"g": g.state_dict(), "g_ema": g_ema.state_dict(),
                          "d": d.state_dict() if d is not None else None,
                          "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d is not None else None,
-                         "step": step, "seconds": seconds, "rng": torch.get_rng_state(),
+                         "step": step, "seconds": seconds, "rng": torch.get_rng_state(), "history": history,
                          "args": vars(args), "channels": {str(k): v for k, v in channels.items()}}, ckpt_path)
     bar.close()
     print(f"stopped at step {step}/{total_steps} ({step * args.batch / 1000:.1f} kimg, {seconds / 60:.1f} min)")
