@@ -22,8 +22,9 @@ def job_options(f):
         click.option("--space", type=click.Choice(["w", "wplus", "zplus", "stylemap"]), default=None, help="latent space"),
         click.option("--stylemap-res", default=None, help="map sides: 'coarse,medium,fine' (default 2,4,1) or one per layer"),
         click.option("--tile", is_flag=True, help="zplus: one z shared by all layers"),
-        click.option("--zplus-mapping", type=click.Choice(["gaussian", "exact"]), default="gaussian", show_default=True,
-                     help="zplus: PULSE's Gaussian fit of the mapping, or the exact mapping network"),
+        click.option("--zplus-mapping", type=click.Choice(["gaussian", "exact"]), default=None,
+                     help="zplus: PULSE's Gaussian fit of the mapping, or the exact mapping network "
+                          "(default: the model card's choice, else gaussian)"),
         click.option("--loss", "recipe", default=None, help="loss recipe, e.g. '100*L2+0.05*GEOCROSS'"),
         click.option("--preset", default=None, help="reference settings: pulse, image2stylegan, rosinality, nvidia, stylemap"),
         click.option("--steps", type=int, default=None, help="optimisation steps"),

@@ -48,7 +48,7 @@ class JobOptions:
     init: str | None = None            # auto | mean | random | encoder
     encoder: str | None = None         # encoder file (default: the model card's)
     tile: bool = False
-    zplus_mapping: str = "gaussian"
+    zplus_mapping: str | None = None   # gaussian | exact (default: the model card's, else gaussian)
     stylemap_res: str | None = None
     preset: str | None = None
     crop: str = "none"
@@ -203,6 +203,7 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if m["space"] == "stylemap" else None
     seeds = list(seeds) if seeds is not None else [opts.seed] * len(names)
     init = m.get("init", "mean")
+    zmap = opts.zplus_mapping or g.card.get("zplus_mapping", "gaussian")
     enc = None
     if init in ("auto", "encoder") or objective.needs("encoder"):
         enc = warmstart.find_encoder(g, m["space"], opts.encoder)
@@ -232,7 +233,7 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         if m["space"] == "zplus":
             init_z = torch.cat([torch.randn(1, 1 if opts.tile else g.n_latent, g.style_dim,
                                             generator=torch.Generator().manual_seed(s)) for s in seeds[sl]])
-        space = make_space(m["space"], g, init_w, batch=b, tile=opts.tile, zplus_mapping=opts.zplus_mapping,
+        space = make_space(m["space"], g, init_w, batch=b, tile=opts.tile, zplus_mapping=zmap,
                            map_sizes=map_sizes, init_z=init_z)
         if init_maps is not None:
             space = StyleMapSpace.from_maps(g, init_maps)
@@ -267,7 +268,7 @@ def _latent_record(g: Generator, space: LatentSpace, res, k: int, recipe: str, s
         "model": {"id": model_id(g), "name": g.card.get("name", ""), "source_file": g.card.get("source_file", ""),
                   "resolution": g.size},
         "recipe": recipe, "settings": {k2: v for k2, v in vars(settings).items()},
-        "space_options": {"tile": opts.tile, "mapping": opts.zplus_mapping, "map_sizes": map_sizes},
+        "space_options": {"tile": opts.tile, "mapping": getattr(space, "mapping_mode", None), "map_sizes": map_sizes},
     }
     if space_name == "zplus" and hasattr(space, "fit_mean"):
         rec["fit_mean"], rec["fit_std"] = space.fit_mean.cpu().clone(), space.fit_std.cpu().clone()
