@@ -6,7 +6,6 @@ unpickler of :mod:`optinv.nvidia_pickle`, which never runs code stored in the fi
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import zipfile
@@ -169,8 +168,9 @@ def save_generator(g: Generator, path: str | os.PathLike, card: dict | None = No
     """Write optinv's format (state dict + config + card + w_avg), atomically."""
     path = Path(path)
     card = dict(card if card is not None else g.card)
-    card.update({"resolution": g.size, "n_latent": g.n_latent, "style_dim": g.style_dim,
-                 "parameters": sum(p.numel() for p in g.parameters())})
+    card.update({"resolution": g.size, "n_latent": g.n_latent, "style_dim": g.style_dim, "n_mlp": g.n_mlp,
+                 "lr_mlp": g.lr_mlp, "channels": {str(r): c for r, c in g.channels.items()},
+                 "conv_clamp": g.conv_clamp, "parameters": sum(p.numel() for p in g.parameters())})
     card.pop("source_file", None)
     sd = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in g.state_dict().items()}
     obj = {"format": FORMAT_TAG, "version": 1, "config": g.config(), "card": card,
@@ -190,5 +190,4 @@ def describe(g: Generator) -> str:
     lines = [f"{k}: {v}" for k, v in card.items() if k not in ("default_recipes",)]
     for job, recipe in card.get("default_recipes", {}).items():
         lines.append(f"default recipe ({job}): {recipe}")
-    lines.append(f"log2(resolution): {int(math.log2(g.size))}")
     return "\n".join(lines)

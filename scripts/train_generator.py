@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optinv import synthfaces  # noqa: E402
-from optinv.checkpoints import save_generator  # noqa: E402
+from optinv.checkpoints import load_generator, save_generator  # noqa: E402
 from optinv.discriminator import Discriminator  # noqa: E402
 from optinv.generator import Generator  # noqa: E402
 from optinv.imageio import save_grid, tensor_to_pil  # noqa: E402
@@ -223,11 +223,12 @@ def main(argv: list[str] | None = None) -> None:
         step, seconds = state["step"], state["seconds"]
         torch.set_rng_state(state["rng"])
         print(f"resumed {ckpt_path} at step {step} ({step * args.batch / 1000:.1f} kimg)")
-    elif args.init:
-        init = torch.load(Path(args.init) / "latest.pt" if Path(args.init).is_dir() else args.init,
-                          map_location="cpu", weights_only=True)
-        g.load_state_dict(init["g_ema"])
-        g_ema.load_state_dict(init["g_ema"])
+    elif args.init:  # a run folder, its latest.pt, or an exported model (e.g. the shipped one)
+        src = Path(args.init) / "latest.pt" if Path(args.init).is_dir() else Path(args.init)
+        init = torch.load(src, map_location="cpu", weights_only=True)
+        weights = init["g_ema"] if "g_ema" in init else load_generator(src).state_dict()
+        g.load_state_dict(weights)
+        g_ema.load_state_dict(weights)
         print(f"initialised from {args.init}")
 
     if args.export:

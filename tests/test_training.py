@@ -55,6 +55,11 @@ def test_export_writes_a_model_with_its_card(tmp_path: Path) -> None:
     g = load_generator(dst)
     assert g.size == 16 and g.card["training"]["mode"] == "distill"
     assert torch.isfinite(g.w_avg).all() and g.w_avg.abs().sum() > 0
+    assert any("--max-steps 1" in c for c in g.card["training"]["commands"])
+    # a new run can start from the exported weights
+    run(tmp_path / "r2", "--kimg", "1", "--max-steps", "1", "--init", str(dst), "--lr", "0")
+    again = weights(tmp_path / "r2")
+    assert all(torch.equal(again[k], v) for k, v in g.state_dict().items())
 
 
 def test_teacher_is_a_function_of_the_pixel_normalised_z() -> None:
