@@ -332,12 +332,14 @@ def bench_lec(g, images, steps: int) -> list[dict]:
     rows = []
     for space in ("wplus", "stylemap"):
         opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.1, progress=False)
-        items = [E.from_latent(r.latent) for r in jobs.invert(images, model=g, device="cpu", options=opts)]
         enc = warmstart.find_encoder(g, space)
-        if enc is not None:
+        if enc is not None:  # LEC's E is the encoder: codes E(x) and re-encodings both come from it
+            items = [E.from_latent(r.latent) for r in jobs.encode(images, model=g, device="cpu",
+                                                                  options=jobs.JobOptions(space=space, batch=len(images)))]
             encode = lambda x, enc=enc: [E.Editable(*_codes_to_editable(c, items[0]), items[0].noise) for c in _split(warmstart.encode(enc, x))]
             how = "encoder"
         else:
+            items = [E.from_latent(r.latent) for r in jobs.invert(images, model=g, device="cpu", options=opts)]
             encode = E.reinversion_encoder(g, opts)
             how = f"re-inversion ({steps} steps)"
         for dname in ("smile", "blonde_minus_black"):
