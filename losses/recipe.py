@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -136,7 +136,3 @@ class Objective:
 
 def build_objective(text: str) -> Objective:
     return Objective(parse_recipe(text))
-
-
-def describe_terms() -> list[dict[str, Any]]:
-    return [{"name": t.name, "help": t.help, "needs": t.needs} for t in TERMS.values()]

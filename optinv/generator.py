@@ -294,9 +294,6 @@ class Generator(nn.Module):
         """The stored (fixed) noise buffers, in layer order."""
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
-    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
-        return [tuple(n.shape) for n in self.noise_list()]
-
     def layer_sizes(self) -> list[int]:
         """Feature-map side at which each of the n_latent styles is applied (all its uses share it)."""
         sizes = [4, 4]  # conv1; to_rgb1 and the next up-conv (its input is 4×4)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .errors import OptinvError
@@ -105,7 +104,3 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
 def load_latent(path: str | os.PathLike) -> dict[str, Any]:
     """Read a NAME.latent.pt (weights_only) and check it is one."""
     return load_tagged(path, LATENT_FORMAT, "latent file", "optinv invert/pulse/paint/encode")
-
-
-def upsample_nearest(x: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(x[None], size=(size, size), mode="nearest")[0]
