@@ -74,7 +74,8 @@ def make_lpips(net: str = "vgg", backbone: str | os.PathLike | None = None, rand
 
 
 class LPIPSLoss(torch.nn.Module):
-    """Per-image LPIPS on [0, 1] images; above 256² both are average-pooled to 256² (rosinality)."""
+    """Per-image LPIPS on [0, 1] images; above 256² both are average-pooled to 256² (rosinality),
+    below 64² both are bilinearly enlarged to 64² (AlexNet's pooling stack needs at least that)."""
 
     def __init__(self, model):
         super().__init__()
@@ -84,4 +85,6 @@ class LPIPSLoss(torch.nn.Module):
         if pred.shape[-1] > 256:
             k = pred.shape[-1] // 256
             pred, target = F.avg_pool2d(pred, k), F.avg_pool2d(target, k)
+        elif pred.shape[-1] < 64:
+            pred, target = (F.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False) for t in (pred, target))
         return self.model(pred * 2 - 1, target * 2 - 1).flatten()

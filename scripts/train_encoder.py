@@ -2,9 +2,15 @@
 """Train a W+ or StyleMap encoder for any generator (warm starts and the DOMAIN regularizer).
 
 Synthetic pairs: w+ (mixing two w's half of the time) → x = G(w+); loss = latent MSE
-‖E(x) − w+‖² (exact supervision, cheap) + image MSE ‖G(E(x)) − x‖² every ``--image-every``
-steps (through the generator: what a user sees). Optionally real images from ``--data`` get
-the image loss only (the domain-guided encoder idea). Resumes exactly from OUT/latest.pt.
+‖E(x) − w+‖² + ``--image-weight``·image MSE ‖G(E(x)) − x‖² every ``--image-every`` steps.
+Optionally real images from ``--data`` (a ``--real-fraction`` of each batch) get the image loss
+only (the domain-guided encoder idea). Resumes exactly from OUT/latest.pt.
+
+Why the image term is weighted 100: the latent MSE cannot go below the variance of the latent
+dimensions the generator ignores (≈0.7 on the embedded model), while image MSE is ~0.01; at
+weight 1 the image term is drowned out and the encoder learns to be right in latent space and
+wrong on screen. Changing a loss weight on resume restarts Adam (its second moments are scaled
+to the old losses; keeping them makes the first steps ~100× too large and wrecks the encoder).
 
   python scripts/train_encoder.py runs/enc_wplus --kind wplus --kimg 60
   python scripts/train_encoder.py runs/enc_wplus --export samples/models/synthfaces64.enc_wplus.pt
@@ -25,8 +31,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from losses.perceptual import LPIPSLoss, make_lpips  # noqa: E402
 from optinv.checkpoints import load_generator  # noqa: E402
 from optinv.encoder import build_for, save_encoder  # noqa: E402
+from optinv.errors import OptinvError  # noqa: E402
+from optinv.fileio import first_line  # noqa: E402
 from optinv.imageio import load_image, save_grid  # noqa: E402
 from optinv.outputs import to_pil01  # noqa: E402
 
@@ -57,6 +66,24 @@ def render(g, pred) -> torch.Tensor:
     return (g.synthesis(styles) + 1) / 2
 
 
+RECIPE_DEFAULTS = {"lr": 1e-3, "latent_weight": 1.0, "image_weight": 100.0, "lpips_weight": 0.0, "image_every": 1,
+                   "data": None, "real_fraction": 0.25}
+RECIPE_KEYS = tuple(RECIPE_DEFAULTS)
+LOSS_KEYS = ("latent_weight", "image_weight", "lpips_weight", "image_every")  # a change rescales the gradients
+
+
+def recipe_of(args: argparse.Namespace) -> dict:
+    """The settings that define the loss and its step size (one history segment each)."""
+    return {k: getattr(args, k) for k in RECIPE_KEYS}
+
+
+def describe_recipe(seg: dict) -> str:
+    data = f" + real images ({seg['data']}, {seg['real_fraction']:.0%} of a batch)" if seg.get("data") else ""
+    lp = f" + {seg['lpips_weight']}·LPIPS" if seg.get("lpips_weight") else ""
+    return (f"steps {seg['from']}–{seg['to']}: {seg.get('latent_weight', 1)}·latent MSE + {seg['image_weight']}·image MSE"
+            f"{lp} every {seg['image_every']} steps{data}, lr {seg['lr']}")
+
+
 def attach_to_card(model: str | None, kind: str, encoder_file: Path) -> None:
     """Name the encoder in the generator's card (relative path), so invert/encode find it."""
     from optinv.checkpoints import resolve_model_path, save_generator
@@ -76,15 +103,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kind", choices=["wplus", "stylemap"], default="wplus")
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=None, help=f"default {RECIPE_DEFAULTS['lr']}")
     ap.add_argument("--kimg", type=float, default=60.0)
-    ap.add_argument("--image-every", type=int, default=2, help="image loss through G every k steps (0: never)")
-    ap.add_argument("--image-weight", type=float, default=1.0)
-    ap.add_argument("--data", default=None, help="optional folder of real images (image loss only)")
+    ap.add_argument("--image-every", type=int, default=None, help="image loss through G every k steps (0: never; default 1)")
+    ap.add_argument("--image-weight", type=float, default=None, help="default 100")
+    ap.add_argument("--latent-weight", type=float, default=None, help="default 1")
+    ap.add_argument("--lpips-weight", type=float, default=None,
+                    help="LPIPS through G on the image steps (default 0; pSp uses 0.8 next to L2 weight 1)")
+    ap.add_argument("--lpips-net", default="vgg", choices=["vgg", "alex", "squeeze"])
+    ap.add_argument("--lpips-backbone", default=None, help="ImageNet backbone weights for LPIPS (never downloaded)")
+    ap.add_argument("--data", default=None, help="optional folder of real images (image loss only; 'none' drops it on resume)")
+    ap.add_argument("--real-fraction", type=float, default=None, help="with --data: share of each batch (default 0.25)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--reset-optimizer", action="store_true",
+                    help="on resume, start Adam afresh (needed after changing loss weights: its moments are scaled to the old losses)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--export", default=None, help="write the trained encoder to this file and exit")
     ap.add_argument("--attach", action="store_true",
@@ -99,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     if state is not None:
         for k in ("kind", "width", "batch", "seed", "model"):
             setattr(args, k, state["args"][k])
+    history = list(state.get("history", [])) if state is not None else []
+    for k, default in RECIPE_DEFAULTS.items():  # unset flags continue the last segment's recipe
+        if getattr(args, k) is None:
+            setattr(args, k, history[-1].get(k, default) if history else default)
+    if args.data in ("", "none"):
+        args.data = None
     dev = torch.device(args.device)
     g = load_generator(args.model, device=dev)
     torch.manual_seed(args.seed)
@@ -108,23 +149,39 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     if state is not None:
         enc.load_state_dict(state["enc"])
-        opt.load_state_dict(state["opt"])
+        changed = bool(history) and any(getattr(args, k) != history[-1].get(k) for k in LOSS_KEYS)
+        if args.reset_optimizer or (changed and not args.export):
+            print("loss settings changed: restarting Adam" if changed else "restarting Adam (--reset-optimizer)")
+        else:
+            opt.load_state_dict(state["opt"])
+            for group in opt.param_groups:  # a new --lr applies; Adam's moments stay
+                group["lr"] = args.lr
         step, seconds = state["step"], state["seconds"]
         gen.set_state(state["gen"])
         print(f"resumed {ckpt} at step {step}")
     if args.export:
         card = {"kind": args.kind, "generator": g.card.get("name", ""), "steps": step, "batch": args.batch,
                 "kimg": round(step * args.batch / 1000, 2), "seconds": round(seconds),
-                "losses": f"latent MSE + {args.image_weight}·image MSE every {args.image_every} steps"}
+                "losses": " then ".join(describe_recipe(h) for h in history) or "unknown", "history": history}
         save_encoder(enc.cpu(), args.export, card)
         print(f"wrote {args.export} ({card['kimg']} kimg, {seconds / 60:.0f} min)")
         if args.attach:
             attach_to_card(args.model, args.kind, Path(args.export))
         return
+    lpips = None
+    if args.lpips_weight:
+        try:
+            lpips = LPIPSLoss(make_lpips(args.lpips_net, args.lpips_backbone)).to(dev)
+        except OptinvError as e:
+            raise SystemExit(f"error: {first_line(e)}") from None
     reals = None
     if args.data:
         files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        reals = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in files])
+        if not files:
+            raise SystemExit(f"error: {args.data} holds no .png/.jpg images")
+        reals = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in tqdm(files, desc="loading --data", leave=False)])
+    if not history or history[-1]["to"] != step or recipe_of(args) != {k: history[-1].get(k) for k in RECIPE_KEYS}:
+        history.append({"from": step, "to": step, **recipe_of(args)})
     total = int(math.ceil(args.kimg * 1000 / args.batch))
     stop = min(total, step + args.max_steps) if args.max_steps else total
     bar = tqdm(total=total, initial=step, unit="step", desc=f"encoder {args.kind}", dynamic_ncols=True)
@@ -133,19 +190,25 @@ def main(argv: list[str] | None = None) -> None:
     while step < stop:
         x, wplus = synthetic_batch(g, args.batch, gen)
         pred = enc(x)
-        loss = l_lat = latent_loss(pred, wplus)
+        l_lat = latent_loss(pred, wplus)
+        loss = args.latent_weight * l_lat
         l_img = torch.zeros(())
         if args.image_every and step % args.image_every == 0:
-            l_img = F.mse_loss(render(g, pred), x)
+            targets, recons = [x], [render(g, pred)]
             if reals is not None:
-                idx = torch.randint(0, len(reals), (max(1, args.batch // 4),), generator=gen)
+                idx = torch.randint(0, len(reals), (max(1, round(args.batch * args.real_fraction)),), generator=gen)
                 xr = reals[idx].to(dev)
-                l_img = l_img + F.mse_loss(render(g, enc(xr)), xr)
+                targets.append(xr)
+                recons.append(render(g, enc(xr)))
+            l_img = sum(F.mse_loss(r, t) for r, t in zip(recons, targets))
             loss = loss + args.image_weight * l_img
+            if lpips is not None:
+                loss = loss + args.lpips_weight * sum(lpips(r.clamp(0, 1), t).mean() for r, t in zip(recons, targets))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
+        history[-1]["to"] = step
         now = time.time()
         seconds += now - t_last
         t_last = now
@@ -158,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % args.save_every == 0 or step == stop:
             tmp = ckpt.with_name("latest.pt.tmp")
             torch.save({"enc": enc.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                        "gen": gen.get_state(), "args": vars(args)}, tmp)
+                        "gen": gen.get_state(), "args": vars(args), "history": history}, tmp)
             os.replace(tmp, ckpt)
             with torch.no_grad():
                 xs, _ = synthetic_batch(g, 8, torch.Generator().manual_seed(99))

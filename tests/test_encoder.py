@@ -63,6 +63,41 @@ def test_training_runs_two_iterations_and_resumes_exactly(tiny_model: Path, tmp_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_keeps_recipe_and_a_new_loss_weight_restarts_adam(tiny_model: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    run = tmp_path / "r"
+    common = ["--model", str(tiny_model), *ARGS]
+    train_encoder.main([str(run), *common, "--image-weight", "5", "--max-steps", "2"])
+    train_encoder.main([str(run), *common, "--max-steps", "2"])  # no flag: continues with weight 5
+    assert "restarting Adam" not in capsys.readouterr().out
+    train_encoder.main([str(run), *common, "--image-weight", "50", "--lr", "5e-4", "--max-steps", "2"])
+    assert "loss settings changed: restarting Adam" in capsys.readouterr().out
+    state = torch.load(run / "latest.pt", weights_only=True)
+    hist = state["history"]
+    assert [(h["from"], h["to"], h["image_weight"]) for h in hist] == [(0, 4, 5.0), (4, 6, 50.0)]
+    assert state["opt"]["param_groups"][0]["lr"] == 5e-4
+    assert state["opt"]["state"][0]["step"] == 2  # Adam's moments restarted at step 4
+    enc_file = tmp_path / "e.pt"
+    train_encoder.main([str(run), "--model", str(tiny_model), "--export", str(enc_file)])
+    card = torch.load(enc_file, weights_only=True)["card"]
+    assert card["steps"] == 6 and len(card["history"]) == 2 and "50.0·image MSE" in card["losses"]
+
+
+def test_lpips_term_trains_and_a_missing_backbone_is_a_clear_error(tiny_model: Path, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from losses import perceptual
+
+    common = ["--model", str(tiny_model), *ARGS, "--lpips-weight", "0.8", "--max-steps", "2"]
+    missing = tmp_path / "no_such_vgg.pth"
+    with pytest.raises(SystemExit, match="cannot read LPIPS backbone"):
+        train_encoder.main([str(tmp_path / "a"), *common, "--lpips-backbone", str(missing)])
+    # an untrained backbone exercises the plumbing (not a perceptual metric)
+    monkeypatch.setattr(train_encoder, "make_lpips", lambda net, backbone: perceptual.make_lpips(net, random_backbone=True))
+    train_encoder.main([str(tmp_path / "b"), *common, "--lpips-net", "alex"])
+    state = torch.load(tmp_path / "b" / "latest.pt", weights_only=True)
+    assert state["step"] == 2 and state["history"][0]["lpips_weight"] == 0.8
+
+
 def test_warm_start_beats_mean_init_at_step_zero(tiny_model: Path, tmp_path: Path) -> None:
     run = tmp_path / "enc"
     train_encoder.main([str(run), "--model", str(tiny_model), *ARGS, "--image-every", "0", "--max-steps", "150",

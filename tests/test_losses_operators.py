@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +150,24 @@ def test_cosine_ramp_shape() -> None:
     assert lr_at(s, 0) == 0.0
     assert abs(lr_at(s, 50) - 0.1) < 1e-9 and abs(lr_at(s, 500) - 0.1) < 1e-9
     assert lr_at(s, 999) < 1e-3
+
+
+@pytest.mark.parametrize("net,side", [("alex", 16), ("squeeze", 32), ("alex", 512)])
+def test_lpips_is_per_image_zero_on_equal_images_and_takes_any_size(net: str, side: int) -> None:
+    from losses.perceptual import LPIPSLoss, make_lpips
+
+    torch.manual_seed(0)
+    loss = LPIPSLoss(make_lpips(net, random_backbone=True))  # untrained backbone: plumbing only
+    a, b = torch.rand(2, 3, side, side), torch.rand(2, 3, side, side)
+    d = loss(a, torch.cat([a[:1], b[1:]]))
+    assert d.shape == (2,) and abs(float(d[0])) < 1e-6 and float(d[1]) > 0
+    assert torch.allclose(loss(a[1:], b[1:]), d[1:], atol=1e-6)  # batch-independent
+
+
+def test_lpips_without_backbone_names_what_to_provide(tmp_path: Path) -> None:
+    from losses.perceptual import LPIPSUnavailable, make_lpips
+
+    bad = tmp_path / "vgg.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(LPIPSUnavailable, match="cannot read LPIPS backbone"):
+        make_lpips("vgg", backbone=bad)
