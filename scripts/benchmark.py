@@ -215,7 +215,8 @@ def cold_curve(g, images, space: str, steps: int = 1000) -> list[float]:
     return trace
 
 
-def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict | None = None) -> dict:
+def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict | None = None,
+                   cold_steps: int = 1000) -> dict:
     """Encoder alone, and warm start: steps to reach the PSNR the cold start (w_avg init, same
     settings: L2, lr 0.05 fixed) reached at its last step, and how many cold steps the warm
     start's first 100 are worth. Cold curves come from the invert section, else from the cache
@@ -234,7 +235,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
                      "median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
                      "median_mse": round(median([r.metrics["fit_mse"] for r in res]), 5), "ms_per_image": round(t * 1000, 2)})
         print(f"encoder {space}: {rows[-1]}", flush=True)
-        cold = cold_curves.get(space) or curves.get(space) or cold_curve(g, images, space)
+        cold = cold_curves.get(space) or curves.get(space) or cold_curve(g, images, space, cold_steps)
         curves[space] = [round(p, 3) for p in cold]
         opts = jobs.JobOptions(space=space, recipe="1*L2", steps=warm_steps, batch=len(images), lr=0.05,
                                schedule="fixed", noise="fixed", init="encoder", progress=False)
@@ -251,7 +252,24 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
                      "cold_steps_to_match_warm_100": cold_equiv if cold_equiv is not None else f">{len(cold) - 1}",
                      f"warm_psnr_at_{warm_steps}": round(max(warm_trace), 2)})
         print(f"warm start {space}: {warm[-1]}", flush=True)
+        save_warm_start_picture(g, images[:4], space, res[:4], DOCS / f"warm_start_{space}.png")
     return {"encoder": rows, "warm_start": warm, "cold_curves": curves}
+
+
+def save_warm_start_picture(g, images, space: str, encoded, path: Path, steps: int = 100) -> None:
+    """Rows: target | encoder alone | cold start after ``steps`` | warm start after ``steps``."""
+    from optinv.imageio import save_grid
+    from optinv.outputs import to_pil01
+
+    runs = {}
+    for init in ("mean", "encoder"):
+        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.05, schedule="fixed",
+                               noise="fixed", init=init, progress=False)
+        runs[init] = jobs.invert(images, model=g, device="cpu", options=opts)
+    panels = []
+    for i, e in enumerate(encoded):
+        panels += [to_pil01(e.target), to_pil01(e.image), to_pil01(runs["mean"][i].image), to_pil01(runs["encoder"][i].image)]
+    save_grid(panels, path, cols=4, scale=max(1, 128 // g.size))
 
 
 def _invert_with_trace(g, images, opts, trace: list[float]):
@@ -530,6 +548,9 @@ def update_readme(data: dict) -> None:
         lines.append(f"| paint | {r['images']} RGBA refs | alpha-weighted MSE {r['mean_alpha_weighted_mse']} |")
     for r in data.get("encoder", []):
         lines.append(f"| encode | {r['space']} encoder alone | median PSNR {r['median_psnr']} dB, {r['ms_per_image']} ms/image |")
+    for r in data.get("warm_start", []):
+        lines.append(f"| invert | {r['space']}, encoder warm start, 100 steps | {r['warm_psnr_at_100']} dB (cold start: "
+                     f"{r['cold_psnr_at_100']} dB; the cold start needs {r['cold_steps_to_match_warm_100']} steps for it) |")
     lines += ["", "![inversion](docs/invert_stylemap.png) ![pulse](docs/pulse_x8.png)", "", end]
     a, b = text.index(start), text.index(end) + len(end)
     readme.write_text(text[:a] + "\n".join(lines) + text[b:])
@@ -578,7 +599,8 @@ def write_markdown(data: dict) -> None:
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
           "Cold start: w_avg init, L2, Adam lr 0.05 fixed; warm start: the encoder's prediction, same settings. "
           "PSNR of the batch-mean L2. Target: ≤ 100 steps. `cold_steps_to_match_warm_100`: how many cold "
-          "steps the warm start's first 100 are worth.")
+          "steps the warm start's first 100 are worth. Pictures: docs/warm_start_wplus.png, "
+          "docs/warm_start_stylemap.png (target | encoder alone | cold 100 steps | warm 100 steps).")
     table(data.get("domain_sweep", []), "In-Domain regularizer sweep (W+, encoder init, L2 + λ·DOMAIN)",
           "LEC: ‖E(x) − f⁻¹(E(G(f(E(x)))))‖ with f = +3·smile and E the W+ encoder; lower = edits survive re-encoding.")
     table(data.get("directions", []), "Directions: does each edit move its attribute?",
@@ -640,10 +662,11 @@ def main(argv: list[str] | None = None) -> None:
     if "throughput" in only:
         data["batch_throughput"] = bench_batch_throughput(20 if args.quick else 50, args.model)
     if "encoder" in only:
-        key = [data["model"], *(p.name for p in images)]
+        key = [data["model"], "quick" if args.quick else "full", *(p.name for p in images)]
         same = data.get("cold_curves_key") == key
         data.update(bench_encoders(g, images, curves, 50 if args.quick else 200,
-                                   cached=data.get("cold_curves") if same else None))
+                                   cached=data.get("cold_curves") if same else None,
+                                   cold_steps=150 if args.quick else 1000))
         data["cold_curves_key"] = key
     if "directions" in only:
         data.update(bench_directions(g))
