@@ -251,25 +251,29 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
                      "cold_psnr_at_100": round(max(cold[:101]), 2), "warm_psnr_at_100": round(warm100, 2),
                      "cold_steps_to_match_warm_100": cold_equiv if cold_equiv is not None else f">{len(cold) - 1}",
                      f"warm_psnr_at_{warm_steps}": round(max(warm_trace), 2)})
+        warm[-1].update(default_schedule_runs(g, images, space, res, DOCS / f"warm_start_{space}.png"))
         print(f"warm start {space}: {warm[-1]}", flush=True)
-        save_warm_start_picture(g, images[:4], space, res[:4], DOCS / f"warm_start_{space}.png")
     return {"encoder": rows, "warm_start": warm, "cold_curves": curves}
 
 
-def save_warm_start_picture(g, images, space: str, encoded, path: Path, steps: int = 100) -> None:
-    """Rows: target | encoder alone | cold start after ``steps`` | warm start after ``steps``."""
+def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int = 100) -> dict:
+    """Cold and warm start with the invert job's own schedule (cosine ramp, lr 0.05) for ``steps``:
+    what a user gets from `optinv invert --steps 100`. Saves a picture of the first four images,
+    rows: target | encoder alone | cold | warm."""
     from optinv.imageio import save_grid
     from optinv.outputs import to_pil01
 
     runs = {}
     for init in ("mean", "encoder"):
-        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.05, schedule="fixed",
-                               noise="fixed", init=init, progress=False)
+        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.05,
+                               schedule="cosine-ramp", noise="fixed", init=init, progress=False)
         runs[init] = jobs.invert(images, model=g, device="cpu", options=opts)
     panels = []
-    for i, e in enumerate(encoded):
+    for i, e in enumerate(encoded[:4]):
         panels += [to_pil01(e.target), to_pil01(e.image), to_pil01(runs["mean"][i].image), to_pil01(runs["encoder"][i].image)]
     save_grid(panels, path, cols=4, scale=max(1, 128 // g.size))
+    return {f"cosine_{steps}_steps_cold": round(median([r.metrics["psnr"] for r in runs["mean"]]), 2),
+            f"cosine_{steps}_steps_warm": round(median([r.metrics["psnr"] for r in runs["encoder"]]), 2)}
 
 
 def _invert_with_trace(g, images, opts, trace: list[float]):
@@ -535,7 +539,7 @@ def update_readme(data: dict) -> None:
     inv = {(r["space"], r["steps"]): r for r in data.get("invert", [])}
     last = max((r["steps"] for r in data.get("invert", [])), default=0)
     lines = [start, "", f"Embedded model, {len(sample_images(100))} held-out renders available; numbers from "
-             f"`{data['command']}` ({data['date']}, {data['machine']}). All tables: docs/BENCHMARKS.md.", "",
+             f"`python scripts/benchmark.py` on {data['machine']} (each section's command and date: docs/BENCHMARKS.md).", "",
              "| job | setting | result |", "|---|---|---|"]
     for space in ("w", "wplus", "zplus", "stylemap"):
         r = inv.get((space, last))
@@ -558,8 +562,10 @@ def update_readme(data: dict) -> None:
 
 def write_markdown(data: dict) -> None:
     lines = ["# Benchmarks", "",
-             f"Written by `{data['command']}` on {data['machine']} ({data['threads']} torch threads, "
-             f"torch {data['torch']}), {data['date']}. Model: `{data['model']}`.", ""]
+             f"Written by `scripts/benchmark.py` on {data['machine']} ({data['threads']} torch threads, "
+             f"torch {data['torch']}). Model: `{data['model']}`. The command that last wrote each section:", ""]
+    lines += [f"- {name}: `{r['command']}` ({r['date']})" for name, r in sorted(data.get("sections", {}).items())]
+    lines.append("")
 
     def table(rows: list[dict], title: str, note: str = "") -> None:
         if not rows:
@@ -599,8 +605,10 @@ def write_markdown(data: dict) -> None:
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
           "Cold start: w_avg init, L2, Adam lr 0.05 fixed; warm start: the encoder's prediction, same settings. "
           "PSNR of the batch-mean L2. Target: ≤ 100 steps. `cold_steps_to_match_warm_100`: how many cold "
-          "steps the warm start's first 100 are worth. Pictures: docs/warm_start_wplus.png, "
-          "docs/warm_start_stylemap.png (target | encoder alone | cold 100 steps | warm 100 steps).")
+          "steps the warm start's first 100 are worth. `cosine_100_steps_*`: median per-image PSNR of 100-step "
+          "runs with the invert job's own schedule (cosine ramp, lr 0.05), cold and warm. Pictures: "
+          "[W+](warm_start_wplus.png), [StyleMap](warm_start_stylemap.png) (target | encoder alone | cold | warm, "
+          "100 cosine steps).")
     table(data.get("domain_sweep", []), "In-Domain regularizer sweep (W+, encoder init, L2 + λ·DOMAIN)",
           "LEC: ‖E(x) − f⁻¹(E(G(f(E(x)))))‖ with f = +3·smile and E the W+ encoder; lower = edits survive re-encoding.")
     table(data.get("directions", []), "Directions: does each edit move its attribute?",
@@ -676,6 +684,10 @@ def main(argv: list[str] | None = None) -> None:
         data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
     if "presets" in only:
         data["presets"] = bench_presets(g, images[:4], args.quick)
+    ran = {"generator", "invert", "pulse", "paint", "overhead", "batch", "throughput", "encoder", "directions", "lec",
+           "domain", "presets"} & only
+    for name in ran:
+        data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)
     update_readme(data)
