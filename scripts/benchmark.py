@@ -553,6 +553,8 @@ def update_readme(data: dict) -> None:
     for r in data.get("encoder", []):
         lines.append(f"| encode | {r['space']} encoder alone | median PSNR {r['median_psnr']} dB, {r['ms_per_image']} ms/image |")
     for r in data.get("warm_start", []):
+        if "cold_steps_to_match_warm_100" not in r:  # written by an older version of this script
+            continue
         lines.append(f"| invert | {r['space']}, encoder warm start, 100 steps | {r['warm_psnr_at_100']} dB (cold start: "
                      f"{r['cold_psnr_at_100']} dB; the cold start needs {r['cold_steps_to_match_warm_100']} steps for it) |")
     lines += ["", "![inversion](docs/invert_stylemap.png) ![pulse](docs/pulse_x8.png)", "", end]
