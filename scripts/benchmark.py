@@ -70,7 +70,8 @@ def sample_images(n: int) -> list[Path]:
     return sorted((SAMPLES / "images").glob("*.png"))[:n]
 
 
-def bench_invert(g, images, checkpoints, spaces, batch) -> tuple[list[dict], dict]:
+def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None = None,
+                 picture: bool = True) -> tuple[list[dict], dict]:
     """One run per space for max(checkpoints) steps (fixed lr, so stopping early = a shorter run);
     per-image best-so-far PSNR is read off at each checkpoint. Returns rows and the curves."""
     import math
@@ -94,7 +95,7 @@ def bench_invert(g, images, checkpoints, spaces, batch) -> tuple[list[dict], dic
         opts = jobs.JobOptions(space=space, steps=steps, batch=batch, progress=False,
                                recipe="1*L2" if space != "zplus" else "1*L2+0.005*GEOCROSS",
                                lr=0.05 if space != "zplus" else 0.2, schedule="fixed", noise="fixed", init="mean",
-                               callback=cb)
+                               stylemap_res=stylemap_res, callback=cb)
         t = time.perf_counter()
         res = jobs.invert(images, model=g, device="cpu", options=opts)
         secs = time.perf_counter() - t
@@ -109,8 +110,18 @@ def bench_invert(g, images, checkpoints, spaces, batch) -> tuple[list[dict], dic
             row["s_per_step"] = round(secs / steps, 4)
             rows.append(row)
             print(f"invert {space} {c}: {row}", flush=True)
-        save_strips(res[:4], DOCS / f"invert_{space}.png")
+        if picture:
+            save_strips(res[:4], DOCS / f"invert_{space}.png")
     return rows, curves
+
+
+def bench_stylemap_res(g, images, checkpoints) -> list[dict]:
+    """StyleMap inversion with the default maps (2×2 coarse, 4×4 medium) against larger ones."""
+    rows = []
+    for res in ("2,4,1", "4,8,1"):
+        part, _ = bench_invert(g, images, checkpoints, ["stylemap"], batch=len(images), stylemap_res=res, picture=False)
+        rows += [{"stylemap_res": res, **{k: v for k, v in r.items() if k != "space"}} for r in part]
+    return rows
 
 
 def save_strips(results, path: Path) -> None:
@@ -590,6 +601,8 @@ def write_markdown(data: dict) -> None:
           "zplus: random z, lr 0.2, + 0.005·GEOCROSS)",
           "StyleMap: coarse 2×2, medium 4×4, fine 1×1 maps. Pictures: docs/invert_<space>.png "
           "(input | result | result through the operator).")
+    table(data.get("stylemap_res", []), "StyleMap map sizes (same settings as above)",
+          "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; the default is pSp's split, 2×2/4×4/1×1.")
     table(data.get("pulse", []), "PULSE super-resolution (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, linear1cycledrop)",
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
@@ -632,8 +645,8 @@ def write_markdown(data: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="generator,invert,pulse,paint,overhead,batch,throughput,encoder,directions,"
-                                      "lec,domain,presets")
+    ap.add_argument("--only", default="generator,invert,stylemap_res,pulse,paint,overhead,batch,throughput,encoder,"
+                                      "directions,lec,domain,presets")
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
     args = ap.parse_args(argv)
@@ -661,6 +674,8 @@ def main(argv: list[str] | None = None) -> None:
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])
         data["quality_proxy"] = [{"images": proxy["images"], "steps": proxy["steps"], "recipe": "1*L2 (W+, lr 0.05)",
                                   "median_psnr": proxy["median_psnr"], "worst_psnr": proxy["worst_psnr"]}]
+    if "stylemap_res" in only:
+        data["stylemap_res"] = bench_stylemap_res(g, images, [50, 100, 150] if args.quick else [200, 500, 1000])
     if "pulse" in only:
         data["pulse"] = bench_pulse(g, n, 100 if args.quick else 200, batch=n)
     if "paint" in only:
@@ -686,7 +701,7 @@ def main(argv: list[str] | None = None) -> None:
         data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
     if "presets" in only:
         data["presets"] = bench_presets(g, images[:4], args.quick)
-    ran = {"generator", "invert", "pulse", "paint", "overhead", "batch", "throughput", "encoder", "directions", "lec",
+    ran = {"generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder", "directions", "lec",
            "domain", "presets"} & only
     for name in ran:
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
