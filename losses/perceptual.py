@@ -8,6 +8,7 @@ backbone from a file the user gives (``--lpips-backbone`` or ``OPTINV_LPIPS_BACK
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -58,6 +59,14 @@ def make_lpips(net: str = "vgg", backbone: str | os.PathLike | None = None, rand
     if net not in BACKBONE_WEIGHTS:
         raise OptinvError(f"unknown LPIPS network {net!r} (known: {', '.join(BACKBONE_WEIGHTS)})")
     backbone = backbone or os.environ.get("OPTINV_LPIPS_BACKBONE")
+    with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`; nothing to act on
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = _build(lpips, net, backbone, random_backbone)
+    return model.eval().requires_grad_(False)
+
+
+def _build(lpips, net: str, backbone: str | os.PathLike | None, random_backbone: bool):
+    """The lpips model with its backbone from a file, from torchvision's local cache, or untrained."""
     if random_backbone or backbone:
         model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
         if backbone:
@@ -70,7 +79,7 @@ def make_lpips(net: str = "vgg", backbone: str | os.PathLike | None = None, rand
                 f"or pass --lpips-backbone FILE (torchvision {BACKBONE_WEIGHTS[net]}.IMAGENET1K_V1), "
                 f"or use a recipe without LPIPS")
         model = lpips.LPIPS(net=net, pretrained=True, verbose=False)
-    return model.eval().requires_grad_(False)
+    return model
 
 
 class LPIPSLoss(torch.nn.Module):
