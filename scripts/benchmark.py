@@ -70,6 +70,15 @@ def sample_images(n: int) -> list[Path]:
     return sorted((SAMPLES / "images").glob("*.png"))[:n]
 
 
+def l2_options(space: str, steps: int, batch: int, init: str = "mean", schedule: str = "fixed",
+               **extra) -> jobs.JobOptions:
+    """The benchmark's inversion settings: L2, Adam lr 0.05, fixed noise (zplus: + GEOCROSS, lr 0.2)."""
+    zplus = space == "zplus"
+    return jobs.JobOptions(space=space, steps=steps, batch=batch, recipe="1*L2+0.005*GEOCROSS" if zplus else "1*L2",
+                           lr=0.2 if zplus else 0.05, schedule=schedule, noise="fixed", init=init, progress=False,
+                           **extra)
+
+
 def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None = None,
                  picture: bool = True) -> tuple[list[dict], dict]:
     """One run per space for max(checkpoints) steps (fixed lr, so stopping early = a shorter run);
@@ -92,10 +101,7 @@ def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None
             if step in checkpoints:
                 at[step] = best.clone()
 
-        opts = jobs.JobOptions(space=space, steps=steps, batch=batch, progress=False,
-                               recipe="1*L2" if space != "zplus" else "1*L2+0.005*GEOCROSS",
-                               lr=0.05 if space != "zplus" else 0.2, schedule="fixed", noise="fixed", init="mean",
-                               stylemap_res=stylemap_res, callback=cb)
+        opts = l2_options(space, steps, batch, stylemap_res=stylemap_res, callback=cb)
         t = time.perf_counter()
         res = jobs.invert(images, model=g, device="cpu", options=opts)
         secs = time.perf_counter() - t
@@ -219,8 +225,7 @@ def bench_batch_scaling(g, steps: int) -> list[dict]:
 
 def cold_curve(g, images, space: str, steps: int = 1000) -> list[float]:
     """The cold-start PSNR trace of bench_invert (w_avg init, L2, Adam lr 0.05 fixed), for one space."""
-    opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.05, schedule="fixed",
-                           noise="fixed", init="mean", progress=False)
+    opts = l2_options(space, steps, len(images))
     trace: list[float] = []
     _invert_with_trace(g, images, opts, trace)
     return trace
@@ -248,8 +253,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
         print(f"encoder {space}: {rows[-1]}", flush=True)
         cold = cold_curves.get(space) or curves.get(space) or cold_curve(g, images, space, cold_steps)
         curves[space] = [round(p, 3) for p in cold]
-        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=warm_steps, batch=len(images), lr=0.05,
-                               schedule="fixed", noise="fixed", init="encoder", progress=False)
+        opts = l2_options(space, warm_steps, len(images), init="encoder")
         warm_trace: list[float] = []
         _invert_with_trace(g, images, opts, warm_trace)
         cold_final = max(cold)
@@ -276,8 +280,7 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
 
     runs = {}
     for init in ("mean", "encoder"):
-        opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, batch=len(images), lr=0.05,
-                               schedule="cosine-ramp", noise="fixed", init=init, progress=False)
+        opts = l2_options(space, steps, len(images), init=init, schedule="cosine-ramp")
         runs[init] = jobs.invert(images, model=g, device="cpu", options=opts)
     panels = []
     for i, e in enumerate(encoded[:4]):
@@ -642,11 +645,14 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
+SECTIONS = ("generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
+            "directions", "lec", "domain", "presets")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="generator,invert,stylemap_res,pulse,paint,overhead,batch,throughput,encoder,"
-                                      "directions,lec,domain,presets")
+    ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
     args = ap.parse_args(argv)
@@ -689,7 +695,7 @@ def main(argv: list[str] | None = None) -> None:
     if "encoder" in only:
         key = [data["model"], "quick" if args.quick else "full", *(p.name for p in images)]
         same = data.get("cold_curves_key") == key
-        data.update(bench_encoders(g, images, curves, 50 if args.quick else 200,
+        data.update(bench_encoders(g, images, curves, 100 if args.quick else 200,
                                    cached=data.get("cold_curves") if same else None,
                                    cold_steps=150 if args.quick else 1000))
         data["cold_curves_key"] = key
@@ -701,9 +707,7 @@ def main(argv: list[str] | None = None) -> None:
         data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
     if "presets" in only:
         data["presets"] = bench_presets(g, images[:4], args.quick)
-    ran = {"generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder", "directions", "lec",
-           "domain", "presets"} & only
-    for name in ran:
+    for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)

@@ -77,6 +77,11 @@ def recipe_of(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in RECIPE_KEYS}
 
 
+def last_recipe(history: list[dict]) -> dict:
+    """The recipe of the newest history segment (empty before the first)."""
+    return {k: history[-1].get(k) for k in RECIPE_KEYS} if history else {}
+
+
 def describe_recipe(seg: dict) -> str:
     data = f" + real images ({seg['data']}, {seg['real_fraction']:.0%} of a batch)" if seg.get("data") else ""
     lp = f" + {seg['lpips_weight']}·LPIPS" if seg.get("lpips_weight") else ""
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     if state is not None:
         enc.load_state_dict(state["enc"])
-        changed = bool(history) and any(getattr(args, k) != history[-1].get(k) for k in LOSS_KEYS)
+        changed = bool(history) and any(getattr(args, k) != last_recipe(history)[k] for k in LOSS_KEYS)
         if args.reset_optimizer or (changed and not args.export):
             print("loss settings changed: restarting Adam" if changed else "restarting Adam (--reset-optimizer)")
         else:
@@ -180,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         if not files:
             raise SystemExit(f"error: {args.data} holds no .png/.jpg images")
         reals = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in tqdm(files, desc="loading --data", leave=False)])
-    if not history or history[-1]["to"] != step or recipe_of(args) != {k: history[-1].get(k) for k in RECIPE_KEYS}:
+    if not history or history[-1]["to"] != step or recipe_of(args) != last_recipe(history):
         history.append({"from": step, "to": step, **recipe_of(args)})
     total = int(math.ceil(args.kimg * 1000 / args.batch))
     stop = min(total, step + args.max_steps) if args.max_steps else total
