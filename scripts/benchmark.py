@@ -66,6 +66,19 @@ def bench_generator(quick: bool) -> list[dict]:
     return rows
 
 
+def bench_world(g, images, quick: bool) -> list[dict]:
+    """The embedded world's three measures for this model, with its training record."""
+    import world_quality
+
+    row = world_quality.measure(g, images, steps=100 if quick else 300, n=32 if quick else 64)
+    training = g.card.get("training", {})
+    row.update({"hours": training.get("hours", round(training.get("seconds", 0) / 3600, 2)),
+                "device": training.get("device", training.get("hardware", "?")),
+                "recipe": f"{training.get('mode', '?')}, loss {training.get('loss', 'l1l2')}, "
+                          f"style init {training.get('style_init', 'random')}"})
+    return [row]
+
+
 def sample_images(n: int) -> list[Path]:
     return sorted((SAMPLES / "images").glob("*.png"))[:n]
 
@@ -596,6 +609,12 @@ def write_markdown(data: dict) -> None:
             lines.append("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
         lines.append("")
 
+    table(data.get("world", []), "Embedded world: how sharp and faithful the model is (held-out seeds)",
+          "`detail_ratio`: mean squared 4-neighbour Laplacian of `optinv generate` samples ÷ that of renders "
+          "(targets: ≥ 0.5); `teacher_psnr_*`: PSNR of G(z) against render(z) for the same z (≥ 26 dB median); "
+          "`inv_*`: W+ inversion of held-out renders (L2, w_avg start, the invert job's schedule): PSNR and the "
+          "share of the input's high-frequency energy the result keeps (≥ 0.6 at ≥ 30 dB). Training record "
+          "from the model card. Also `python scripts/world_quality.py --model FILE`.")
     table(data.get("generator", []), "Generator speed (CPU, batch 1, config-f)",
           "Pure-PyTorch generator; fp32; `forward_backward_s` is one forward + backward to the W+ input.")
     table(data.get("quality_proxy", []), "Quality proxy: W+ inversion of held-out renders",
@@ -645,7 +664,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
             "directions", "lec", "domain", "presets")
 
 
@@ -668,6 +687,8 @@ def main(argv: list[str] | None = None) -> None:
     data["model"] = f"{g.card.get('name', '?')} ({g.size}², {g.card.get('training', {}).get('kimg', '?')} kimg)"
     n = args.images or (4 if args.quick else 8)
     images = sample_images(n)
+    if "world" in only:
+        data["world"] = bench_world(g, images, args.quick)
     if "generator" in only:
         data["generator"] = bench_generator(args.quick)
     curves: dict = {}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""How sharp and how faithful is an embedded-world generator? Three measures on held-out seeds.
+
+- detail ratio: mean high-frequency energy (squared 4-neighbour Laplacian) of samples G(z)
+  ÷ that of renderer portraits at the same size (1.0 = as detailed as the renders);
+- teacher fidelity: PSNR of G(z) against render(z) for the same z (median, min, max);
+- inversion detail: W+ inversion of held-out renders (samples/images) for a fixed number of
+  steps: PSNR, and the share of the input's high-frequency energy the result keeps.
+
+Held-out: z come from torch seeds ≥ 10**9, which training never draws (its batches use seeds
+``seed * 1_000_003 + step``), and samples/images are renderer seeds ≥ 1,000,000.
+
+  python scripts/world_quality.py --model samples/models/synthfaces64.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from optinv.checkpoints import load_generator
+from optinv.generator import Generator
+
+HELD_OUT_SEED = 10**9 + 7
+LAPLACE4 = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def render_teacher(z: torch.Tensor, size: int) -> torch.Tensor:
+    """The renderer's portraits for z (imported late: the renderer is training-side code)."""
+    try:
+        from optinv.world.teacher import render_teacher as teacher
+    except ImportError:  # older layout
+        from optinv.teacher import render_teacher as teacher
+    return teacher(z, size)
+
+
+def high_freq_energy(images: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared 4-neighbour Laplacian of [B,3,H,W] images in [-1, 1] (reflect borders)."""
+    x = (images.float().clamp(-1, 1) + 1) / 2
+    k = LAPLACE4.to(x)[None, None].expand(x.shape[1], 1, 3, 3)
+    lap = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, groups=x.shape[1])
+    return lap.pow(2).flatten(1).mean(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of [-1, 1] images, peak 1 on the [0, 1] scale."""
+    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-12))
+
+
+def held_out_z(n: int, style_dim: int, seed: int = HELD_OUT_SEED) -> torch.Tensor:
+    return torch.randn(n, style_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def sample(g: Generator, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """G(z) with the model's fixed noise, as ``optinv generate`` draws it."""
+    return torch.cat([g(z[i:i + chunk], randomize_noise=False) for i in range(0, len(z), chunk)])
+
+
+def detail_and_fidelity(g: Generator, n: int = 64) -> dict:
+    z = held_out_z(n, g.style_dim)
+    fake, real = sample(g, z), render_teacher(z, g.size)
+    p = psnr(fake, real).tolist()
+    return {"detail_ratio": round(high_freq_energy(fake).mean().item() / high_freq_energy(real).mean().item(), 3),
+            "teacher_psnr_median": round(statistics.median(p), 2), "teacher_psnr_min": round(min(p), 2),
+            "teacher_psnr_max": round(max(p), 2), "z": n}
+
+
+def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict:
+    """W+ inversion (L2, w_avg start, the invert job's schedule) of held-out renders."""
+    from optinv import jobs
+
+    opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, init="mean", eps=0.0,
+                           batch=len(images), progress=False)
+    t = time.time()
+    results = jobs.invert([str(p) for p in images], model=g, device="cpu", options=opts)
+    seconds = time.time() - t
+    target = torch.stack([r.target[:3] for r in results]) * 2 - 1  # results are in [0, 1]
+    out = torch.stack([r.image for r in results]) * 2 - 1
+    kept = (high_freq_energy(out) / high_freq_energy(target)).tolist()
+    p = psnr(out, target).tolist()
+    return {"images": len(images), "steps": steps, "psnr_median": round(statistics.median(p), 2),
+            "detail_kept_median": round(statistics.median(kept), 3), "s_per_step": round(seconds / steps, 4)}
+
+
+def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64) -> dict:
+    row = {"model": g.card.get("name", "?"), "kimg": g.card.get("training", {}).get("kimg")}
+    row.update(detail_and_fidelity(g, n))
+    if images and steps:
+        row.update({f"inv_{k}": v for k, v in inversion_detail(g, images, steps).items()})
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--images", type=int, default=8, help="held-out renders from samples/images")
+    ap.add_argument("--steps", type=int, default=300, help="W+ inversion steps (0: skip)")
+    ap.add_argument("--z", type=int, default=64, help="held-out z for detail and fidelity")
+    args = ap.parse_args()
+    g = load_generator(args.model, device="cpu")
+    root = Path(__file__).resolve().parents[1]
+    images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
+    print(json.dumps(measure(g, images, args.steps, args.z), indent=2))
+
+
+if __name__ == "__main__":
+    main()
