@@ -6,6 +6,7 @@ unpickler of :mod:`optinv.nvidia_pickle`, which never runs code stored in the fi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zipfile
@@ -182,6 +183,15 @@ def save_generator(g: Generator, path: str | os.PathLike, card: dict | None = No
 def save_rosinality(g: Generator, path: str | os.PathLike) -> Path:
     """Write rosinality's layout ({'g_ema', 'latent_avg'}) so their tools can read our models."""
     return atomic_torch_save({"g_ema": {k: v.cpu() for k, v in g.state_dict().items()}, "latent_avg": g.w_avg.cpu()}, path)
+
+
+def model_id(g: Generator) -> str:
+    """Short content hash of the weights: names the model a latent or a direction belongs to."""
+    h = hashlib.sha1()
+    for k, v in sorted(g.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def describe(g: Generator) -> str:

@@ -205,8 +205,9 @@ def generate(model, seeds, truncation, latents, out, device):
 
     from .checkpoints import load_generator
     from .imageio import atomic_save_image
-    from .jobs import render_latent, resolve_device
-    from .outputs import ensure_out_dir, load_latent, to_pil01
+    from .jobs import resolve_device
+    from .latents import generator_for, load_latent, render_latent
+    from .outputs import ensure_out_dir, to_pil01
 
     outdir = ensure_out_dir(out)
     dev = resolve_device(device)
@@ -214,12 +215,7 @@ def generate(model, seeds, truncation, latents, out, device):
         seeds = (0,)
     for path in latents:
         lat = load_latent(path)
-        g = load_generator(model or lat["model"].get("source_file") or None, device=dev)
-        from .jobs import model_id
-
-        if model_id(g) != lat["model"]["id"]:
-            raise OptinvError(f"{path} was made with model {lat['model']['id']} ({lat['model'].get('name')}); "
-                              f"this model is {model_id(g)}: pass the right --model")
+        g = generator_for(lat, model, device=dev, what=str(path))
         img = render_latent(g, lat)[0]
         name = Path(path).name.replace(".latent.pt", "")
         dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")

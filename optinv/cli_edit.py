@@ -12,28 +12,9 @@ from .errors import OptinvError
 
 
 def _model_for(latent: dict, model: str | None, device: str = "cpu"):
-    from .checkpoints import load_generator
-    from .jobs import model_id
+    from .latents import generator_for
 
-    g = load_generator(model or latent["model"].get("source_file") or None, device=device)
-    if model_id(g) != latent["model"]["id"]:
-        raise OptinvError(f"the latent was made with model {latent['model']['id']} ({latent['model'].get('name')}), "
-                          f"not {model_id(g)}: pass the right --model")
-    return g
-
-
-def to_latent_record(e, template: dict) -> dict:
-    """An Editable as a latent file (W+ or StyleMap space) that generate/edit accept again."""
-    if e.maps is None:
-        tensors = {"wplus": e.wplus[None].clone()}
-        space, wplus = "wplus", e.wplus.clone()
-    else:
-        tensors = {f"maps.{i}": m[None].clone() for i, m in enumerate(e.maps)}
-        space, wplus = "stylemap", e.layer_vectors().clone()
-    return {"format": "optinv-latent", "version": 1, "space": space, "tensors": tensors,
-            "noise": [n[None].clone() for n in e.noise], "model": template["model"], "wplus": wplus,
-            "recipe": template.get("recipe", ""), "settings": {"edited_from": template.get("settings", {})},
-            "space_options": {}}
+    return generator_for(latent, model, device=device)
 
 
 def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
@@ -47,9 +28,9 @@ def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
 def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: str) -> Path:
     """Save the combined latent and the picture A | B | result."""
     from . import edit as E
-    from .fileio import atomic_torch_save
+    from .latents import save_latent
 
-    atomic_torch_save(to_latent_record(result, template), outdir / f"{stem}.latent.pt")
+    save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
     return _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])]), outdir / f"{stem}.png")
 
 
@@ -76,8 +57,8 @@ def register(main: click.Group, handle_errors) -> None:
         """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
         from . import edit as E
         from .directions import load_direction
-        from .fileio import atomic_torch_save
-        from .outputs import ensure_out_dir, load_latent
+        from .latents import load_latent, save_latent
+        from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
         lat = load_latent(latent)
@@ -89,7 +70,7 @@ def register(main: click.Group, handle_errors) -> None:
         edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
         stem = _stem(latent)
         for a, e in zip(alphas, edited):
-            atomic_torch_save(to_latent_record(e, lat), outdir / f"{stem}.{name}{a:+g}.latent.pt")
+            save_latent(E.to_latent(e, lat), outdir / f"{stem}.{name}{a:+g}.latent.pt")
         strip = _save(E.render(g, edited), outdir / f"{stem}.{name}.png")
         click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
 
@@ -103,7 +84,8 @@ def register(main: click.Group, handle_errors) -> None:
     def interpolate(a, b, steps, model, out):
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
-        from .outputs import ensure_out_dir, load_latent
+        from .latents import load_latent
+        from .outputs import ensure_out_dir
 
         if steps < 2:
             raise OptinvError(f"--steps must be ≥ 2, got {steps}")
@@ -126,7 +108,8 @@ def register(main: click.Group, handle_errors) -> None:
     def mix(a, b, layers, model, out):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .outputs import ensure_out_dir, load_latent
+        from .latents import load_latent
+        from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
         la, lb = load_latent(a), load_latent(b)
@@ -149,7 +132,8 @@ def register(main: click.Group, handle_errors) -> None:
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .outputs import ensure_out_dir, load_latent
+        from .latents import load_latent
+        from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
         la, lb = load_latent(a), load_latent(b)
@@ -177,7 +161,7 @@ def register(main: click.Group, handle_errors) -> None:
         """Fit a direction from LISTING: JSON lines with a latent path ("latent") and the label."""
         from .directions import save_directions
         from .edit import fit_direction
-        from .outputs import load_latent
+        from .latents import load_latent
 
         path = Path(listing)
         if not path.exists():

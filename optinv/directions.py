@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .checkpoints import SAMPLES_MODELS
+from .checkpoints import SAMPLES_MODELS, model_id
 from .errors import OptinvError
 from .fileio import atomic_torch_save, first_line, load_tagged
 from .generator import Generator
@@ -17,8 +17,6 @@ FORMAT = "optinv-directions"
 
 
 def save_directions(found: dict[str, dict[str, Any]], g: Generator, path: str | os.PathLike) -> Path:
-    from .jobs import model_id
-
     obj = {"format": FORMAT, "version": 1, "model_id": model_id(g), "style_dim": g.style_dim,
            "directions": {k: {**v, "vector": v["vector"].float().cpu()} for k, v in found.items()}}
     return atomic_torch_save(obj, path)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .errors import OptinvError
 from .generator import Generator
+from .latents import LatentRecord, codes, record_from_codes
 
 
 @dataclass
@@ -53,14 +54,15 @@ def resize_map(m: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(m[None], size=(size, size), mode="bilinear", align_corners=False)[0]
 
 
-def from_latent(latent: dict) -> Editable:
+def from_latent(latent: LatentRecord) -> Editable:
     """A saved latent record (NAME.latent.pt) as an Editable."""
-    noise = [n[0] for n in latent["noise"]]
-    if latent["space"] == "stylemap":
-        t = latent["tensors"]
-        maps = [t[f"maps.{i}"][0] for i in range(len([k for k in t if k.startswith("maps.")]))]
-        return Editable(None, maps, noise)
-    return Editable(latent["wplus"].clone(), None, noise)
+    wplus, maps, noise = codes(latent)
+    return Editable(wplus, maps, noise)
+
+
+def to_latent(e: Editable, template: LatentRecord) -> LatentRecord:
+    """An Editable as a latent record for the template's model (W+ or StyleMap space)."""
+    return record_from_codes(template, e.noise, wplus=e.wplus, maps=e.maps)
 
 
 def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None = None) -> torch.Tensor:

@@ -7,7 +7,6 @@ returns one :class:`ItemResult` per input (and per duplicate, for pulse). Writin
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from .checkpoints import load_generator
 from .errors import OptinvError
 from .generator import Generator
 from .imageio import load_image
+from .latents import LatentRecord, model_id, record_from_space, render_latent
 from .operators import Identity, downscale_operator
 from .optimize import Problem, Settings, run
 from .presets import JOB_DEFAULTS, preset
@@ -71,15 +71,6 @@ class ItemResult:
     metrics: dict[str, Any]
     frames: list[torch.Tensor] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def model_id(g: Generator) -> str:
-    """Short content hash of the weights: names the model a latent belongs to."""
-    h = hashlib.sha1()
-    for k, v in sorted(g.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -162,34 +153,6 @@ def _initial_wplus(g: Generator, init: str, n: int, seed: int) -> torch.Tensor:
     raise OptinvError(f"unknown --init {init!r} (known: auto, mean, random, encoder)")
 
 
-def render_latent(g: Generator, latent: dict[str, Any]) -> torch.Tensor:
-    """Re-render one saved latent (batch of 1) exactly as the job rendered its result."""
-    space = space_from_latent(g, latent)
-    noise = [n.to(g.w_avg.device) for n in latent["noise"]]
-    with torch.no_grad():
-        return (g.synthesis(space.to_styles(), noise=noise) + 1) / 2
-
-
-def space_from_latent(g: Generator, latent: dict[str, Any]) -> LatentSpace:
-    from .spaces import StyleMapSpace, WPlusSpace, WSpace, ZPlusSpace
-
-    t = {k: v.to(g.w_avg.device) for k, v in latent["tensors"].items()}
-    name = latent["space"]
-    if name == "w":
-        return WSpace(g, t["w"])
-    if name == "wplus":
-        return WPlusSpace(g, t["wplus"])
-    if name == "zplus":
-        opt = latent.get("space_options", {})
-        fit = {"mean": latent["fit_mean"].to(g.w_avg.device), "std": latent["fit_std"].to(g.w_avg.device)} \
-            if "fit_mean" in latent else None
-        return ZPlusSpace(g, t["z"], tile=bool(opt.get("tile", False)), mapping=opt.get("mapping", "gaussian"), fit=fit)
-    if name == "stylemap":
-        maps = [t[f"maps.{i}"] for i in range(g.n_latent)]
-        return StyleMapSpace.from_maps(g, maps)
-    raise OptinvError(f"latent file has unknown space {name!r}")
-
-
 def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], operator: torch.nn.Module,
           opts: JobOptions, alpha: torch.Tensor | None = None, seeds: Sequence[int] | None = None,
           notes: list[str] | None = None) -> list[ItemResult]:
@@ -240,7 +203,7 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
         res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback)
         for k in range(b):
-            latent = _latent_record(g, space, res, k, recipe, settings, opts, m["space"], map_sizes)
+            latent = _latent_record(g, space, res, k, recipe, settings, opts, map_sizes)
             image = render_latent(g, latent)[0]
             observed = operator(image[None])[0]
             item = ItemResult(name=names[start + k], job=job, image=image.cpu(), observed=observed.cpu(),
@@ -260,21 +223,11 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
 
 
 def _latent_record(g: Generator, space: LatentSpace, res, k: int, recipe: str, settings: Settings,
-                   opts: JobOptions, space_name: str, map_sizes: list[int] | None) -> dict[str, Any]:
-    tensors = {name: v[k: k + 1].clone() for name, v in res.latent.items()}
-    rec: dict[str, Any] = {
-        "format": "optinv-latent", "version": 1, "space": space_name, "tensors": tensors,
-        "noise": [n[k: k + 1].clone() for n in res.noise],
-        "model": {"id": model_id(g), "name": g.card.get("name", ""), "source_file": g.card.get("source_file", ""),
-                  "resolution": g.size},
-        "recipe": recipe, "settings": {k2: v for k2, v in vars(settings).items()},
-        "space_options": {"tile": opts.tile, "mapping": getattr(space, "mapping_mode", None), "map_sizes": map_sizes},
-    }
-    if space_name == "zplus" and hasattr(space, "fit_mean"):
-        rec["fit_mean"], rec["fit_std"] = space.fit_mean.cpu().clone(), space.fit_std.cpu().clone()
-    with torch.no_grad():
-        rec["wplus"] = space_from_latent(g, rec).layer_vectors().detach().cpu()[0]
-    return rec
+                   opts: JobOptions, map_sizes: list[int] | None) -> LatentRecord:
+    return record_from_space(g, space, res.latent, res.noise, k, recipe=recipe,
+                             settings={k2: v for k2, v in vars(settings).items()},
+                             space_options={"tile": opts.tile, "mapping": getattr(space, "mapping_mode", None),
+                                            "map_sizes": map_sizes})
 
 
 # ---------------------------------------------------------------------------- loading inputs
@@ -401,7 +354,7 @@ def encode(images: Sequence[Source], model: Generator | str | None = None, devic
         fake = SimpleNamespace(latent={k: v.detach().cpu() for k, v in space.named_parameters()},
                                noise=[n.expand(tgt.shape[0], -1, -1, -1).cpu() for n in g.noise_list()])
         for k in range(tgt.shape[0]):
-            latent = _latent_record(g, space, fake, k, "encoder", settings, opts, space_name, map_sizes)
+            latent = _latent_record(g, space, fake, k, "encoder", settings, opts, map_sizes)
             latent["settings"] = {"encoder": getattr(enc, "card", {}), "steps": 0}
             image = render_latent(g, latent)[0]
             item = ItemResult(name=names[start + k], job="invert", image=image.cpu(), observed=image.cpu(),

@@ -16,10 +16,8 @@ import torch
 from PIL import Image
 
 from .errors import OptinvError
-from .fileio import atomic_torch_save, load_tagged
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
-
-LATENT_FORMAT = "optinv-latent"
+from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
 
 
 def ensure_out_dir(out: str | os.PathLike) -> Path:
@@ -89,7 +87,7 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
     paths = {"image": out / f"{item.name}.png", "latent": out / f"{item.name}.latent.pt",
              "compare": out / f"{item.name}.compare.png", "json": out / f"{item.name}.json"}
     atomic_save_image(to_pil01(item.image), paths["image"])
-    atomic_torch_save(item.latent, paths["latent"])
+    save_latent(item.latent, paths["latent"])
     atomic_save_image(compare_strip(item), paths["compare"])
     if gif and item.frames:
         paths["gif"] = out / f"{item.name}.gif"
@@ -99,8 +97,3 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
               "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
     atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
     return {k: str(p) for k, p in paths.items()}
-
-
-def load_latent(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a NAME.latent.pt (weights_only) and check it is one."""
-    return load_tagged(path, LATENT_FORMAT, "latent file", "optinv invert/pulse/paint/encode")
