@@ -303,7 +303,9 @@ def build(args: argparse.Namespace, dev: torch.device) -> Run:
         weights = init["g_ema"] if "g_ema" in init else load_generator(src).state_dict()
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
         g.load_state_dict(weights)
-        g_ema.load_state_dict(weights)
+        if args.style_init == "relevant":  # asked for explicitly: prune a trained model's noise inputs too
+            relevant_styles_(g, synthfaces.N_PARAMS)
+        g_ema.load_state_dict(g.state_dict())
         print(f"initialised from {args.init}")
     return run
 

@@ -90,6 +90,27 @@ def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict
             "detail_kept_median": round(statistics.median(kept), 3), "s_per_step": round(seconds / steps, 4)}
 
 
+def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2) -> Path:
+    """An 8-column grid of G(z) beside the renders of the same held-out z, with a caption."""
+    from PIL import Image, ImageDraw
+
+    from optinv.imageio import make_grid, tensor_to_pil
+
+    z = held_out_z(n, g.style_dim)
+    fake = make_grid([tensor_to_pil(x) for x in sample(g, z)], cols=8, scale=scale)
+    real = make_grid([tensor_to_pil(x) for x in render_teacher(z, g.size)], cols=8, scale=scale)
+    training = g.card.get("training", {})
+    caption = (f"left: samples of {g.card.get('name', '?')} ({training.get('kimg', '?')} kimg), "
+               f"right: the renders of the same z (held-out seeds)")
+    canvas = Image.new("RGB", (fake.width + real.width + 12, fake.height + 18), "white")
+    canvas.paste(fake, (0, 18))
+    canvas.paste(real, (fake.width + 12, 18))
+    ImageDraw.Draw(canvas).text((4, 3), caption, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
 def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64) -> dict:
     row = {"model": g.card.get("name", "?"), "kimg": g.card.get("training", {}).get("kimg")}
     row.update(detail_and_fidelity(g, n))
@@ -104,11 +125,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=8, help="held-out renders from samples/images")
     ap.add_argument("--steps", type=int, default=300, help="W+ inversion steps (0: skip)")
     ap.add_argument("--z", type=int, default=64, help="held-out z for detail and fidelity")
+    ap.add_argument("--grid", type=Path, help="also write 8×8 samples beside renders of the same z here")
     args = ap.parse_args()
     g = load_generator(args.model, device="cpu")
     root = Path(__file__).resolve().parents[1]
     images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
     print(json.dumps(measure(g, images, args.steps, args.z), indent=2))
+    if args.grid:
+        print(f"wrote {samples_beside_renders(g, args.grid)}")
 
 
 if __name__ == "__main__":
