@@ -1,13 +1,19 @@
 """LPIPS from the ``lpips`` package, without any download.
 
-``lpips`` ships its linear heads but builds its backbone with torchvision, which would
-download ImageNet weights. We only let that happen from the local torch cache, or load the
-backbone from a file the user gives (``--lpips-backbone`` or ``OPTINV_LPIPS_BACKBONE``).
+``lpips`` ships its linear heads but builds its backbone with torchvision, which downloads the
+ImageNet weights into the torch cache. The backbone comes from a file the user gives
+(``--lpips-backbone`` or ``OPTINV_LPIPS_BACKBONE``), else from that cache; when it is not cached,
+torchvision fetches it as usual if the machine is online (we say so once), and otherwise we stop
+at once with the file's exact name, where it goes and where to get it. ``OPTINV_OFFLINE=1``
+forbids the download (the test suite sets it).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,18 +23,49 @@ import torch.nn.functional as F
 from optinv.errors import OptinvError
 
 BACKBONE_WEIGHTS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+OFFLINE_ENV = "OPTINV_OFFLINE"
+PROBE_SECONDS = 0.8
+_announced: set[str] = set()
 
 
 class LPIPSUnavailable(OptinvError):
     """The LPIPS backbone weights are not on this machine."""
 
 
+# torchvision's IMAGENET1K_V1 files (tests check these against torchvision): known without importing
+# torchvision, so a missing backbone is reported in milliseconds.
+BACKBONE_URLS = {"vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
+                 "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                 "squeeze": "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"}
+
+
+def backbone_url(net: str) -> str:
+    return BACKBONE_URLS[net]
+
+
 def backbone_cache_path(net: str) -> Path:
     """Where torchvision would look for the ImageNet backbone of ``net`` (no download)."""
-    import torchvision.models as tvm
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(backbone_url(net))
 
-    weights = getattr(tvm, BACKBONE_WEIGHTS[net]).IMAGENET1K_V1
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+def can_download(url: str, seconds: float = PROBE_SECONDS) -> bool:
+    """Whether ``url``'s host answers within ``seconds`` (never longer: a hanging DNS lookup counts as offline)."""
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        return False
+    host = url.split("/")[2]
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=seconds).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(seconds)
+    return bool(ok)
 
 
 def _load_backbone_into(model, net: str, path: Path) -> None:
@@ -54,11 +91,13 @@ def make_lpips(net: str = "vgg", backbone: str | os.PathLike | None = None, rand
     ``random_backbone=True`` gives untrained backbone weights: it exercises the plumbing
     (tests) and is *not* a perceptual metric.
     """
-    import lpips
-
     if net not in BACKBONE_WEIGHTS:
         raise OptinvError(f"unknown LPIPS network {net!r} (known: {', '.join(BACKBONE_WEIGHTS)})")
     backbone = backbone or os.environ.get("OPTINV_LPIPS_BACKBONE")
+    if not (random_backbone or backbone):
+        _ensure_backbone(net)  # before importing lpips/torchvision: an offline failure takes milliseconds
+    import lpips
+
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`; nothing to act on
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         model = _build(lpips, net, backbone, random_backbone)
@@ -72,14 +111,25 @@ def _build(lpips, net: str, backbone: str | os.PathLike | None, random_backbone:
         if backbone:
             _load_backbone_into(model, net, Path(backbone))
     else:
-        cached = backbone_cache_path(net)
-        if not cached.exists():
-            raise LPIPSUnavailable(
-                f"LPIPS needs the ImageNet {net} backbone, which is not on this machine: put it at {cached} "
-                f"or pass --lpips-backbone FILE (torchvision {BACKBONE_WEIGHTS[net]}.IMAGENET1K_V1), "
-                f"or use a recipe without LPIPS")
         model = lpips.LPIPS(net=net, pretrained=True, verbose=False)
     return model
+
+
+def _ensure_backbone(net: str) -> None:
+    """The cached backbone is there, or will be fetched (said once), or one clear error."""
+    cached = backbone_cache_path(net)
+    if cached.exists():
+        return
+    url = backbone_url(net)
+    if not can_download(url):
+        raise LPIPSUnavailable(
+            f"LPIPS needs {cached.name} (torchvision {BACKBONE_WEIGHTS[net]}.IMAGENET1K_V1), not on this "
+            f"machine and no network: put it at {cached} (from {url}) or pass `lpips_backbone` FILE, "
+            f"or use a recipe without LPIPS")
+    if net not in _announced:
+        _announced.add(net)
+        print(f"LPIPS: fetching {cached.name} into {cached.parent} with torchvision (once; "
+              f"{OFFLINE_ENV}=1 forbids it)", file=sys.stderr)
 
 
 class LPIPSLoss(torch.nn.Module):

@@ -22,7 +22,25 @@ from .generator import Generator
 FORMAT_TAG = "optinv-generator"
 FORMATS_UNDERSTOOD = ("optinv .pt (optinv convert)", "rosinality stylegan2-pytorch .pt ({'g_ema', 'latent_avg'})",
                       "NVIDIA stylegan2-ada-pytorch .pkl (G_ema)")
-SAMPLES_MODELS = Path(__file__).resolve().parents[1] / "samples" / "models"
+
+
+def samples_dir(checkout: Path | None = None, prefixes: list[str] | None = None) -> Path:
+    """The shipped samples (models, images): the source checkout's ``samples/``, else where
+    ``pip install .`` put them (``<prefix>/share/optinv/samples``, from setup.cfg's data_files)."""
+    import site
+    import sys
+    import sysconfig
+
+    checkout = checkout or Path(__file__).resolve().parents[1] / "samples"
+    if prefixes is None:
+        prefixes = [sysconfig.get_path("data"), sys.prefix, getattr(site, "USER_BASE", None) or ""]
+    for cand in [checkout] + [Path(p) / "share" / "optinv" / "samples" for p in prefixes if p]:
+        if (cand / "models").is_dir():
+            return cand
+    return checkout
+
+
+SAMPLES_MODELS = samples_dir() / "models"
 DEFAULT_MODEL = "synthfaces64"
 
 

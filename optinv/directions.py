@@ -23,7 +23,13 @@ def save_directions(found: dict[str, dict[str, Any]], g: Generator, path: str | 
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """A directions file, or a plain saved tensor (one direction named after the file)."""
+    """A directions file, a plain saved tensor (one direction named after the file), an InterfaceGAN
+    boundary ``.npy`` or a GANSpace ``.npz`` (:mod:`optinv.direction_formats`)."""
+    from .direction_formats import read_foreign_directions
+
+    foreign = read_foreign_directions(path)
+    if foreign is not None:
+        return {"directions": foreign}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

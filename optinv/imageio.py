@@ -78,7 +78,7 @@ def fit_square(im: Image.Image, path: Path, crop: str) -> Image.Image:
         canvas = Image.new(im.mode, (s, s))
         canvas.paste(im, ((s - w) // 2, (s - h) // 2))
         return canvas
-    raise InputImageError(f"{path}: image is {w}×{h}, not square; pass --crop center (or pad)")
+    raise InputImageError(f"{path}: image is {w}×{h}, not square; pass `crop` center (or pad)")
 
 
 def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
@@ -102,6 +102,14 @@ def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: boo
     arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
     rgb = arr[:3] * 2.0 - 1.0
     return torch.cat([rgb, arr[3:]], 0) if keep_alpha else rgb
+
+
+def load_photo(path: str | os.PathLike, notes: list[str] | None = None) -> Image.Image:
+    """A photograph as 8-bit RGB PIL at its own size (EXIF-rotated; alpha dropped): what face alignment reads."""
+    path = Path(path)
+    notes = notes if notes is not None else []
+    im = _to_8bit_rgba(_open(path), notes)
+    return im.convert("RGB") if im.mode != "RGB" else im
 
 
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "fixtures"
+os.environ["OPTINV_OFFLINE"] = "1"  # tests never download (LPIPS backbones would otherwise be fetched when online)
 
 from optinv.generator import Generator  # noqa: E402
 

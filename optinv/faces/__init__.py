@@ -1,0 +1,47 @@
+"""Real photographs in: find a face, align it like FFHQ, paste results back, measure identity.
+
+dlib and its model files are the optional ``[faces]`` extra and are imported only when a face
+is actually looked for; :mod:`.align` and :mod:`.paste` need nothing beyond numpy/torch/PIL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .align import AlignTransform, align_image, ffhq_quad, load_transform, save_transform
+from .backend import INSTALL_HINT, FacesUnavailable, available
+from .paste import paste_back
+
+
+@dataclass
+class AlignedFace:
+    image: Image.Image                 # the aligned N×N crop
+    transform: AlignTransform          # how to put a result back into the photo
+    notes: list[str] = field(default_factory=list)
+
+
+def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | None = None,
+                landmarks_model: str | None = None, name: str | None = None) -> AlignedFace:
+    """Detect faces in ``photo``, pick one (largest, or number ``face``), and align it to size×size."""
+    from ..imageio import load_photo
+    from .landmarks import choose, detect
+
+    notes: list[str] = []
+    if isinstance(photo, Image.Image):
+        im, label = photo.convert("RGB"), name or "image"
+    else:
+        im, label = load_photo(photo, notes), name or str(photo)
+    faces = detect(np.asarray(im), landmarks_model)
+    chosen = choose(faces, label, face, notes)
+    k = faces.index(chosen) + 1
+    aligned, t = align_image(im, chosen.landmarks, size, photo=Path(label).name, face=k, faces_found=len(faces))
+    return AlignedFace(aligned, t, notes)
+
+
+__all__ = ["AlignTransform", "AlignedFace", "FacesUnavailable", "INSTALL_HINT", "align_image", "align_photo",
+           "available", "ffhq_quad", "load_transform", "paste_back", "save_transform"]
