@@ -53,7 +53,8 @@ from optinv.generator import Generator, ModulatedConv2d
 from optinv.imageio import save_grid, tensor_to_pil
 from optinv.teacher import render_teacher
 
-RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init")
+RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",
+                "init_record")
 
 
 class TeacherStream(IterableDataset):
@@ -263,6 +264,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--minutes", type=float, default=0.0, help="stop after this much wall time in this call (0: no cap)")
     ap.add_argument("--export", help="write the EMA generator in optinv format to this file and exit")
     ap.add_argument("--half", action="store_true", help="with --export: store weights as float16 (half the size)")
+    ap.set_defaults(init_record=None)  # the --init model's training record, kept across resumes
     return ap.parse_args(argv)
 
 
@@ -300,7 +302,12 @@ def build(args: argparse.Namespace, dev: torch.device) -> Run:
     elif args.init:
         src = Path(args.init) / "latest.pt" if Path(args.init).is_dir() else Path(args.init)
         init = torch.load(src, map_location="cpu", weights_only=True)
-        weights = init["g_ema"] if "g_ema" in init else load_generator(src).state_dict()
+        if "g_ema" in init:
+            weights = init["g_ema"]
+        else:  # an exported model: its training record continues in this run's card
+            source = load_generator(src)
+            weights = source.state_dict()
+            args.init_record = source.card.get("training")
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
         g.load_state_dict(weights)
         if args.style_init == "relevant":  # asked for explicitly: prune a trained model's noise inputs too
@@ -328,6 +335,11 @@ def restore(run: Run, state: dict) -> None:
 
 
 def build_card(args, kimg: float, seconds: float, history: list[str], device: str) -> dict:
+    before = getattr(args, "init_record", None) or {}
+    if before:  # continued from an exported model: count its images, time and commands too
+        kimg += float(before.get("kimg", 0))
+        seconds += float(before.get("seconds", 0))
+        history = [*before.get("commands", []), "then, continued from that model:", *history]
     return {
         "name": Path(args.export).stem if args.export else "synthfaces",
         "trained_on": "optinv.synthfaces procedural portraits (renders of params(z), optinv.teacher)",
@@ -343,6 +355,8 @@ def build_card(args, kimg: float, seconds: float, history: list[str], device: st
 
 def export(run: Run, path: str, half: bool) -> None:
     args, g_ema = run.args, run.g_ema
+    if args.init and not args.init_record and Path(args.init).is_file():  # a run started before records were kept
+        args.init_record = load_generator(args.init).card.get("training")
     g_ema.w_avg.copy_(g_ema.mean_latent(10000))
     kimg = run.step * args.batch / 1000
     last = (run.history or [""])[-1]
