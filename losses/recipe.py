@@ -122,11 +122,11 @@ class Objective:
             if need == "vectors" and n_vectors < 2:
                 raise RecipeError(f"{n} compares layer latents; space {space!r} has one vector (use wplus, zplus or stylemap)")
             if need == "noise" and not trainable_noise:
-                raise RecipeError(f"{n} regularises trainable noise; use --noise trainable")
+                raise RecipeError(f"{n} regularises trainable noise; use `noise` trainable")
             if need == "maps" and not has_maps:
-                raise RecipeError(f"{n} needs spatial style maps (--space stylemap with maps larger than 1×1)")
+                raise RecipeError(f"{n} needs spatial style maps (`space` stylemap with maps larger than 1×1)")
             if need == "encoder" and not has_encoder:
-                raise RecipeError(f"{n} needs an encoder for this model (--encoder FILE)")
+                raise RecipeError(f"{n} needs an encoder for this model (`encoder` FILE)")
 
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts = {n: TERMS[n].fn(ctx) for _, n in self.terms}

@@ -34,7 +34,7 @@ def noise_autocorrelation(noises: Sequence[torch.Tensor]) -> torch.Tensor:
             n = n.reshape(b, -1, size // 2, 2, size // 2, 2).mean(dim=(3, 5))
             size //= 2
     if total is None:
-        raise ValueError("NOISE needs trainable noise maps (use --noise trainable)")
+        raise ValueError("NOISE needs trainable noise maps (use `noise` trainable)")
     return total
 
 
@@ -58,5 +58,5 @@ def map_smoothness(maps: Sequence[torch.Tensor]) -> torch.Tensor:
               + (m[..., :, 1:] - m[..., :, :-1]).pow(2).flatten(1).mean(1))
         total = tv if total is None else total + tv
     if total is None:
-        raise ValueError("SMOOTH needs spatial style maps (use --space stylemap with maps larger than 1×1)")
+        raise ValueError("SMOOTH needs spatial style maps (use `space` stylemap with maps larger than 1×1)")
     return total

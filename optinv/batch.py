@@ -285,21 +285,24 @@ class BatchConfig:
     duplicates: int = 1                 # pulse only
     gif: bool = False
     progress: bool = True
+    # how messages and notes name parameters in the manifest and outputs: the engine writes
+    # `name`; the CLI passes its flag table (optinv.cli.to_flags)
+    wording: Callable[[str], str] = field(default=lambda text: text)
 
     def check(self) -> None:
         """Refuse bad settings before any rank touches a file."""
         if self.job not in JOBS:
             raise OptinvError(f"unknown job {self.job!r} (known: {', '.join(JOBS)})")
         if self.job != "pulse" and (self.scale is not None or self.duplicates != 1):
-            raise OptinvError("--scale and --duplicates belong to --job pulse")
+            raise OptinvError("`scale` and `duplicates` belong to `job` pulse")
         if self.duplicates < 1:
-            raise OptinvError(f"--duplicates must be ≥ 1, got {self.duplicates}")
+            raise OptinvError(f"`duplicates` must be ≥ 1, got {self.duplicates}")
         if self.options.batch < 1:
-            raise OptinvError(f"--batch must be ≥ 1, got {self.options.batch}")
+            raise OptinvError(f"`batch` must be ≥ 1, got {self.options.batch}")
         if not Path(self.input_dir).is_dir():
             raise OptinvError(f"{self.input_dir}: not a folder")
         if Path(self.out_dir).resolve() == Path(self.input_dir).resolve():
-            raise OptinvError("--out must not be the input folder (the outputs would be read as inputs next time)")
+            raise OptinvError("`out` must not be the input folder (the outputs would be read as inputs next time)")
 
     @property
     def outputs_per_item(self) -> int:
@@ -361,7 +364,7 @@ class Worker:
             self._solve(valid, emit_done)
         except OptinvError as e:
             if len(valid) == 1:
-                emit(make_record(valid[0], "error", error=one_line(e), rank=self.rank))
+                emit(make_record(valid[0], "error", error=self.cfg.wording(one_line(e)), rank=self.rank))
                 return
             for item in valid:
                 if item.rel in done:
@@ -369,13 +372,13 @@ class Worker:
                 try:
                     self._solve([item], emit_done)
                 except OptinvError as e1:
-                    emit(make_record(item, "error", error=one_line(e1), rank=self.rank))
+                    emit(make_record(item, "error", error=self.cfg.wording(one_line(e1)), rank=self.rank))
 
     def _unreadable(self, item: WorkItem) -> str | None:
         try:
             load_image(item.source, keep_alpha=self.cfg.job == "paint", crop=self.cfg.options.crop)
         except OptinvError as e:
-            return one_line(e)
+            return self.cfg.wording(one_line(e))
         return None
 
     def _solve(self, items: list[WorkItem], emit: Emit) -> None:
@@ -402,6 +405,7 @@ class Worker:
         for r, name, rel_paths in zip(results, item.names(self.cfg.outputs_per_item),
                                       item.outputs(self.cfg.outputs_per_item)):
             r.name = name  # the job names results after the file stem; ours are unique per folder
+            r.notes = [self.cfg.wording(n) for n in r.notes]
             written = write_item(r, folder, gif=self.cfg.gif)
             if "gif" in written:
                 rel_paths = {**rel_paths, "gif": (PurePosixPath(item.subdir) / Path(written["gif"]).name).as_posix()}
@@ -487,7 +491,7 @@ def _plan(cfg: BatchConfig, ranks: Ranks) -> tuple[list[WorkItem], list[int]]:
         items = find_inputs(cfg.input_dir, cfg.recursive, exclude=cfg.out_dir.resolve())
         if not items:
             raise OptinvError(f"no images ({', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}) in {cfg.input_dir}"
-                              + ("" if cfg.recursive else " (add --recursive for sub-folders)"))
+                              + ("" if cfg.recursive else " (add `recursive` for sub-folders)"))
         return items, [i for i, it in enumerate(items) if it.complete(cfg.out_dir, cfg.outputs_per_item)]
 
     if not ranks.active:

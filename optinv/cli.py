@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -14,36 +15,56 @@ from .errors import OptinvError
 DEBUG_ENV = "OPTINV_DEBUG"
 
 
+# Engine parameter → CLI flag, the one table: the engine names its parameters in `backquotes`
+# in its messages and notes; the CLI shows the flags a user types. Every JobOptions field is
+# added from its declaration (optinv.options); the rest are listed here.
+FLAGS: dict[str, str] = {"model": "--model", "device": "--device", "out": "--out", "scale": "--scale",
+                         "duplicates": "--duplicates", "job": "--job", "recursive": "--recursive"}
+_PARAM = re.compile(r"`([a-z_]+)`")
+
+
+def _flag(f) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+@functools.cache
+def flag_table() -> dict[str, str]:
+    from .options import cli_fields
+
+    return {**{f.name: _flag(f) for f in cli_fields()}, **FLAGS}
+
+
+def to_flags(text: str) -> str:
+    """Rewrite the engine's `parameter` names as CLI flags (unknown names lose their quotes)."""
+    table = flag_table()
+    return _PARAM.sub(lambda m: table.get(m.group(1), m.group(1)), text)
+
+
+def _click_option(f):
+    """One click option from a JobOptions field (type, default, choices and help declared there)."""
+    meta = f.metadata
+    kw: dict = {"default": f.default, "help": to_flags(meta["help"]) or None}
+    if meta["type"] is bool:
+        kw["is_flag"] = True
+    elif meta["choices"]:
+        kw["type"] = click.Choice(list(meta["choices"]))
+    elif meta["path"]:
+        kw["type"] = click.Path(dir_okay=False)
+    elif meta["type"] is not None:
+        kw["type"] = meta["type"]
+    if meta["show_default"]:
+        kw["show_default"] = True
+    return click.option(_flag(f), f.name, **kw)
+
+
 def job_options(f):
-    """Options shared by invert, pulse and paint."""
+    """Options shared by invert, pulse, paint and batch: the JobOptions fields plus where and how to run."""
+    from .options import cli_fields
+
     opts = [
         click.option("--model", "-m", default=None, help="generator file or shipped model name (default: embedded synthfaces64)"),
         click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False), help="output folder"),
-        click.option("--space", type=click.Choice(["w", "wplus", "zplus", "stylemap"]), default=None, help="latent space"),
-        click.option("--stylemap-res", default=None, help="map sides: 'coarse,medium,fine' (default 2,4,1) or one per layer"),
-        click.option("--tile", is_flag=True, help="zplus: one z shared by all layers"),
-        click.option("--zplus-mapping", type=click.Choice(["gaussian", "exact"]), default=None,
-                     help="zplus: PULSE's Gaussian fit of the mapping, or the exact mapping network "
-                          "(default: the model card's choice, else gaussian)"),
-        click.option("--loss", "recipe", default=None, help="loss recipe, e.g. '100*L2+0.05*GEOCROSS'"),
-        click.option("--preset", default=None, help="reference settings: pulse, image2stylegan, rosinality, nvidia, stylemap"),
-        click.option("--steps", type=int, default=None, help="optimisation steps"),
-        click.option("--lr", type=float, default=None, help="learning rate"),
-        click.option("--schedule", type=click.Choice(["fixed", "linear1cycledrop", "cosine-ramp"]), default=None),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd", "adamax"]), default=None),
-        click.option("--noise", type=click.Choice(["zero", "fixed", "trainable", "random"]), default=None, help="noise inputs"),
-        click.option("--trainable-noise", type=int, default=None, help="with --noise trainable: first k layers (0 = all)"),
-        click.option("--eps", type=float, default=None, help="stop an image once its data term reaches this MSE"),
-        click.option("--init", type=click.Choice(["auto", "mean", "random", "encoder"]), default=None,
-                     help="starting latent (w/wplus/stylemap); auto = the model's encoder when it has one, else w_avg"),
-        click.option("--encoder", default=None, type=click.Path(dir_okay=False),
-                     help="encoder file for --init encoder / DOMAIN (default: the model card's)"),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--batch", type=int, default=4, show_default=True, help="images optimised together"),
-        click.option("--crop", type=click.Choice(["none", "center", "pad"]), default="none", show_default=True,
-                     help="what to do with non-square inputs"),
-        click.option("--lpips-backbone", default=None, type=click.Path(dir_okay=False),
-                     help="torchvision VGG16 ImageNet weights for LPIPS (no download happens)"),
+        *[_click_option(field) for field in cli_fields()],
         click.option("--gif", is_flag=True, help="also write NAME.gif of the optimisation"),
         click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda, mps"),
         click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
@@ -54,19 +75,11 @@ def job_options(f):
 
 
 def _options(kw: dict):
-    """Click's keyword arguments → the engine's JobOptions."""
-    from .jobs import JobOptions
+    """Click's keyword arguments → the engine's JobOptions (the same names, by construction)."""
+    from .options import GIF_FRAMES, JobOptions, cli_fields
 
-    if kw["batch"] < 1:
-        raise OptinvError(f"--batch must be ≥ 1, got {kw['batch']}")
-    if kw["steps"] is not None and kw["steps"] < 1:
-        raise OptinvError(f"--steps must be ≥ 1, got {kw['steps']}")
-    return JobOptions(space=kw["space"], recipe=kw["recipe"], steps=kw["steps"], lr=kw["lr"], schedule=kw["schedule"],
-                      optimizer=kw["optimizer"], noise=kw["noise"], trainable_noise=kw["trainable_noise"], eps=kw["eps"],
-                      seed=kw["seed"], batch=kw["batch"], init=kw["init"], tile=kw["tile"], zplus_mapping=kw["zplus_mapping"],
-                      stylemap_res=kw["stylemap_res"], preset=kw["preset"], crop=kw["crop"],
-                      lpips_backbone=kw["lpips_backbone"], frame_every=0, progress=not kw["quiet"],
-                      encoder=kw["encoder"])
+    return JobOptions.of(**{f.name: kw[f.name] for f in cli_fields()}, progress=not kw["quiet"],
+                         frames=GIF_FRAMES if kw["gif"] else 0)
 
 
 def _write(results, kw: dict) -> None:
@@ -74,6 +87,7 @@ def _write(results, kw: dict) -> None:
 
     out = Path(kw["out"])
     for r in results:
+        r.notes = [to_flags(n) for n in r.notes]
         paths = write_item(r, out, gif=kw["gif"])
         m = r.metrics
         key = "psnr" if "psnr" in m else "fit_mse"
@@ -87,10 +101,7 @@ def _prepare(kw: dict):
     from .outputs import ensure_out_dir
 
     ensure_out_dir(kw["out"])
-    opts = _options(kw)
-    if kw["gif"]:
-        opts.frame_every = max(1, (opts.steps or 100) // 40)
-    return opts
+    return _options(kw)
 
 
 def handle_errors(f):
@@ -102,7 +113,7 @@ def handle_errors(f):
         except OptinvError as e:
             if os.environ.get(DEBUG_ENV):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {to_flags(str(e))}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -180,7 +191,7 @@ def batch_command(input_dir, job, recursive, scale, duplicates, **kw):
     opts = _prepare(kw)
     s = run_batch(BatchConfig(job=job, input_dir=Path(input_dir), out_dir=Path(kw["out"]), options=opts,
                               model=kw["model"], device=kw["device"], recursive=recursive, scale=scale,
-                              duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"]))
+                              duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"], wording=to_flags))
     if s.rank == 0:
         failed = f"{s.failed + s.nan} failed" + (f" ({s.nan} NaN)" if s.nan else "")
         pending = f", {s.pending} not started" if s.pending else ""

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .errors import OptinvError
 from .generator import Generator
 from .latents import LatentRecord, codes, record_from_codes
+from .ranges import to_unit
 
 
 @dataclass
@@ -78,7 +79,7 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
     src = [noise_from or e for e in items]
     noise = [torch.stack([s.noise[i] for s in src]).to(dev) for i in range(g.num_layers)]
     with torch.no_grad():
-        return ((g.synthesis(styles, noise=noise) + 1) / 2).clamp(0, 1)
+        return to_unit(g.synthesis(styles, noise=noise)).clamp(0, 1)
 
 
 def parse_layers(spec: str | Sequence[int] | None, n_latent: int) -> list[int]:
@@ -223,11 +224,36 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
 
 def reinversion_encoder(g: Generator, options) -> Callable[[torch.Tensor], list[Editable]]:
     """E(x) by optimisation: invert images (tensors in [0, 1]) with the given JobOptions."""
-    from . import jobs
     from .operators import Identity
+    from .solve import solve
 
     def encode(images: torch.Tensor) -> list[Editable]:
         names = [f"x{i}" for i in range(images.shape[0])]
-        return [from_latent(r.latent) for r in jobs.solve("invert", g, images, names, Identity(), options)]
+        return [from_latent(r.latent) for r in solve("invert", g, images, names, Identity(), options)]
 
     return encode
+
+
+# --------------------------------------------------------------------------- consistency
+def latent_distance_stats(a: Editable, b: Editable) -> dict[str, float]:
+    """‖a − b‖ per latent vector: per layer for W+, per map pixel for StyleMaps → avg/min/max."""
+    if a.maps is None and b.maps is None:
+        d = (a.wplus - b.wplus).norm(dim=-1)
+    else:
+        sizes = [max(x.shape[-1], y.shape[-1]) for x, y in zip(a.as_maps(), b.as_maps())]
+        d = torch.cat([(x - y).norm(dim=0).flatten() for x, y in zip(a.as_maps(sizes), b.as_maps(sizes))])
+    return {"avg": float(d.mean()), "min": float(d.min()), "max": float(d.max())}
+
+
+def latent_editing_consistency(g: Generator, items: list[Editable], direction: torch.Tensor, alpha: float,
+                               encode: Callable[[torch.Tensor], list[Editable]]) -> dict[str, float]:
+    """LEC(f) = E‖E(x) − f⁻¹(E(G(f(E(x)))))‖ for the edit f = +alpha·direction.
+
+    ``items`` are the codes E(x); ``encode`` maps images in [0, 1] back to codes (an encoder,
+    or re-inversion by optimisation). StyleMaps report avg/min/max over map pixels.
+    """
+    edited = [apply_direction(e, direction, alpha) for e in items]
+    recoded = encode(render(g, edited))
+    back = [apply_direction(r, direction, -alpha) for r in recoded]
+    stats = [latent_distance_stats(a, b) for a, b in zip(items, back)]
+    return {k: float(sum(s[k] for s in stats) / len(stats)) for k in ("avg", "min", "max")}

@@ -1,4 +1,7 @@
-"""Image metrics (MSE, PSNR, SSIM, LPIPS) on [0, 1] images, and the per-job summary."""
+"""Image metrics (MSE, PSNR, SSIM, LPIPS) on [0, 1] images, and the per-job summary.
+
+Latent-space measures of edits (LEC) live with the edits, in :mod:`optinv.edit`.
+"""
 
 from __future__ import annotations
 
@@ -55,29 +58,3 @@ def job_metrics(job: str, item: Any, lpips: Callable | None = None) -> dict[str,
 
 def _dev(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
-
-
-def latent_distance_stats(a: Any, b: Any) -> dict[str, float]:
-    """‖a − b‖ per latent vector: per layer for W+, per map pixel for StyleMaps → avg/min/max."""
-    if a.maps is None and b.maps is None:
-        d = (a.wplus - b.wplus).norm(dim=-1)
-    else:
-        sizes = [max(x.shape[-1], y.shape[-1]) for x, y in zip(a.as_maps(), b.as_maps())]
-        d = torch.cat([(x - y).norm(dim=0).flatten() for x, y in zip(a.as_maps(sizes), b.as_maps(sizes))])
-    return {"avg": float(d.mean()), "min": float(d.min()), "max": float(d.max())}
-
-
-def latent_editing_consistency(g: Any, items: list, direction: torch.Tensor, alpha: float,
-                               encode: Callable[[torch.Tensor], list]) -> dict[str, float]:
-    """LEC(f) = E‖E(x) − f⁻¹(E(G(f(E(x)))))‖ for the edit f = +alpha·direction.
-
-    ``items`` are the codes E(x) (Editables); ``encode`` maps images in [0, 1] back to codes
-    (an encoder, or re-inversion by optimisation). StyleMaps report avg/min/max over map pixels.
-    """
-    from .edit import apply_direction, render
-
-    edited = [apply_direction(e, direction, alpha) for e in items]
-    recoded = encode(render(g, edited))
-    back = [apply_direction(r, direction, -alpha) for r in recoded]
-    stats = [latent_distance_stats(a, b) for a, b in zip(items, back)]
-    return {k: float(sum(s[k] for s in stats) / len(stats)) for k in ("avg", "min", "max")}

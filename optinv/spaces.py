@@ -209,16 +209,16 @@ def parse_map_sizes(spec: str | None, n_latent: int) -> list[int]:
     try:
         vals = [int(v) for v in str(spec).replace("x", ",").split(",") if v.strip()]
     except ValueError:
-        raise OptinvError(f"--stylemap-res must be integers like '2,4,1', got {spec!r}") from None
+        raise OptinvError(f"`stylemap_res` must be integers like '2,4,1', got {spec!r}") from None
     if any(v < 1 or v > 256 for v in vals):
-        raise OptinvError(f"--stylemap-res sides must be between 1 and 256, got {spec!r}")
+        raise OptinvError(f"`stylemap_res` sides must be between 1 and 256, got {spec!r}")
     if len(vals) == 3:
         return default_map_sizes(n_latent, *vals)
     if len(vals) == 1:
         return vals * n_latent
     if len(vals) == n_latent:
         return vals
-    raise OptinvError(f"--stylemap-res needs 1, 3 (coarse,medium,fine) or {n_latent} values, got {len(vals)}")
+    raise OptinvError(f"`stylemap_res` needs 1, 3 (coarse,medium,fine) or {n_latent} values, got {len(vals)}")
 
 
 class StyleMapSpace(LatentSpace):

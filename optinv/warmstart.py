@@ -7,8 +7,9 @@ W+ encoder, StyleMap spaces prefer the StyleMap encoder and fall back to the W+ 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ from .checkpoints import SAMPLES_MODELS
 from .encoder import Encoder, load_encoder
 from .errors import OptinvError
 from .generator import Generator
+from .spaces import LatentSpace, StyleMapSpace, make_space
 
 
 def _card_encoder_path(g: Generator, kind: str) -> Path | None:
@@ -89,6 +91,73 @@ def domain_term(enc: Encoder) -> Callable:
 
 def require(enc: Encoder | None, why: str) -> Encoder:
     if enc is None:
-        raise OptinvError(f"{why} needs an encoder: this model's card lists none; pass --encoder FILE "
+        raise OptinvError(f"{why} needs an encoder: this model's card lists none; pass `encoder` FILE "
                           f"(scripts/train_encoder.py trains one)")
     return enc
+
+
+# ------------------------------------------------------------------ where a job's latents start
+INITS = ("auto", "mean", "random", "encoder")
+
+
+@dataclass
+class Start:
+    """How one job's latents start: ``init`` resolved (auto → encoder or mean) and its encoder."""
+
+    space: str
+    init: str                        # mean | random | encoder (zplus: random z from each image's seed)
+    encoder: Encoder | None
+    map_sizes: list[int] | None
+    tile: bool = False
+    zplus_mapping: str = "gaussian"
+
+
+def plan_start(g: Generator, space: str, init: str, encoder_file: str | None, needs_encoder: bool,
+               map_sizes: list[int] | None, tile: bool, zplus_mapping: str) -> Start:
+    """Resolve ``init`` and find the encoder it (or a DOMAIN term) needs, before any work is done."""
+    enc = None
+    if init in ("auto", "encoder") or needs_encoder:
+        enc = find_encoder(g, space, encoder_file)
+    if init == "auto":
+        init = "encoder" if enc is not None and space != "zplus" else "mean"
+    if init == "encoder":
+        if space == "zplus":
+            raise OptinvError("`init` encoder works in w, wplus and stylemap spaces (zplus starts on the sphere)")
+        require(enc, "`init` encoder")
+    return Start(space, init, enc, map_sizes, tile, zplus_mapping)
+
+
+def mean_or_random_wplus(g: Generator, init: str, n: int, seed: int) -> torch.Tensor:
+    """W+ codes [n, L, D] at w_avg (``mean``) or at the mapping of one random z (``random``)."""
+    if init == "mean":
+        return g.w_avg[None, None].expand(n, g.n_latent, -1).clone()
+    if init == "random":
+        z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(seed)).to(g.w_avg.device)
+        with torch.no_grad():
+            return g.mapping(z)[:, None].expand(-1, g.n_latent, -1).clone()
+    raise OptinvError(f"unknown `init` {init!r} (known: {', '.join(INITS)})")
+
+
+def starting_space(g: Generator, start: Start, targets: torch.Tensor, seeds: Sequence[int], seed: int) -> LatentSpace:
+    """The space for one batch of targets in [0, 1], at its starting point.
+
+    zplus draws each image's z from its own seed (so duplicates differ and results do not
+    depend on the batch); the other spaces start from the encoder, w_avg or one random w.
+    """
+    b = targets.shape[0]
+    init_w, init_maps, init_z = None, None, None
+    if start.init == "encoder":
+        codes = encode(start.encoder, targets)
+        init_w = initial_wplus(codes)
+        if start.space == "stylemap":
+            init_maps = initial_maps(codes, start.map_sizes)
+    elif start.space != "zplus":
+        init_w = mean_or_random_wplus(g, start.init, b, seed)
+    if start.space == "zplus":
+        init_z = torch.cat([torch.randn(1, 1 if start.tile else g.n_latent, g.style_dim,
+                                        generator=torch.Generator().manual_seed(s)) for s in seeds])
+    space = make_space(start.space, g, init_w, batch=b, tile=start.tile, zplus_mapping=start.zplus_mapping,
+                       map_sizes=start.map_sizes, init_z=init_z)
+    if init_maps is not None:
+        space = StyleMapSpace.from_maps(g, init_maps)
+    return space

@@ -389,7 +389,7 @@ def bench_lec(g, images, steps: int) -> list[dict]:
     from optinv import edit as E
     from optinv import warmstart
     from optinv.directions import load_direction
-    from optinv.metrics import latent_editing_consistency
+    from optinv.edit import latent_editing_consistency
 
     rows = []
     for space in ("wplus", "stylemap"):
@@ -433,7 +433,7 @@ def bench_domain_sweep(g, images, steps: int, lambdas=(0.0, 0.5, 2.0, 8.0)) -> l
     from optinv import edit as E
     from optinv import warmstart
     from optinv.directions import load_direction
-    from optinv.metrics import latent_editing_consistency
+    from optinv.edit import latent_editing_consistency
 
     enc = warmstart.find_encoder(g, "wplus")
     if enc is None:

@@ -114,7 +114,7 @@ def test_parse_layers() -> None:
 
 
 def test_lec_is_zero_for_a_perfect_encoder_and_grows_with_a_lossy_one() -> None:
-    from optinv.metrics import latent_editing_consistency
+    from optinv.edit import latent_editing_consistency
 
     g = tiny_generator(16, style_dim=16)
     items = [_wplus_item(g, 7), _map_item(g, 8)]

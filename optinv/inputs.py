@@ -1,0 +1,66 @@
+"""A job's inputs: files or tensors → one [N, C, H, W] batch in [0, 1], unique names and notes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .errors import OptinvError
+from .imageio import load_image
+from .ranges import to_unit
+
+Source = str | os.PathLike | torch.Tensor
+
+
+def load_many(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
+              notes: dict[str, list[str]]) -> tuple[torch.Tensor, list[str]]:
+    """Images (files, or tensors in [-1, 1]) → stacked RGB(A) in [0, 1] and their names.
+
+    Conversion remarks per input land in ``notes[name]``; inputs of one run share a size.
+    """
+    tensors, names = [], []
+    for src in sources:
+        if isinstance(src, torch.Tensor):
+            t = src
+            name = f"image{len(names):03d}"
+        else:
+            n: list[str] = []
+            t = load_image(src, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
+            name = Path(src).stem
+            if n:
+                notes[name] = n
+        tensors.append(t)
+        names.append(name)
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) != 1:
+        raise OptinvError(f"inputs of one run must share a size, got {sorted(shapes)}")
+    stacked = torch.stack(tensors)
+    stacked[:, :3] = to_unit(stacked[:, :3])
+    if not torch.isfinite(stacked).all():
+        raise OptinvError("input contains NaN or Inf values")
+    return stacked, unique_names(names)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """a, a, b → a, a_1, b: two inputs never write the same outputs."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        if n in seen:
+            seen[n] += 1
+            out.append(f"{n}_{seen[n]}")
+        else:
+            seen[n] = 0
+            out.append(n)
+    return out
+
+
+def attach_notes(results: list[Any], notes: dict[str, list[str]]) -> list[Any]:
+    """Put each input's conversion notes in front of its results' own notes (pulse: every duplicate)."""
+    for r in results:
+        base = r.name.split("_dup")[0]
+        r.notes = notes.get(base, []) + r.notes
+    return results

@@ -1,0 +1,150 @@
+"""Job options, declared once: each field carries its type, default, choices and help.
+
+The CLI builds its click options from these fields (``optinv.cli.job_options``) and the
+Python API takes the same names as keyword arguments (``jobs.invert(x, steps=30)``), so an
+option is added in one place. ``None`` means "the job's default", resolved in this order:
+job defaults < the model card's recipe < ``preset`` < explicit options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable
+
+import torch
+
+from losses.recipe import build_objective
+
+from .errors import OptinvError
+from .generator import Generator
+from .optimize import NOISE_MODES, OPTIMIZERS, SCHEDULES, Settings
+from .presets import JOB_DEFAULTS, PRESETS, preset
+from .spaces import SPACES
+from .warmstart import INITS
+
+CROPS = ("none", "center", "pad")
+ZPLUS_MAPPINGS = ("gaussian", "exact")
+GIF_FRAMES = 40  # about this many frames in NAME.gif, whatever the step count
+
+
+def option(default: Any = None, help: str = "", *, type: Any = None, choices: tuple[str, ...] | None = None,
+           flag: str | None = None, path: bool = False, show_default: bool = False, cli: bool = True) -> Any:
+    """A JobOptions field with what the CLI needs to offer it (``cli=False``: Python API only)."""
+    meta = {"help": help, "type": type, "choices": choices, "flag": flag, "path": path,
+            "show_default": show_default, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class JobOptions:
+    """Everything a job can be told; None means "the job's default"."""
+
+    space: str | None = option(None, "latent space", choices=SPACES)
+    stylemap_res: str | None = option(None, "map sides: 'coarse,medium,fine' (default 2,4,1) or one per layer")
+    tile: bool = option(False, "zplus: one z shared by all layers", type=bool)
+    zplus_mapping: str | None = option(None, "zplus: PULSE's Gaussian fit of the mapping, or the exact mapping "
+                                             "network (default: the model card's choice, else gaussian)",
+                                       choices=ZPLUS_MAPPINGS)
+    recipe: str | None = option(None, "loss recipe, e.g. '100*L2+0.05*GEOCROSS'", flag="--loss")
+    preset: str | None = option(None, f"reference settings: {', '.join(PRESETS)}")
+    steps: int | None = option(None, "optimisation steps", type=int)
+    lr: float | None = option(None, "learning rate", type=float)
+    schedule: str | None = option(None, "", choices=SCHEDULES)
+    optimizer: str | None = option(None, "", choices=OPTIMIZERS)
+    noise: str | None = option(None, "noise inputs", choices=NOISE_MODES)
+    trainable_noise: int | None = option(None, "with `noise` trainable: first k layers (0 = all)", type=int)
+    eps: float | None = option(None, "stop an image once its data term reaches this MSE", type=float)
+    init: str | None = option(None, "starting latent (w/wplus/stylemap); auto = the model's encoder when it has "
+                                    "one, else w_avg", choices=INITS)
+    encoder: str | None = option(None, "encoder file for `init` encoder / DOMAIN (default: the model card's)",
+                                 path=True)
+    seed: int = option(0, "", type=int, show_default=True)
+    batch: int = option(4, "images optimised together", type=int, show_default=True)
+    crop: str = option("none", "what to do with non-square inputs", choices=CROPS, show_default=True)
+    lpips_backbone: str | None = option(None, "torchvision VGG16 ImageNet weights for LPIPS (no download happens)",
+                                        path=True)
+    lpips_net: str = option("vgg", "LPIPS network", cli=False)
+    frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
+    frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
+    progress: bool = option(True, "show a progress bar", cli=False)
+    callback: Callable[[int, dict, dict], None] | None = option(
+        None, "(step, record, per-image terms) after each step", cli=False)
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"cli": False,
+                                                                  "help": "lr_rampup, latent_noise, noise_renorm …"})
+
+    @classmethod
+    def of(cls, options: "JobOptions | None" = None, **overrides: Any) -> "JobOptions":
+        """``options`` (or the defaults) with keyword overrides; unknown names are one clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise OptinvError(f"unknown job option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        opts = replace(options or cls(), **overrides)
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        """Checks that do not need the model (the rest happen when the job resolves its settings)."""
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise OptinvError(f"`batch` must be ≥ 1, got {self.batch}")
+        if self.steps is not None and self.steps < 1:
+            raise OptinvError(f"`steps` must be ≥ 1, got {self.steps}")
+
+
+def cli_fields() -> list:
+    """The fields the CLI offers as options, in the order ``--help`` lists them."""
+    return [f for f in fields(JobOptions) if f.metadata.get("cli", True)]
+
+
+# ------------------------------------------------------------------------------ resolution
+SETTINGS_KEYS = ("space", "recipe", "steps", "lr", "schedule", "optimizer", "noise", "trainable_noise", "eps", "init")
+
+
+def merged_options(job: str, opts: JobOptions, g: Generator) -> dict[str, Any]:
+    """Job defaults < model card recipe < preset < explicit options."""
+    merged = dict(JOB_DEFAULTS[job])
+    card_recipe = g.card.get("default_recipes", {}).get(job)
+    if card_recipe:
+        merged["fallback_recipe"] = card_recipe if job == "invert" else merged.get("fallback_recipe")
+        if job != "invert":
+            merged["recipe"] = card_recipe
+    if opts.preset:
+        p = preset(opts.preset)
+        p.pop("source", None)
+        merged.update(p)
+        merged["fallback_recipe"] = None  # a preset never silently changes its recipe
+    for key in SETTINGS_KEYS:
+        v = getattr(opts, key)
+        if v is not None:
+            merged[key] = v
+            if key == "recipe":
+                merged["fallback_recipe"] = None
+    merged.update(opts.extra)
+    return merged
+
+
+def lpips_for(recipe: str, opts: JobOptions, device: torch.device, fallback: str | None,
+              notes: list[str]) -> tuple[str, Callable | None]:
+    """Build LPIPS if the recipe names it; fall back (with a note) only for job defaults."""
+    objective = build_objective(recipe)
+    if not objective.needs("lpips"):
+        return recipe, None
+    from losses.perceptual import LPIPSLoss, LPIPSUnavailable, make_lpips
+
+    try:
+        return recipe, LPIPSLoss(make_lpips(opts.lpips_net, opts.lpips_backbone)).to(device)
+    except LPIPSUnavailable as e:
+        if fallback:
+            notes.append(f"LPIPS backbone not available, using recipe {fallback} (give `lpips_backbone` for {recipe})")
+            return fallback, None
+        raise OptinvError(str(e)) from None
+
+
+def optimizer_settings(m: dict[str, Any], opts: JobOptions) -> Settings:
+    """The optimiser's Settings from merged options; GIF frames spread over the resolved steps."""
+    keys = Settings.__dataclass_fields__.keys()
+    s = Settings(**{k: v for k, v in m.items() if k in keys})
+    s.seed, s.progress = opts.seed, opts.progress
+    s.frame_every = opts.frame_every or (max(1, s.steps // opts.frames) if opts.frames > 0 else 0)
+    s.validate()
+    return s

@@ -1,0 +1,41 @@
+"""What a job returns for each input: the result image, its latent record and its numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from . import metrics
+from .latents import LatentRecord
+
+
+@dataclass
+class ItemResult:
+    name: str
+    job: str
+    image: torch.Tensor                # [3, R, R] in [0, 1]: G(best latent), rendered alone
+    observed: torch.Tensor             # operator(image)
+    target: torch.Tensor               # what was matched ([3 or 4, h, w] in [0, 1])
+    latent: LatentRecord               # the latent file's content
+    metrics: dict[str, Any]
+    frames: list[torch.Tensor] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def measure(item: ItemResult, lpips: Callable | None = None, **extra: Any) -> ItemResult:
+    """Fill ``item.metrics``: the job's image metrics, then ``extra`` (steps, seconds, settings…)."""
+    item.metrics = {**metrics.job_metrics(item.job, item, lpips), **extra}
+    return item
+
+
+def check_eps(item: ItemResult, eps: float | None) -> None:
+    """pulse/paint: record whether the fit reached ``eps`` and say so when it did not."""
+    if item.job == "invert" or eps is None:
+        return
+    fit = item.metrics["fit_mse"]
+    item.metrics["within_eps"] = bool(fit <= eps)
+    if fit > eps:
+        item.notes.append(f"best result downscales to MSE {fit:.4g} > eps {eps:g}: "
+                          f"returned anyway (try more `steps` or another `seed`)")

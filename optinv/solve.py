@@ -1,0 +1,81 @@
+"""The engine under every job: resolve the settings, optimise batch by batch, measure each result.
+
+``solve`` is what invert, pulse and paint share once their inputs are loaded and their
+forward operator is chosen (see :mod:`optinv.jobs`); editing uses it to re-invert images.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from losses.recipe import build_objective
+
+from . import warmstart
+from .generator import Generator
+from .latents import LatentRecord, record_from_space, render_latent
+from .optimize import Problem, Result, Settings, run
+from .options import JobOptions, lpips_for, merged_options, optimizer_settings
+from .results import ItemResult, check_eps, measure
+from .spaces import LatentSpace, parse_map_sizes
+
+
+def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], operator: torch.nn.Module,
+          opts: JobOptions, alpha: torch.Tensor | None = None, seeds: Sequence[int] | None = None,
+          notes: list[str] | None = None) -> list[ItemResult]:
+    """Optimise every target (batched), then re-render each result alone and measure it.
+
+    ``targets`` [N, 3, h, w] in [0, 1] are what ``operator(G(latent))`` should match (with
+    ``alpha`` [N, 1, h, w] weighting the pixels for paint); ``seeds`` gives each image its own.
+    """
+    notes = notes if notes is not None else []
+    m = merged_options(job, opts, g)
+    recipe, lpips = lpips_for(m["recipe"], opts, g.w_avg.device, m.get("fallback_recipe"), notes)
+    objective = build_objective(recipe)
+    settings = optimizer_settings(m, opts)
+    map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if m["space"] == "stylemap" else None
+    seeds = list(seeds) if seeds is not None else [opts.seed] * len(names)
+    start = warmstart.plan_start(g, m["space"], m.get("init", "mean"), opts.encoder, objective.needs("encoder"),
+                                 map_sizes, opts.tile, opts.zplus_mapping or g.card.get("zplus_mapping", "gaussian"))
+    domain = warmstart.domain_term(warmstart.require(start.encoder, "DOMAIN")) if objective.needs("encoder") else None
+    operator = operator.to(g.w_avg.device)
+    results: list[ItemResult] = []
+    step = max(1, opts.batch)
+    for first in range(0, len(names), step):
+        sl = slice(first, first + step)
+        tgt = targets[sl].to(g.w_avg.device)
+        a = alpha[sl].to(g.w_avg.device) if alpha is not None else None
+        space = warmstart.starting_space(g, start, tgt, seeds[sl], opts.seed)
+        problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
+        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback)
+        for k in range(tgt.shape[0]):
+            item = _item(job, g, space, res, k, names[first + k], recipe, settings, opts, map_sizes, operator,
+                         torch.cat([tgt[k], a[k]]) if a is not None else tgt[k], notes)
+            measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(res.seconds / tgt.shape[0], 3),
+                    batch=tgt.shape[0], recipe=recipe, space=m["space"], seed=seeds[first + k])
+            check_eps(item, settings.eps)
+            results.append(item)
+    return results
+
+
+def _item(job: str, g: Generator, space: LatentSpace, res: Result, k: int, name: str, recipe: str,
+          settings: Settings, opts: JobOptions, map_sizes: list[int] | None, operator: torch.nn.Module,
+          target: torch.Tensor, notes: list[str]) -> ItemResult:
+    """Image ``k`` of a batch: its latent record, re-rendered alone (what the saved file gives)."""
+    latent = latent_record(g, space, res.latent, res.noise, k, recipe, settings, opts, map_sizes)
+    image = render_latent(g, latent)[0]
+    observed = operator(image[None])[0]
+    return ItemResult(name=name, job=job, image=image.cpu(), observed=observed.cpu(), target=target.cpu(),
+                      latent=latent, metrics={}, frames=[f[k] for f in res.frames], notes=list(notes))
+
+
+def latent_record(g: Generator, space: LatentSpace, latent: dict[str, torch.Tensor], noise: list[torch.Tensor],
+                  k: int, recipe: str, settings: Settings, opts: JobOptions,
+                  map_sizes: list[int] | None) -> LatentRecord:
+    """The saved record of image ``k``: its tensors plus how it was found."""
+    settings_used: dict[str, Any] = dict(vars(settings))
+    return record_from_space(g, space, latent, noise, k, recipe=recipe, settings=settings_used,
+                             space_options={"tile": opts.tile, "mapping": getattr(space, "mapping_mode", None),
+                                            "map_sizes": map_sizes})
+
