@@ -9,13 +9,15 @@
 
 Both carry W/W+ codes only: a StyleMap or Z+ record is exported as the W+ vectors it renders
 (exact for W, W+ and Z+; a StyleMap's spatial detail is averaged away, and the writer says so).
-:mod:`optinv.latents` owns optinv's own file and dispatches foreign files here.
+Readers return a :class:`Foreign` (the code, its noise and where it came from);
+:mod:`optinv.latents` owns the latent record and turns that into one (``latents.open_latent``).
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +42,24 @@ def _check_width(layers: int | None, dim: int, g: Generator, path: Path) -> None
                           f"(pass the --model it was projected with)")
 
 
+@dataclass
+class Foreign:
+    """A latent read from another project's file: what a latent record needs besides the model."""
+
+    space: str                          # "w" or "wplus"
+    tensors: dict[str, torch.Tensor]    # {"w": [1, D]} or {"wplus": [1, L, D]}
+    wplus: torch.Tensor                 # [L, D], as rendered
+    noise: list[torch.Tensor]           # [1, 1, h, w] per noise input
+    source: str                         # "nvidia projected_w.npz" | "rosinality projector"
+    file: str
+
+
 def _record(g: Generator, space: str, tensors: dict[str, torch.Tensor], wplus: torch.Tensor,
-            noise: list[torch.Tensor], source: str, path: Path) -> dict[str, Any]:
-    from .latents import model_ref, new_record
-
-    return new_record(space, tensors, noise, model_ref(g), wplus.float().clone(),
-                      settings={"imported_from": source, "file": path.name})
+            noise: list[torch.Tensor], source: str, path: Path) -> Foreign:
+    return Foreign(space, tensors, wplus.float().clone(), noise, source, path.name)
 
 
-def read_nvidia_npz(path: str | os.PathLike, g: Generator) -> dict[str, Any]:
+def read_nvidia_npz(path: str | os.PathLike, g: Generator) -> Foreign:
     """``projected_w.npz`` → a W+ record for ``g`` (noise: the model's constant noise, as NVIDIA renders)."""
     path = Path(path)
     try:
@@ -81,7 +92,7 @@ def rosinality_entries(path: str | os.PathLike) -> dict[str, Any] | None:
     return None
 
 
-def read_rosinality(path: str | os.PathLike, g: Generator, key: str | None = None) -> dict[str, Any]:
+def read_rosinality(path: str | os.PathLike, g: Generator, key: str | None = None) -> Foreign:
     """One entry of a rosinality projector ``.pt`` → a W or W+ record for ``g``."""
     path = Path(path)
     entries = rosinality_entries(path)
@@ -144,8 +155,8 @@ def split_key(spec: str | os.PathLike) -> tuple[Path, str | None]:
     return Path(path), key or None
 
 
-def read_foreign(spec: str | os.PathLike, g: Generator) -> dict[str, Any]:
-    """A foreign latent file (NVIDIA .npz or rosinality .pt, ``FILE:IMAGE`` for one of several) → record."""
+def read_foreign(spec: str | os.PathLike, g: Generator) -> Foreign:
+    """A foreign latent file (NVIDIA .npz or rosinality .pt, ``FILE:IMAGE`` for one of several), checked against ``g``."""
     path, key = split_key(spec)
     if not path.is_file():
         raise OptinvError(f"{path}: no such file")
@@ -197,5 +208,5 @@ def write_foreign(rec: dict[str, Any], path: str | os.PathLike, fmt: str, key: s
     raise OptinvError(f"unknown latent format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
-__all__ = ["FORMATS", "read_foreign", "read_nvidia_npz", "read_rosinality", "sniff", "split_key", "write_foreign",
+__all__ = ["FORMATS", "Foreign", "read_foreign", "read_nvidia_npz", "read_rosinality", "sniff", "split_key", "write_foreign",
            "write_nvidia_npz", "write_rosinality"]

@@ -235,6 +235,30 @@ def generator_for(rec: LatentRecord, model: str | os.PathLike | None = None,
     return g
 
 
+# ----------------------------------------------------------------------------- other projects' files
+def from_foreign(f: Any, g: Generator) -> LatentRecord:
+    """A :class:`optinv.latent_formats.Foreign` (NVIDIA / rosinality code) as a record for ``g``."""
+    return new_record(f.space, f.tensors, f.noise, model_ref(g), f.wplus,
+                      settings={"imported_from": f.source, "file": f.file})
+
+
+def open_latent(spec: str | os.PathLike, model: str | os.PathLike | None = None,
+                device: str | torch.device = "cpu", what: str | None = None) -> tuple[LatentRecord, Generator]:
+    """Any latent file and its generator: optinv's own (checked against the model it names, or
+    ``model``), NVIDIA ``projected_w.npz`` or a rosinality projector ``.pt`` (``FILE:IMAGE`` for one
+    of several; these name no model, so they belong to ``model``, by default the embedded one)."""
+    from .latent_formats import read_foreign, sniff, split_key
+
+    path, _ = split_key(spec)
+    if not path.is_file():
+        raise OptinvError(f"{path}: no such file")
+    if path.suffix.lower() != ".npz" and sniff(path) == "optinv":
+        rec = load_latent(path)
+        return rec, generator_for(rec, model, device=device, what=what or str(path))
+    g = load_generator(model, device=device)
+    return from_foreign(read_foreign(spec, g), g), g
+
+
 # ----------------------------------------------------------------------------- rendering
 def to_space(g: Generator, rec: LatentRecord) -> LatentSpace:
     """The record as the latent space it was found in (batch of 1, on g's device)."""
@@ -282,5 +306,5 @@ def codes(rec: LatentRecord) -> tuple[torch.Tensor | None, list[torch.Tensor] | 
 
 
 __all__ = ["LATENT_FORMAT", "LatentRecord", "ModelRef", "model_ref", "model_id", "new_record", "record_from_space",
-           "record_from_codes", "validate", "fits", "check_model", "save_latent", "load_latent", "generator_for",
+           "record_from_codes", "validate", "fits", "check_model", "save_latent", "load_latent", "generator_for", "open_latent", "from_foreign",
            "to_space", "render_inputs", "render_latent", "codes"]

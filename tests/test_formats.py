@@ -10,7 +10,11 @@ from optinv import direction_formats as DF
 from optinv import latent_formats as LF
 from optinv.directions import load_direction
 from optinv.errors import OptinvError
-from optinv.latents import model_ref, new_record, render_latent, validate
+from optinv.latents import from_foreign, model_ref, new_record, render_latent, validate
+
+
+def _read(spec, g):
+    return validate(from_foreign(LF.read_foreign(spec, g), g), g)
 
 
 def _record(g, space="wplus", seed=0):
@@ -29,7 +33,7 @@ def test_nvidia_npz_round_trip(tiny32, tmp_path):
     with np.load(path, allow_pickle=False) as z:  # what stylegan2-ada-pytorch's generate.py reads
         assert z.files == ["w"]
         assert z["w"].shape == (1, tiny32.n_latent, tiny32.style_dim) and z["w"].dtype == np.float32
-    back = validate(LF.read_foreign(path, tiny32), tiny32)
+    back = _read(path, tiny32)
     assert back["space"] == "wplus"
     assert torch.equal(back["wplus"], rec["wplus"])
     assert torch.equal(render_latent(tiny32, back), render_latent(tiny32, rec))  # same code, model's noise
@@ -57,7 +61,7 @@ def test_rosinality_round_trip(tiny32, tmp_path, space):
     assert list(raw) == ["face.png"] and set(raw["face.png"]) == {"img", "latent", "noise"}
     assert raw["face.png"]["latent"].shape == ((tiny32.style_dim,) if space == "w" else (tiny32.n_latent, tiny32.style_dim))
     assert torch.allclose(raw["face.png"]["img"], image * 2 - 1)
-    back = validate(LF.read_foreign(path, tiny32), tiny32)
+    back = _read(path, tiny32)
     assert back["space"] == space
     assert torch.equal(back["wplus"], rec["wplus"])
     assert all(torch.equal(a, b) for a, b in zip(back["noise"], rec["noise"]))
@@ -70,7 +74,7 @@ def test_rosinality_several_entries_need_a_key(tiny32, tmp_path):
     torch.save(entries, tmp_path / "two.pt")
     with pytest.raises(OptinvError, match="2 projections.*:IMAGE"):
         LF.read_foreign(tmp_path / "two.pt", tiny32)
-    picked = LF.read_foreign(f"{tmp_path / 'two.pt'}:b.png", tiny32)
+    picked = _read(f"{tmp_path / 'two.pt'}:b.png", tiny32)
     assert torch.equal(picked["wplus"], b["wplus"])
 
 
@@ -137,3 +141,21 @@ def test_sefa_layers_and_labels(tiny32):
     assert float(table[first]["vector"] @ named["smile"]) > 0  # sign follows the label
     with pytest.raises(OptinvError, match="no modulated conv"):
         DF.modulation_weights(tiny32, [99])
+
+
+def test_open_latent_reads_every_format(tiny32, tmp_path):
+    from optinv.checkpoints import save_generator
+    from optinv.latents import open_latent, save_latent
+
+    model = save_generator(tiny32, tmp_path / "tiny.pt")
+    rec = _record(tiny32)
+    rec["model"]["source_file"] = str(model)
+    own = save_latent(rec, tmp_path / "a.latent.pt")
+    npz = LF.write_foreign(rec, tmp_path / "a.npz", "npz")
+    ros = LF.write_foreign(rec, tmp_path / "a.pt", "rosinality", key="a.png")
+    for spec in (own, npz, ros, f"{ros}:a.png"):
+        back, g = open_latent(spec, model=str(model))
+        assert g.size == tiny32.size and torch.equal(back["wplus"], rec["wplus"])
+        assert torch.equal(render_latent(g, back), render_latent(tiny32, rec))
+    with pytest.raises(OptinvError, match="no such file"):
+        open_latent(tmp_path / "missing.npz")
