@@ -9,8 +9,8 @@ a string and never executed), tensors are rebuilt through ``torch.load(weights_o
 every other global is refused with :class:`UnsafePickleError`.
 
 :func:`nvidia_generator_to_rosinality` then renames ``G_ema``'s weights into the rosinality
-``stylegan2-pytorch`` Generator layout that :mod:`optinv.generator` loads, and
-:func:`write_nvidia_style_pickle` writes the inverse (for tests and round trips).
+``stylegan2-pytorch`` Generator layout that :mod:`optinv.generator` loads. The inverse (for
+fixtures and round trips) is :mod:`optinv.world.nvidia_writer`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import io
 import math
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
 __all__ = [
     "NvidiaPickleError", "UnsafePickleError", "NvidiaPickleFormatError", "NvidiaConversionError",
     "PersistentModule", "EasyDict", "SafeNvidiaUnpickler", "read_nvidia_pickle", "module_state_dict",
-    "nvidia_generator_to_rosinality", "write_nvidia_style_pickle",
+    "nvidia_generator_to_rosinality",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -504,182 +503,3 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
     config = {"size": size, "style_dim": w_dim, "n_mlp": n_mlp, "lr_mlp": lr_mlp,
               "channels": channels, "w_avg": w_avg, "conv_clamp": conv_clamp}
     return out, config
-
-
-# ---------------------------------------------------------------------------- writing
-class _GlobalRef:
-    """A callable that pickles as the global ``module.name`` without that module existing here."""
-
-    __slots__ = ("module", "name")
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(f"{self.module}.{self.name} is a pickling placeholder; it is never called")
-
-
-_RECONSTRUCT_REF = _GlobalRef("torch_utils.persistence", "_reconstruct_persistent_obj")
-_PLACEHOLDER_SRC = ("# Written by optinv.nvidia_pickle.write_nvidia_style_pickle: the NVIDIA snapshot layout\n"
-                    "# without NVIDIA's network code. Read it with optinv.nvidia_pickle.read_nvidia_pickle.\n")
-
-
-class _NvidiaStylePickler(pickle._Pickler):  # the pure-Python pickler lets us emit a foreign global
-    """Pickles :class:`PersistentModule` records the way NVIDIA's persistence module does."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, PersistentModule):
-            meta = {"type": "class", "version": obj.version if obj.version is not None else 6,
-                    "module_src": obj.module_src, "class_name": obj.class_name, "state": obj.state}
-            return _RECONSTRUCT_REF, (meta,)
-        return NotImplemented
-
-    def _save_global_ref(self, obj: _GlobalRef) -> None:
-        self.save(obj.module)
-        self.save(obj.name)
-        self.write(pickle.STACK_GLOBAL)
-        self.memoize(obj)
-
-    dispatch[_GlobalRef] = _save_global_ref
-
-
-def _record(class_name: str, *, params: dict[str, torch.Tensor] | None = None,
-            buffers: dict[str, torch.Tensor] | None = None, modules: dict[str, PersistentModule] | None = None,
-            attrs: dict[str, Any] | None = None, init_args: tuple = (),
-            init_kwargs: dict[str, Any] | None = None) -> PersistentModule:
-    """A persistent-module record whose state looks like a pickled ``nn.Module.__dict__``."""
-    state: dict[str, Any] = {
-        "training": False,
-        "_parameters": collections.OrderedDict(
-            (k, torch.nn.Parameter(_f32(v).clone(), requires_grad=False)) for k, v in (params or {}).items()),
-        "_buffers": collections.OrderedDict((k, _f32(v).clone()) for k, v in (buffers or {}).items()),
-        "_non_persistent_buffers_set": set(),
-        "_modules": collections.OrderedDict(modules or {}),
-    }
-    state.update(attrs or {})
-    state["_init_args"] = tuple(init_args)
-    state["_init_kwargs"] = dict(init_kwargs or {})
-    return PersistentModule(class_name, state, _PLACEHOLDER_SRC, 6)
-
-
-def _channels_from_state(sd: dict[str, torch.Tensor], size: int) -> dict[int, int]:
-    channels = {4: int(sd["input.input"].shape[1])}
-    for k, log in enumerate(range(3, int(math.log2(size)) + 1)):
-        channels[2 ** log] = int(sd[f"convs.{2 * k}.conv.weight"].shape[1])
-    return channels
-
-
-def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], config: dict[str, Any],
-                              path: PathLike) -> Path:
-    """Write a rosinality generator as an NVIDIA-layout snapshot (``G_ema`` etc.), for round trips.
-
-    The file has NVIDIA's structure (persistent records, ``_parameters``/``_buffers``,
-    ``_init_kwargs``) but a placeholder ``module_src``, so only this module's reader opens it.
-    ``config`` needs ``size, style_dim, n_mlp``; ``lr_mlp`` (0.01), ``channels`` (from the
-    shapes) and ``w_avg`` (zeros) are optional.
-    """
-    sd = {k: v for k, v in state_dict_rosinality.items()}
-    size, D, n_mlp = int(config["size"]), int(config["style_dim"]), int(config["n_mlp"])
-    lr = float(config.get("lr_mlp", 0.01))
-    log_size = int(round(math.log2(size)))
-    try:
-        channels = {int(r): int(c) for r, c in (config.get("channels") or _channels_from_state(sd, size)).items()}
-    except KeyError as e:
-        raise NvidiaConversionError(f"state dict lacks {e}, cannot infer channels") from None
-    for k in list(sd):  # fixed FIR buffers are optional in rosinality files; we add the standard ones
-        if k.endswith(("blur.kernel", "upsample.kernel")) and not torch.allclose(sd[k].float(), _blur_kernel()):
-            raise NvidiaConversionError(f"{k} is not the standard [1,3,3,1] kernel NVIDIA's layout implies")
-    expected = _rosinality_shapes(size, D, n_mlp, channels)
-    for k in expected:
-        if k.endswith(("blur.kernel", "upsample.kernel")):
-            sd.setdefault(k, _blur_kernel())
-    _check_shapes(sd, expected, "rosinality state dict")
-    w_avg = config.get("w_avg")
-    w_avg = torch.zeros(D) if w_avg is None else _f32(torch.as_tensor(w_avg)).reshape(D)
-    num_ws = 2 * log_size - 2
-    filt = _blur_kernel() / 4
-
-    def affine(src: str, cin: int) -> PersistentModule:
-        return _record("FullyConnectedLayer", params={"weight": sd[f"{src}.weight"], "bias": sd[f"{src}.bias"]},
-                       attrs={"activation": "linear", "weight_gain": 1 / math.sqrt(D), "bias_gain": 1},
-                       init_args=(D, cin), init_kwargs={"bias_init": 1})
-
-    def syn_layer(src: str, noise: str, cin: int, cout: int, res: int, up: int) -> PersistentModule:
-        kw: dict[str, Any] = {"w_dim": D, "resolution": res}
-        if up > 1:
-            kw.update(up=up, resample_filter=[1, 3, 3, 1])
-        kw.update(conv_clamp=None, channels_last=False)
-        return _record(
-            "SynthesisLayer",
-            params={"weight": sd[f"{src}.conv.weight"][0], "noise_strength": sd[f"{src}.noise.weight"].reshape(()),
-                    "bias": sd[f"{src}.activate.bias"]},
-            buffers={"resample_filter": filt, "noise_const": sd[noise].reshape(res, res)},
-            modules={"affine": affine(f"{src}.conv.modulation", cin)},
-            attrs={"resolution": res, "up": up, "use_noise": True, "activation": "lrelu", "conv_clamp": None,
-                   "padding": 1, "act_gain": math.sqrt(2)},
-            init_args=(cin, cout), init_kwargs=kw)
-
-    def torgb(src: str, cin: int) -> PersistentModule:
-        return _record("ToRGBLayer", params={"weight": sd[f"{src}.conv.weight"][0], "bias": sd[f"{src}.bias"].reshape(3)},
-                       modules={"affine": affine(f"{src}.conv.modulation", cin)},
-                       attrs={"conv_clamp": None, "weight_gain": 1 / math.sqrt(cin)},
-                       init_args=(cin, 3), init_kwargs={"w_dim": D, "conv_clamp": None, "channels_last": False})
-
-    blocks: dict[str, PersistentModule] = {}
-    resolutions = [2 ** i for i in range(2, log_size + 1)]
-    for k, r in enumerate(resolutions):
-        cout, cin = channels[r], (channels[r // 2] if r > 4 else 0)
-        mods: dict[str, PersistentModule] = {}
-        if r == 4:
-            mods["conv1"] = syn_layer("conv1", "noises.noise_0", cout, cout, 4, 1)
-            mods["torgb"] = torgb("to_rgb1", cout)
-        else:
-            b = k - 1
-            mods["conv0"] = syn_layer(f"convs.{2 * b}", f"noises.noise_{2 * b + 1}", cin, cout, r, 2)
-            mods["conv1"] = syn_layer(f"convs.{2 * b + 1}", f"noises.noise_{2 * b + 2}", cout, cout, r, 1)
-            mods["torgb"] = torgb(f"to_rgbs.{b}", cout)
-        blk_kw = {"w_dim": D, "resolution": r, "img_channels": 3, "is_last": r == size, "use_fp16": False,
-                  "conv_clamp": None}
-        blocks[f"b{r}"] = _record(
-            "SynthesisBlock", params={"const": sd["input.input"][0]} if r == 4 else None,
-            buffers={"resample_filter": filt}, modules=mods,
-            attrs={"in_channels": cin, "w_dim": D, "resolution": r, "img_channels": 3, "is_last": r == size,
-                   "architecture": "skip", "use_fp16": False, "channels_last": False,
-                   "num_conv": 1 if r == 4 else 2, "num_torgb": 1},
-            init_args=(cin, cout), init_kwargs=blk_kw)
-    syn_kw = {"w_dim": D, "img_resolution": size, "img_channels": 3, "num_fp16_res": 0, "conv_clamp": None}
-    synthesis = _record("SynthesisNetwork", modules=blocks,
-                        attrs={"w_dim": D, "img_resolution": size, "img_resolution_log2": log_size,
-                               "img_channels": 3, "block_resolutions": resolutions, "num_ws": num_ws},
-                        init_kwargs=syn_kw)
-    fcs = {f"fc{i}": _record("FullyConnectedLayer",
-                             params={"weight": sd[f"style.{i + 1}.weight"], "bias": sd[f"style.{i + 1}.bias"]},
-                             attrs={"activation": "lrelu", "weight_gain": lr / math.sqrt(D), "bias_gain": lr},
-                             init_args=(D, D), init_kwargs={"activation": "lrelu", "lr_multiplier": lr})
-           for i in range(n_mlp)}
-    mapping = _record("MappingNetwork", buffers={"w_avg": w_avg}, modules=fcs,
-                      attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
-                             "w_avg_beta": 0.995},
-                      init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
-                                   "lr_multiplier": lr})
-    G = _record("Generator", modules={"synthesis": synthesis, "mapping": mapping},
-                attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
-                       "num_ws": num_ws},
-                init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
-                             "mapping_kwargs": {"num_layers": n_mlp, "lr_multiplier": lr},
-                             "synthesis_kwargs": {"num_fp16_res": 0, "conv_clamp": None}})
-    snapshot = {"training_set_kwargs": {"resolution": size}, "G": G, "D": None, "G_ema": G, "augment_pipe": None}
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _NvidiaStylePickler(f, protocol=4).dump(snapshot)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

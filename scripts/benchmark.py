@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
+from optinv import jobs
+from optinv.checkpoints import load_generator
+from optinv.generator import Generator
+from optinv.imageio import load_image
+from optinv.outputs import compare_strip
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from optinv import jobs  # noqa: E402
-from optinv.checkpoints import load_generator  # noqa: E402
-from optinv.generator import Generator  # noqa: E402
-from optinv.imageio import load_image  # noqa: E402
-from optinv.outputs import compare_strip  # noqa: E402
 
 DOCS = ROOT / "docs"
 SAMPLES = ROOT / "samples"
@@ -323,7 +323,7 @@ def attribute_probe(n: int = 3000, side: int = 16):
     """Ridge regression from 16×16 renders to the renderer's labels: a render-label 'classifier'."""
     import numpy as np
 
-    from optinv import synthfaces
+    from optinv.world import synthfaces
 
     xs, ys = [], []
     for seed in range(2_000_000, 2_000_000 + n):

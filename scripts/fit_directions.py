@@ -13,17 +13,14 @@ Binary attributes get a logistic-regression boundary, continuous ones a ridge fi
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from optinv.checkpoints import SAMPLES_MODELS, load_generator  # noqa: E402
-from optinv.directions import save_directions  # noqa: E402
-from optinv.edit import difference_direction, fit_direction  # noqa: E402
-from optinv.teacher import teacher_labels  # noqa: E402
+from optinv.checkpoints import SAMPLES_MODELS, load_generator
+from optinv.directions import save_directions
+from optinv.edit import difference_direction, fit_direction
+from optinv.world.teacher import teacher_labels
 
 CONTINUOUS = ("smile", "hair_length", "skin_tone")
 BINARY = ("glasses", "bangs", "hair_dyed")

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from optinv.synthfaces import labels_from_params, params_from_seed, render  # noqa: E402
+from optinv.world.synthfaces import labels_from_params, params_from_seed, render
 
 
 def _known_seeds(labels_path: Path) -> set[int]:

@@ -11,20 +11,20 @@ each cell = top half from the column's image, bottom half from the row's, smooth
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
+from optinv import edit as E
+from optinv import jobs
+from optinv.checkpoints import load_generator
+from optinv.directions import load_direction, shipped_directions_path
+from optinv.imageio import make_grid
+from optinv.outputs import to_pil01
+from optinv.world import synthfaces
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from optinv import edit as E  # noqa: E402
-from optinv import jobs, synthfaces  # noqa: E402
-from optinv.checkpoints import load_generator  # noqa: E402
-from optinv.directions import load_direction, shipped_directions_path  # noqa: E402
-from optinv.imageio import make_grid  # noqa: E402
-from optinv.outputs import to_pil01  # noqa: E402
 
 DOCS = ROOT / "docs"
 

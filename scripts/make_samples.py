@@ -12,17 +12,16 @@ Paint references keep skin and background at their rendered colour (alpha 1), re
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from optinv.operators import BicubicDownscale
+from optinv.world import synthfaces
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from optinv import synthfaces  # noqa: E402
-from optinv.operators import BicubicDownscale  # noqa: E402
 
 FIRST_SEED = 1_000_000
 HAIR_PAINTS = {"blue": (40, 80, 230), "pink": (240, 90, 170), "blonde": (230, 200, 120), "green": (50, 190, 90)}

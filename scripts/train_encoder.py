@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -30,14 +29,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from losses.perceptual import LPIPSLoss, make_lpips  # noqa: E402
-from optinv.checkpoints import load_generator  # noqa: E402
-from optinv.encoder import build_for, save_encoder  # noqa: E402
-from optinv.errors import OptinvError  # noqa: E402
-from optinv.fileio import first_line  # noqa: E402
-from optinv.imageio import load_image, save_grid  # noqa: E402
-from optinv.outputs import to_pil01  # noqa: E402
+from losses.perceptual import LPIPSLoss, make_lpips
+from optinv.checkpoints import load_generator
+from optinv.encoder import build_for, save_encoder
+from optinv.errors import OptinvError
+from optinv.fileio import first_line
+from optinv.imageio import load_image, save_grid
+from optinv.outputs import to_pil01
 
 
 def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:

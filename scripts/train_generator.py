@@ -45,13 +45,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
-from optinv import synthfaces
+from optinv.world import synthfaces
 from optinv.checkpoints import load_generator, save_generator
-from optinv.discriminator import Discriminator
+from optinv.world.discriminator import Discriminator
 from optinv.fileio import atomic_torch_save
 from optinv.generator import Generator, ModulatedConv2d
 from optinv.imageio import save_grid, tensor_to_pil
-from optinv.teacher import render_teacher
+from optinv.world.teacher import render_teacher
 
 RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",
                 "init_record")

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from losses.recipe import build_objective  # noqa: E402
-from optinv.checkpoints import load_generator  # noqa: E402
-from optinv.imageio import load_image  # noqa: E402
-from optinv.operators import Identity  # noqa: E402
-from optinv.optimize import Problem, Settings, run  # noqa: E402
-from optinv.spaces import make_space  # noqa: E402
+from losses.recipe import build_objective
+from optinv.checkpoints import load_generator
+from optinv.imageio import load_image
+from optinv.operators import Identity
+from optinv.optimize import Problem, Settings, run
+from optinv.spaces import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import torch
 from conftest import fixture_path, tiny_generator
 from optinv.checkpoints import load_generator, save_generator, save_rosinality
 from optinv.errors import CheckpointError
-from optinv.nvidia_pickle import write_nvidia_style_pickle
+from optinv.world.nvidia_writer import write_nvidia_style_pickle
 
 
 def images_of(g, seed: int = 0) -> torch.Tensor:

@@ -18,7 +18,8 @@ import torch
 
 from optinv.nvidia_pickle import (NvidiaConversionError, NvidiaPickleFormatError, PersistentModule,
                                   SafeNvidiaUnpickler, UnsafePickleError, module_state_dict,
-                                  nvidia_generator_to_rosinality, read_nvidia_pickle, write_nvidia_style_pickle)
+                                  nvidia_generator_to_rosinality, read_nvidia_pickle)
+from optinv.world.nvidia_writer import write_nvidia_style_pickle
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 NVIDIA_GLOBALS = {

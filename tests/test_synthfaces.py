@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optinv import synthfaces as sf  # noqa: E402
+from optinv.world import synthfaces as sf  # noqa: E402
 
 
 def test_same_seed_is_byte_identical() -> None:

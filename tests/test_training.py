@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import ROOT
-from optinv import synthfaces
 from optinv.checkpoints import load_generator
-from optinv.teacher import render_teacher
+from optinv.world import synthfaces
+from optinv.world.teacher import render_teacher
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import train_generator  # noqa: E402
