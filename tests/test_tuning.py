@@ -1,0 +1,97 @@
+"""Pivotal tuning: the weight delta (low rank / full), its storage and its effect on renders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from optinv import tuning as T
+from optinv.errors import OptinvError
+from optinv.fileio import atomic_torch_save
+from optinv.generator import Generator
+
+
+def _pivot(g, seed: int = 1):
+    """A W+ pivot and its noise for ``g``, and a target the pivot does not reach exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        w = g.mapping(torch.randn(2, g.style_dim, generator=gen))
+    pivot = w[:1, None].expand(-1, g.n_latent, -1).clone()
+    other = w[1:, None].expand(-1, g.n_latent, -1)
+    noise = [n.clone() for n in g.noise_list()]
+    with torch.no_grad():
+        target = (g.synthesis(0.5 * (pivot + other), noise=noise) + 1) / 2
+    return pivot, noise, target
+
+
+def _render(g, styles, noise):
+    with torch.no_grad():
+        return (g.synthesis(styles, noise=noise) + 1) / 2
+
+
+def test_rank_zero_and_fresh_delta_are_the_identity(tiny32):
+    pivot, noise, _ = _pivot(tiny32)
+    base = _render(tiny32, pivot, noise)
+    empty = T.WeightDelta(tiny32, "lowrank", rank=0)
+    assert len(list(empty.parameters())) == 0
+    rec = empty.to_record(tiny32)
+    assert T.tensor_bytes(rec) == 0
+    assert torch.equal(_render(T.tuned_generator(tiny32, rec), pivot, noise), base)
+    fresh = T.WeightDelta(tiny32, "lowrank", rank=3, seed=5)  # B = 0: exactly no change before training
+    assert torch.equal(_render(T.tuned_generator(tiny32, fresh.to_record(tiny32)), pivot, noise), base)
+    # rank-0 tuning runs no steps and returns the untuned render
+    res = T.tune(tiny32, pivot, noise, base, T.TuneSettings(steps=5, rank=0, progress=False))
+    assert torch.equal(res.image, base[0])
+
+
+@pytest.mark.parametrize("mode", ["lowrank", "full"])
+def test_tuned_result_reproduced_exactly_after_save_and_load(tiny32, tmp_path, mode):
+    pivot, noise, target = _pivot(tiny32)
+    before = float((_render(tiny32, pivot, noise) - target).pow(2).mean())
+    s = T.TuneSettings(steps=12, lr=1e-2 if mode == "lowrank" else 3e-3, mode=mode, rank=2, progress=False)
+    res = T.tune(tiny32, pivot, noise, target, s)
+    after = float((res.image - target[0]).pow(2).mean())
+    assert after < 0.8 * before  # tuning moved G(pivot) towards the target
+    path = atomic_torch_save(res.record, tmp_path / "delta.pt")
+    loaded = T.validate_tuning(torch.load(path, weights_only=True), tiny32)
+    again = _render(T.tuned_generator(tiny32, loaded), pivot, noise)[0]
+    assert torch.equal(again, res.image)
+    assert not torch.equal(_render(tiny32, pivot, noise)[0], res.image)  # the base model is untouched
+
+
+def test_lowrank_is_much_smaller_than_full(tiny32):
+    low = T.WeightDelta(tiny32, "lowrank", rank=1).to_record(tiny32)
+    full = T.WeightDelta(tiny32, "full").to_record(tiny32)
+    n_conv = len(T.conv_weight_names(tiny32))
+    assert len(low["a"]) == n_conv and all(a.shape[0] == 1 for a in low["a"])
+    assert T.tensor_bytes(full) == 4 * sum(p.numel() for n, p in tiny32.named_parameters() if not n.startswith("style."))
+    assert T.tensor_bytes(low) * 5 < T.tensor_bytes(full)
+
+
+def test_locality_keeps_random_samples_closer(tiny32):
+    pivot, noise, target = _pivot(tiny32)
+    z = torch.randn(4, tiny32.style_dim, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        w = tiny32.mapping(z)[:, None].expand(-1, tiny32.n_latent, -1)
+    base = _render(tiny32, w, None)
+
+    def drift(locality: float) -> float:
+        s = T.TuneSettings(steps=15, lr=3e-3, mode="full", locality=locality, progress=False)
+        g2 = T.tuned_generator(tiny32, T.tune(tiny32, pivot, noise, target, s).record)
+        return float((_render(g2, w, None) - base).pow(2).mean())
+
+    assert drift(10.0) < drift(0.0)
+
+
+def test_bad_deltas_are_one_clear_error(tiny32):
+    rec = T.WeightDelta(tiny32, "lowrank", rank=2).to_record(tiny32)
+    other = Generator(32, 32, 2, channels={4: 16, 8: 16, 16: 8, 32: 8})
+    with pytest.raises(OptinvError, match="does not fit"):
+        T.tuned_generator(other, rec)
+    bad = {**rec, "a": rec["a"][:-1]}
+    with pytest.raises(OptinvError, match="do not match"):
+        T.validate_tuning(bad)
+    with pytest.raises(OptinvError, match="rank"):
+        T.TuneSettings(rank=-1).validate()
+    with pytest.raises(OptinvError, match="mode"):
+        T.WeightDelta(tiny32, "dense")
