@@ -19,7 +19,9 @@ DEBUG_ENV = "OPTINV_DEBUG"
 # in its messages and notes; the CLI shows the flags a user types. Every JobOptions field is
 # added from its declaration (optinv.options); the rest are listed here.
 FLAGS: dict[str, str] = {"model": "--model", "device": "--device", "out": "--out", "scale": "--scale",
-                         "duplicates": "--duplicates", "job": "--job", "recursive": "--recursive"}
+                         "duplicates": "--duplicates", "job": "--job", "recursive": "--recursive",
+                         "size": "--size", "face": "--face", "landmarks": "--landmarks", "transform": "--transform",
+                         "k": "--k"}
 _PARAM = re.compile(r"`([a-z_]+)`")
 
 
@@ -217,18 +219,18 @@ def generate(model, seeds, truncation, latents, out, device):
     from .checkpoints import load_generator
     from .imageio import atomic_save_image
     from .jobs import resolve_device
-    from .latents import generator_for, load_latent, render_latent
+    from .cli_edit import _stem
+    from .latents import open_latent, render_latent
     from .outputs import ensure_out_dir, to_pil01
 
     outdir = ensure_out_dir(out)
     dev = resolve_device(device)
     if not seeds and not latents:
         seeds = (0,)
-    for path in latents:
-        lat = load_latent(path)
-        g = generator_for(lat, model, device=dev, what=str(path))
+    for path in latents:  # optinv, NVIDIA projected_w.npz or rosinality projector files
+        lat, g = open_latent(path, model, device=dev, what=str(path))
         img = render_latent(g, lat)[0]
-        name = Path(path).name.replace(".latent.pt", "")
+        name = _stem(path)
         dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
         click.echo(f"{path} → {dest}")
     if seeds:
@@ -288,6 +290,12 @@ def encode(images, space, encoder, model, out, batch, crop, device):
 from .cli_edit import register as _register_edit_commands  # noqa: E402
 
 _register_edit_commands(main, handle_errors)
+
+from .cli_faces import register as _register_face_commands  # noqa: E402
+from .cli_formats import register as _register_format_commands  # noqa: E402
+
+_register_face_commands(main, handle_errors, to_flags)
+_register_format_commands(main, handle_errors)  # after the edit commands: adds `directions sefa`
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,12 @@ def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: st
 
 
 def _stem(path: str) -> str:
-    return Path(path).name.replace(".latent.pt", "")
+    """NAME of NAME.latent.pt (or of another project's NAME.npz / NAME.pt[:IMAGE])."""
+    name = Path(str(path)).name
+    if name.endswith(".latent.pt"):
+        return name[: -len(".latent.pt")]
+    name = name.split(":")[0] if not Path(str(path)).exists() else name
+    return Path(name).stem
 
 
 common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
@@ -57,12 +62,11 @@ def register(main: click.Group, handle_errors) -> None:
         """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
         from . import edit as E
         from .directions import load_direction
-        from .latents import load_latent, save_latent
+        from .latents import open_latent, save_latent
         from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
-        lat = load_latent(latent)
-        g = _model_for(lat, model)
+        lat, g = open_latent(latent, model)
         name, vec = load_direction(direction, g)
         alphas = alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)
         base = E.from_latent(lat)
@@ -84,15 +88,13 @@ def register(main: click.Group, handle_errors) -> None:
     def interpolate(a, b, steps, model, out):
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
-        from .latents import load_latent
+        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         if steps < 2:
             raise OptinvError(f"--steps must be ≥ 2, got {steps}")
         outdir = ensure_out_dir(out)
-        la, lb = load_latent(a), load_latent(b)
-        g = _model_for(la, model)
-        _model_for(lb, model)
+        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
         ts = [i / (steps - 1) for i in range(steps)]
         row = E.interpolate(E.from_latent(la), E.from_latent(lb), ts)
         path = _save(E.render(g, row), outdir / f"{_stem(a)}_to_{_stem(b)}.png")
@@ -108,12 +110,11 @@ def register(main: click.Group, handle_errors) -> None:
     def mix(a, b, layers, model, out):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .latents import load_latent
+        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
-        la, lb = load_latent(a), load_latent(b)
-        g = _model_for(la, model)
+        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
         ea, eb = E.from_latent(la), E.from_latent(lb)
         m = E.mix(ea, eb, E.parse_layers(layers, g.n_latent))
         path = _write_pair_result(g, ea, eb, m, la, outdir, f"{_stem(a)}_mix_{_stem(b)}")
@@ -132,12 +133,11 @@ def register(main: click.Group, handle_errors) -> None:
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .latents import load_latent
+        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
-        la, lb = load_latent(a), load_latent(b)
-        g = _model_for(la, model)
+        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
         if mask == "vertical":
             m = E.vertical_mask(g.size)
         else:

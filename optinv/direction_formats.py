@@ -119,7 +119,7 @@ def modulation_weights(g: Generator, layers: Sequence[int] | None = None) -> lis
 def sefa(g: Generator, k: int = 10, layers: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The top-``k`` SeFa directions [k, w_dim] (unit, sign fixed: largest entry positive) and eigenvalues."""
     if k < 1:
-        raise OptinvError(f"--k must be ≥ 1, got {k}")
+        raise OptinvError(f"`k` must be ≥ 1, got {k}")
     a = torch.cat([w for _, w in modulation_weights(g, layers)], 0).double()  # [Σ out, w_dim]
     a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)  # each style channel counts once, whatever its scale
     vals, vecs = torch.linalg.eigh(a.T @ a)

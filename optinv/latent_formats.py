@@ -39,7 +39,7 @@ def _check_width(layers: int | None, dim: int, g: Generator, path: Path) -> None
     if dim != g.style_dim or (layers is not None and layers != g.n_latent):
         have = f"{layers} layers × {dim}" if layers is not None else f"{dim} dimensions"
         raise OptinvError(f"{path}: the latent has {have}; the model has {g.n_latent} layers × {g.style_dim} "
-                          f"(pass the --model it was projected with)")
+                          f"(pass the `model` it was projected with)")
 
 
 @dataclass

@@ -113,11 +113,11 @@ def test_two_faces_largest_by_default_and_face_picks(astronaut):
     two.paste(astronaut.resize((w * 3 // 4, astronaut.height * 3 // 4), Image.LANCZOS), (w, 0))
     first = faces.align_photo(two, 64, name="two.png")
     assert first.transform.faces_found == 2 and first.transform.face == 1
-    assert any("2 faces found, using face 1 (the largest); --face 1..2" in n for n in first.notes)
+    assert any("2 faces found, using face 1 (the largest); `face` 1..2" in n for n in first.notes)
     assert np.asarray(first.transform.quad)[:, 0].mean() < w  # the larger face is on the left
     second = faces.align_photo(two, 64, face=2, name="two.png")
     assert np.asarray(second.transform.quad)[:, 0].mean() > w
-    with pytest.raises(OptinvError, match="--face 3, but 2 faces found"):
+    with pytest.raises(OptinvError, match="`face` 3, but 2 faces found"):
         faces.align_photo(two, 64, face=3, name="two.png")
 
 

@@ -43,5 +43,31 @@ def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | N
     return AlignedFace(aligned, t, notes)
 
 
+def write_aligned(al: AlignedFace, out: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """OUT/NAME.png (the crop) and OUT/NAME.align.json (its transform), each written atomically."""
+    from ..imageio import atomic_save_image
+
+    out = Path(out)
+    return atomic_save_image(al.image, out / f"{name}.png"), save_transform(al.transform, out / f"{name}.align.json")
+
+
+def find_transform(result: str | os.PathLike, transform: str | os.PathLike | None = None,
+                   record: dict | None = None) -> AlignTransform:
+    """The alignment of a result: ``transform`` if given, else the latent record's, else NAME.align.json beside it."""
+    if transform is not None:
+        return load_transform(transform)
+    if record is not None and record.get("alignment"):
+        return AlignTransform.from_json(record["alignment"], f"{result} (its alignment)")
+    p = Path(result)
+    stem = p.name.split(".")[0]
+    for cand in (p.with_name(f"{stem}.align.json"), p.parent.parent / "aligned" / f"{stem}.align.json"):
+        if cand.is_file():
+            return load_transform(cand)
+    from ..errors import OptinvError
+
+    raise OptinvError(f"{result}: no alignment found (no {stem}.align.json beside it, none in its latent): "
+                      f"pass `transform` aligned/{stem}.align.json")
+
+
 __all__ = ["AlignTransform", "AlignedFace", "FacesUnavailable", "INSTALL_HINT", "align_image", "align_photo",
-           "available", "ffhq_quad", "load_transform", "paste_back", "save_transform"]
+           "available", "ffhq_quad", "find_transform", "load_transform", "paste_back", "save_transform", "write_aligned"]

@@ -150,7 +150,7 @@ def align_image(image: Image.Image, landmarks: np.ndarray, size: int, **info: An
     """The aligned N×N crop of ``image`` for one face's 68 landmarks, and its transform
     (``info``: the AlignTransform fields photo, face, faces_found)."""
     if size < 8:
-        raise OptinvError(f"--size must be at least 8, got {size}")
+        raise OptinvError(f"`size` must be at least 8, got {size}")
     photo = image.convert("RGB")
     quad, qsize = ffhq_quad(landmarks)
     transform = AlignTransform(quad=quad.tolist(), size=size, photo_size=photo.size,

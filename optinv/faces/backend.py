@@ -62,7 +62,7 @@ def shape_predictor(path: str | None = None) -> Any:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise OptinvError(f"--landmarks {p}: no such file (a dlib shape predictor .dat with 68 points)")
+            raise OptinvError(f"`landmarks` {p}: no such file (a dlib shape predictor .dat with 68 points)")
     else:
         p = model_file(LANDMARKS_68)
     try:

@@ -66,10 +66,10 @@ def choose(faces: list[Face], name: str, index: int | None = None, notes: list[s
         raise NoFaceFound(f"{name}: no face found (try a larger, frontal, well-lit photo; faces smaller than "
                           f"about 40 pixels are missed — crop closer or upscale first)")
     if index is not None and not 1 <= index <= len(faces):
-        raise OptinvError(f"{name}: --face {index}, but {len(faces)} face{'s' if len(faces) != 1 else ''} found "
+        raise OptinvError(f"{name}: `face` {index}, but {len(faces)} face{'s' if len(faces) != 1 else ''} found "
                           f"(1 = the largest)")
     k = index or 1
     if len(faces) > 1 and notes is not None:
         pick = "the largest" if k == 1 else f"number {k} by size"
-        notes.append(f"{len(faces)} faces found, using face {k} ({pick}); --face 1..{len(faces)} picks another")
+        notes.append(f"{len(faces)} faces found, using face {k} ({pick}); `face` 1..{len(faces)} picks another")
     return faces[k - 1]

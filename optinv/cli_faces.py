@@ -1,0 +1,93 @@
+"""Photo commands: ``align`` (FFHQ crop + transform) and ``paste`` (a result back into the photo)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import OptinvError
+
+LANDMARKS_HELP = "your own dlib 68-point shape predictor (.dat) instead of face-recognition-models'"
+
+
+def _result_image(result: str, model: str | None):
+    """A result as a PIL image: a PNG as it is, a latent file rendered by its model; and its record."""
+    from .imageio import load_photo
+
+    if result.endswith((".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")):
+        return load_photo(result), None
+    from .latents import open_latent, render_latent
+    from .outputs import to_pil01
+
+    rec, g = open_latent(result, model)
+    return to_pil01(render_latent(g, rec)[0].clamp(0, 1).cpu()).convert("RGB"), rec
+
+
+def register(main: click.Group, handle_errors, wording=lambda text: text) -> None:
+    """Attach ``align`` and ``paste`` to the ``optinv`` group (``wording``: engine `names` → CLI flags)."""
+
+    @main.command()
+    @click.argument("photos", nargs=-1, required=True, type=click.Path())
+    @click.option("--size", type=int, default=None, help="side of the aligned image (default: the model's resolution)")
+    @click.option("--out", "-o", default="aligned", show_default=True, type=click.Path(file_okay=False))
+    @click.option("--face", type=int, default=None, help="which face when there are several (1 = the largest)")
+    @click.option("--landmarks", type=click.Path(dir_okay=False), default=None, help=LANDMARKS_HELP)
+    @click.option("--model", "-m", default=None, help="generator whose resolution --size defaults to")
+    @handle_errors
+    def align(photos, size, out, face, landmarks, model):
+        """Crop PHOTOS like FFHQ: writes OUT/NAME.png and OUT/NAME.align.json (for optinv paste)."""
+        from . import faces
+        from .outputs import ensure_out_dir
+
+        if size is None:
+            from .checkpoints import load_generator
+
+            size = load_generator(model).size
+        outdir = ensure_out_dir(out)
+        failed = 0
+        for photo in photos:
+            try:
+                al = faces.align_photo(photo, size, face=face, landmarks_model=landmarks)
+            except faces.FacesUnavailable:
+                raise
+            except OptinvError as e:
+                if len(photos) == 1:
+                    raise
+                click.echo(f"error: {wording(str(e))}", err=True)  # one bad photo does not stop the others
+                failed += 1
+                continue
+            png, js = faces.write_aligned(al, outdir, Path(photo).stem)
+            click.echo(f"{photo} → {png} ({size}×{size}), {js}")
+            for note in al.notes:
+                click.echo(f"  note: {wording(note)}", err=True)
+        if failed:
+            sys.exit(1)
+
+    @main.command()
+    @click.argument("result", type=click.Path())
+    @click.option("--into", "photo", required=True, type=click.Path(dir_okay=False), help="the photo that was aligned")
+    @click.option("--transform", default=None, type=click.Path(dir_okay=False),
+                  help="NAME.align.json (default: the latent's own, or NAME.align.json beside RESULT or in aligned/)")
+    @click.option("--feather", type=float, default=0.1, show_default=True, help="blend width, fraction of the crop side")
+    @click.option("--model", "-m", default=None, help="generator for a latent RESULT (default: the one it names)")
+    @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
+    @handle_errors
+    def paste(result, photo, transform, feather, model, out):
+        """Warp RESULT (an image or a latent file) back into PHOTO: only the face region changes."""
+        from . import faces
+        from .imageio import atomic_save_image, load_photo
+        from .outputs import ensure_out_dir
+
+        if not 0 <= feather <= 0.5:
+            raise OptinvError(f"--feather must lie in [0, 0.5], got {feather}")
+        outdir = ensure_out_dir(out)
+        img, rec = _result_image(result, model)
+        t = faces.find_transform(result, transform, rec)
+        pasted = faces.paste_back(img, load_photo(photo), t, feather=feather)
+        from .cli_edit import _stem
+
+        name = _stem(result) if rec is not None else Path(result).stem
+        dest = atomic_save_image(pasted, outdir / f"{name}.pasted.png")
+        click.echo(f"{result} → {photo} → {dest}")
