@@ -149,7 +149,8 @@ def _rows(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective, settings: Settings,
         *, lpips: Callable | None = None, domain: Callable | None = None,
-        callback: Callable[[int, dict, dict], None] | None = None) -> Result:
+        callback: Callable[[int, dict, dict], None] | None = None,
+        preview: Callable[[int, torch.Tensor], None] | None = None) -> Result:
     """Minimise the objective over the space's latents (and trainable noise) for a batch."""
     settings.validate()
     batch = problem.target.shape[0]
@@ -229,6 +230,8 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
                 frames.append(image.detach().cpu())
         if callback is not None:  # (step, batch-mean record, per-image terms)
             callback(step, record, {n: v.detach() for n, v in parts.items()})
+        if preview is not None:  # (step, this step's images [B, 3, R, R] in [0, 1]): live views
+            preview(step, image.detach())
         if step == settings.steps or not active.any():
             break
         opt.zero_grad(set_to_none=True)

@@ -69,6 +69,8 @@ class JobOptions:
     progress: bool = option(True, "show a progress bar", cli=False)
     callback: Callable[[int, dict, dict], None] | None = option(
         None, "(step, record, per-image terms) after each step", cli=False)
+    preview: Callable[[int, torch.Tensor], None] | None = option(
+        None, "(step, this step's images [B, 3, R, R] in [0, 1]) after each step: live views", cli=False)
     extra: dict[str, Any] = field(default_factory=dict, metadata={"cli": False,
                                                                   "help": "lr_rampup, latent_noise, noise_renorm …"})
 

@@ -48,7 +48,8 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         a = alpha[sl].to(g.w_avg.device) if alpha is not None else None
         space = warmstart.starting_space(g, start, tgt, seeds[sl], opts.seed)
         problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
-        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback)
+        res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback,
+                  preview=opts.preview)
         for k in range(tgt.shape[0]):
             item = _item(job, g, space, res, k, names[first + k], recipe, settings, opts, map_sizes, operator,
                          torch.cat([tgt[k], a[k]]) if a is not None else tgt[k], notes)
