@@ -629,6 +629,17 @@ def write_markdown(data: dict) -> None:
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
     table(data.get("paint", []), "Paint (RGBA references, 100·L2A + 0.05·GEOCROSS)", "Picture: docs/paint.png.")
+    table(data.get("photos", []), "Real photographs (written by scripts/real_photos.py)",
+          "scikit-image's public-domain astronaut, aligned with `optinv align` to 64² and inverted (the invert job's "
+          "defaults; L2, as no LPIPS backbone is on this machine); LFW: scikit-image's `lfw_subset` (25² grey crops, "
+          "shipped, no download), enlarged ×8 (bicubic) so the detector finds them, aligned to 64², brought down to "
+          "16² and super-resolved ×4 with `pulse`. `psnr_db`: result against the aligned crop; `fit_psnr_db`: the "
+          "result downscaled against the 16² input; `identity_distance`: dlib's ResNet face descriptor, input ↔ "
+          "result (< 0.6 = the same person by dlib's threshold); `bicubic_identity_distance`: the same for a plain "
+          "bicubic ×4 of the 16² input. `align_s`: with the detector loaded (the first call adds ~0.6 s); `job_s`: "
+          "LFW includes its alignment. At 64² the descriptor sees little detail (both sides are enlarged to 256² "
+          "for it), so read the distances as rough; the embedded model knows only procedural portraits, and an "
+          "FFHQ model is the real test. Picture: docs/real_photo.png (photo | aligned | inverted | +3 smile | pasted back).")
     if data.get("overhead"):
         table([data["overhead"]], "Optimiser overhead",
               "Seconds per step of optinv's loop (best-so-far tracking, per-image losses, projections) ÷ a bare "
