@@ -28,6 +28,7 @@ from .errors import OptinvError
 from .fileio import atomic_torch_save, load_tagged
 from .generator import Generator
 from .spaces import SPACES, LatentSpace, StyleMapSpace, WPlusSpace, WSpace, ZPlusSpace
+from .tuning import tuned_generator, validate_tuning
 
 LATENT_FORMAT = "optinv-latent"
 LATENT_VERSION = 1
@@ -121,8 +122,9 @@ def record_from_codes(template: LatentRecord, noise: Sequence[torch.Tensor], wpl
         space = "stylemap"
         tensors = {f"maps.{i}": m[None].clone() for i, m in enumerate(maps)}
         vectors = torch.stack([m.mean(dim=(1, 2)) for m in maps]).clone()
+    kept = {"tuning": template["tuning"]} if "tuning" in template else {}  # drawn by the same tuned generator
     return new_record(space, tensors, [n[None].clone() for n in noise], template["model"], vectors,
-                      recipe=template.get("recipe", ""), settings={"edited_from": template.get("settings", {})})
+                      recipe=template.get("recipe", ""), settings={"edited_from": template.get("settings", {})}, **kept)
 
 
 # ----------------------------------------------------------------------------- checking
@@ -185,6 +187,8 @@ def validate(rec: Any, g: Generator | None = None, finite: bool = True) -> Laten
     for key in ("fit_mean", "fit_std"):
         if key in rec and _tensor(rec[key], f"{key!r}", finite=finite).shape[-1] != dim:
             raise OptinvError(f"{key!r} has {rec[key].shape[-1]} dimensions, the latent {dim}")
+    if "tuning" in rec:
+        validate_tuning(rec["tuning"])
     if g is not None:
         fits(rec, g)
     return rec
@@ -198,6 +202,8 @@ def fits(rec: LatentRecord, g: Generator) -> None:
     sizes = [tuple(b.shape[-2:]) for b in g.noise_list()]
     if [tuple(n.shape[-2:]) for n in rec["noise"]] != sizes:
         raise OptinvError(f"latent has {len(rec['noise'])} noise maps that do not match the model's {len(sizes)}")
+    if "tuning" in rec:
+        validate_tuning(rec["tuning"], g)
 
 
 def check_model(rec: LatentRecord, g: Generator, what: str = "the latent") -> None:
@@ -228,11 +234,12 @@ def load_latent(path: str | os.PathLike, g: Generator | None = None) -> LatentRe
 
 def generator_for(rec: LatentRecord, model: str | os.PathLike | None = None,
                   device: str | torch.device = "cpu", what: str = "the latent") -> Generator:
-    """The generator a record names (or ``model``), checked to be the one it was made with."""
+    """The generator a record names (or ``model``), checked to be the one it was made with,
+    with the record's tuning delta applied (pivotal tuning), so every render of it matches."""
     g = load_generator(model or rec["model"].get("source_file") or None, device=device)
     check_model(rec, g, what)
     fits(rec, g)
-    return g
+    return tuned_generator(g, rec.get("tuning"))
 
 
 # ----------------------------------------------------------------------------- other projects' files
@@ -286,7 +293,11 @@ def render_inputs(g: Generator, rec: LatentRecord) -> tuple[torch.Tensor | list[
 
 
 def render_latent(g: Generator, rec: LatentRecord) -> torch.Tensor:
-    """Re-render one saved latent ([1, 3, R, R] in [0, 1]) exactly as the job rendered its result."""
+    """Re-render one saved latent ([1, 3, R, R] in [0, 1]) exactly as the job rendered its result.
+
+    ``g`` may be the base model or the one :func:`generator_for` returned: a record's tuning
+    delta is applied once either way."""
+    g = tuned_generator(g, rec.get("tuning"))
     styles, noise = render_inputs(g, rec)
     with torch.no_grad():
         return (g.synthesis(styles, noise=noise) + 1) / 2

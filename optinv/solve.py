@@ -12,13 +12,17 @@ import torch
 
 from losses.recipe import build_objective
 
-from . import warmstart
+from . import metrics, warmstart
+from .errors import OptinvError
 from .generator import Generator
-from .latents import LatentRecord, record_from_space, render_latent
+from .latents import LatentRecord, record_from_space, render_inputs, render_latent
 from .optimize import Problem, Result, Settings, run
-from .options import JobOptions, lpips_for, merged_options, optimizer_settings
+from .options import JobOptions, lpips_for, merged_options, optimizer_settings, tune_settings
 from .results import ItemResult, check_eps, measure
 from .spaces import LatentSpace, parse_map_sizes
+from .tuning import TuneSettings, tune, tuning_bytes
+
+TUNE_REFUSAL = {"pulse": "low-resolution image", "paint": "partial colour reference"}
 
 
 def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], operator: torch.nn.Module,
@@ -30,6 +34,10 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     ``alpha`` [N, 1, h, w] weighting the pixels for paint); ``seeds`` gives each image its own.
     """
     notes = notes if notes is not None else []
+    if opts.tune and job != "invert":
+        raise OptinvError(f"`tune` works with invert only: {job} matches a {TUNE_REFUSAL[job]}, and a generator "
+                          f"tuned to it would draw the input instead of a face that explains it")
+    tuning = tune_settings(opts) if opts.tune else None
     m = merged_options(job, opts, g)
     recipe, lpips = lpips_for(m["recipe"], opts, g.w_avg.device, m.get("fallback_recipe"), notes)
     objective = build_objective(recipe)
@@ -53,8 +61,10 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         for k in range(tgt.shape[0]):
             item = _item(job, g, space, res, k, names[first + k], recipe, settings, opts, map_sizes, operator,
                          torch.cat([tgt[k], a[k]]) if a is not None else tgt[k], notes)
-            measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(res.seconds / tgt.shape[0], 3),
-                    batch=tgt.shape[0], recipe=recipe, space=m["space"], seed=seeds[first + k])
+            seconds = res.seconds / tgt.shape[0]
+            extra = _tune_item(g, item, tuning, lpips, operator, seconds) if tuning is not None else {}
+            measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(seconds, 3),
+                    batch=tgt.shape[0], recipe=recipe, space=m["space"], seed=seeds[first + k], **extra)
             check_eps(item, settings.eps)
             results.append(item)
     return results
@@ -69,6 +79,25 @@ def _item(job: str, g: Generator, space: LatentSpace, res: Result, k: int, name:
     observed = operator(image[None])[0]
     return ItemResult(name=name, job=job, image=image.cpu(), observed=observed.cpu(), target=target.cpu(),
                       latent=latent, metrics={}, frames=[f[k] for f in res.frames], notes=list(notes))
+
+
+def _tune_item(g: Generator, item: ItemResult, settings: TuneSettings, lpips, operator: torch.nn.Module,
+               pivot_seconds: float) -> dict[str, Any]:
+    """Stage 2 of pivotal tuning for one result: the generator fitted around its latent.
+
+    The delta goes into the latent record and the result is re-rendered from that record,
+    so the saved files give exactly this image. Returns the numbers to report.
+    """
+    styles, noise = render_inputs(g, item.latent)
+    pivot_psnr = metrics.psnr(item.image, item.target)
+    res = tune(g, styles, noise, item.target[None].to(g.w_avg.device), settings, lpips=lpips,
+               desc=f"tune {item.name}")
+    item.latent["tuning"] = res.record
+    item.image = render_latent(g, item.latent)[0].cpu()
+    item.observed = operator(item.image[None].to(g.w_avg.device))[0].cpu()
+    return {"pivot_psnr": pivot_psnr, "pivot_seconds": round(pivot_seconds, 3), "tune_steps": settings.steps,
+            "tune_seconds": round(res.seconds, 3), "tune_mode": settings.mode, "tune_rank": res.record["rank"],
+            "tune_bytes": tuning_bytes(res.record), "total_seconds": round(pivot_seconds + res.seconds, 3)}
 
 
 def latent_record(g: Generator, space: LatentSpace, latent: dict[str, torch.Tensor], noise: list[torch.Tensor],

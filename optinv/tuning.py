@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import math
 import time
@@ -111,6 +112,7 @@ class WeightDelta(nn.Module):
         else:
             rec["a"] = [p.detach().cpu().clone() for p in self.a]
             rec["b"] = [p.detach().cpu().clone() for p in self.b]
+        rec["id"] = delta_id(rec)
         rec.update(extra)
         return rec
 
@@ -159,14 +161,32 @@ def validate_tuning(rec: Any, g: Generator | None = None) -> dict[str, Any]:
     return rec
 
 
+def delta_id(rec: dict[str, Any]) -> str:
+    """A short hash of a delta's names and tensors: which tuning a generator carries."""
+    h = hashlib.sha1()
+    for n in rec.get("names", []):
+        h.update(n.encode())
+    for k in ("a", "b", "full"):
+        for t in rec.get(k, []):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def tuned_generator(g: Generator, rec: dict[str, Any] | None) -> Generator:
     """A copy of ``g`` with a stored delta added (``g`` itself when there is none).
 
     The copy's weights are computed exactly as during tuning (base + delta), so it renders
-    the tuned result bit for bit. ``g`` is left untouched.
+    the tuned result bit for bit. ``g`` is left untouched. Idempotent: a generator that
+    already carries this delta is returned as is; one tuned for another delta is refused.
     """
     if not rec:
         return g
+    tid = rec.get("id") or delta_id(rec)
+    carried = g.card.get("tuned")
+    if carried:
+        if carried.get("id") == tid:
+            return g
+        raise OptinvError("this generator already carries another latent's tuning: start from the base model")
     delta = WeightDelta.from_record(g, rec)
     with torch.no_grad():
         new = delta.weights(g)
@@ -175,7 +195,8 @@ def tuned_generator(g: Generator, rec: dict[str, Any] | None) -> Generator:
     with torch.no_grad():
         for n, w in new.items():
             params[n].copy_(w)
-    out.card = {**g.card, "tuned": {"mode": rec["mode"], "rank": rec["rank"], "base_model": rec.get("base_model")}}
+    out.card = {**g.card, "tuned": {"id": tid, "mode": rec["mode"], "rank": rec["rank"],
+                                    "base_model": rec.get("base_model")}}
     return out.requires_grad_(False)
 
 
@@ -361,5 +382,5 @@ def render_tuned(g: Generator, styles: Any, noise: Sequence[torch.Tensor]) -> to
 
 
 __all__ = ["MODES", "TUNING_FORMAT", "WeightDelta", "TuneSettings", "TuneResult", "tune", "tuned_generator",
-           "validate_tuning", "tuning_bytes", "tensor_bytes", "conv_weight_names", "synthesis_names",
+           "validate_tuning", "delta_id", "tuning_bytes", "tensor_bytes", "conv_weight_names", "synthesis_names",
            "render_with", "render_tuned", "typical_distance", "pivot_vectors"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_generator
 from optinv import tuning as T
 from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save
@@ -95,3 +97,89 @@ def test_bad_deltas_are_one_clear_error(tiny32):
         T.TuneSettings(rank=-1).validate()
     with pytest.raises(OptinvError, match="mode"):
         T.WeightDelta(tiny32, "dense")
+
+
+# ------------------------------------------------------------------------------ the invert job
+def _targets(g, seeds):
+    with torch.no_grad():
+        z = torch.randn(len(seeds), g.style_dim, generator=torch.Generator().manual_seed(seeds[0]))
+        for i, s in enumerate(seeds):
+            z[i] = torch.randn(g.style_dim, generator=torch.Generator().manual_seed(s))
+        return g(z).clamp(-1, 1)  # inputs in [-1, 1], as the jobs take tensors
+
+
+def _tuned_invert(g, images, **kw):
+    from optinv import jobs
+
+    return jobs.invert(list(images), model=g, device="cpu", tune=True, steps=6, lr=0.05, recipe="1*L2",
+                       tune_steps=6, batch=2, progress=False, **kw)
+
+
+def test_invert_tune_batch_items_independent_and_file_round_trip(tmp_path):
+    from optinv.latents import load_latent, record_from_codes, render_latent, save_latent
+
+    g = tiny_generator(32, seed=3)
+    a, b, c = _targets(g, [11, 12, 13])
+    first = _tuned_invert(g, [a, b])
+    second = _tuned_invert(g, [a, c])
+    ra, rb = first
+    assert ra.metrics["space"] == "w" and ra.metrics["tune_rank"] == 4 and ra.metrics["tune_bytes"] > 0
+    assert ra.metrics["psnr"] > ra.metrics["pivot_psnr"]
+    # image a's result does not depend on which image shares its batch
+    assert torch.equal(second[0].image, ra.image)
+    for key in ("a", "b"):
+        assert all(torch.equal(x, y) for x, y in zip(second[0].latent["tuning"][key], ra.latent["tuning"][key]))
+    assert not torch.equal(rb.latent["tuning"]["b"][0], ra.latent["tuning"]["b"][0])
+    # the saved latent re-renders the tuned result exactly, from the base model or its tuned copy
+    path = save_latent(ra.latent, tmp_path / "a.latent.pt")
+    rec = load_latent(path, g)
+    assert torch.equal(render_latent(g, rec)[0], ra.image)
+    assert torch.equal(render_latent(T.tuned_generator(g, rec["tuning"]), rec)[0], ra.image)
+    assert not torch.equal(render_latent(g, {k: v for k, v in rec.items() if k != "tuning"})[0], ra.image)
+    # an edited code drawn from it keeps its tuning (same generator)
+    edited = record_from_codes(rec, [n[0] for n in rec["noise"]], wplus=rec["wplus"])
+    assert edited["tuning"]["id"] == rec["tuning"]["id"]
+    assert torch.equal(render_latent(g, edited)[0], ra.image)
+
+
+def test_tune_is_for_invert_only():
+    from optinv import jobs
+
+    g = tiny_generator(32)
+    low = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(OptinvError, match="`tune` works with invert only"):
+        jobs.pulse([low], scale=4, model=g, device="cpu", tune=True, steps=1, progress=False)
+    with pytest.raises(OptinvError, match="tune_rank"):
+        jobs.invert([low], model=g, device="cpu", tune=True, tune_rank=-2)
+
+
+def test_cli_invert_tune_then_generate_and_edit(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from optinv.checkpoints import save_generator
+    from optinv.cli import main
+
+    g = tiny_generator(32, seed=5)
+    g.card = {"name": "tiny32", "default_recipes": {"invert": "1*L2"}}
+    model = save_generator(g, tmp_path / "tiny32.pt")
+    img = ((_targets(g, [21])[0].permute(1, 2, 0) + 1) / 2 * 255).round().byte().numpy()
+    Image.fromarray(img).save(tmp_path / "face.png")
+    out = tmp_path / "out"
+    run = CliRunner().invoke
+    r = run(main, ["invert", str(tmp_path / "face.png"), "--model", str(model), "--steps", "4", "--tune",
+                   "--tune-steps", "4", "--tune-rank", "2", "--out", str(out), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "face.json").read_text())["metrics"]
+    assert m["tune_rank"] == 2 and m["space"] == "w"
+    r = run(main, ["generate", "--latent", str(out / "face.latent.pt"), "--model", str(model), "--out",
+                   str(tmp_path / "gen")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    again = list((tmp_path / "gen").glob("*.png"))
+    assert len(again) == 1
+    assert np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(out / "face.png")))
+    r = run(main, ["invert", str(tmp_path / "face.png"), "--model", str(model), "--tune", "--tune-rank", "-1",
+                   "--out", str(out), "-q"])
+    assert r.exit_code != 0 and "--tune-rank" in r.output and "Traceback" not in r.output
