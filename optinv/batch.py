@@ -27,6 +27,7 @@ import torch
 from . import jobs
 from .checkpoints import load_generator
 from .errors import OptinvError
+from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .imageio import load_image
 from .outputs import ensure_out_dir, jsonable, write_item
@@ -227,8 +228,7 @@ def make_record(item: WorkItem, status: str, *, error: str | None = None, output
 
 
 def one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return first_line(e, limit=None)
 
 
 class RecordLog:
@@ -459,13 +459,7 @@ def write_manifest(out: Path, items: Sequence[WorkItem], per_item: int) -> Path:
     """Merge every log into manifest.jsonl (atomically), then drop the logs."""
     newest = newest_records(out)
     lines = [json.dumps(jsonable(final_record(it, newest.get(it.rel), out, per_item))) + "\n" for it in items]
-    path = out / MANIFEST
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = atomic_write_text("".join(lines), out / MANIFEST, fsync=True)
     for log in out.glob(RANK_LOG_GLOB):
         log.unlink(missing_ok=True)
     return path

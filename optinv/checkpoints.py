@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save
+from .fileio import atomic_torch_save, first_line
 from .generator import Generator
 
 FORMAT_TAG = "optinv-generator"
@@ -91,7 +91,7 @@ def build_generator(config: dict[str, Any], state_dict: dict[str, torch.Tensor])
     try:
         g.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0]
+        first = first_line(e, limit=None)
         raise CheckpointError(f"weights do not fit the generator config: {first}") from None
     return g.eval().requires_grad_(False)
 
@@ -111,8 +111,7 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read {path}: {msg[:200]}. Understood formats: {_understood()}") from None
+        raise CheckpointError(f"cannot read {path}: {first_line(e, 200)}. Understood formats: {_understood()}") from None
 
 
 def load_generator(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu",

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save, load_tagged
+from .fileio import atomic_torch_save, first_line, load_tagged
 from .generator import Generator
 
 FORMAT = "optinv-encoder"
@@ -149,6 +149,6 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     try:
         enc.load_state_dict({k: v.float() for k, v in obj["state_dict"].items()})
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the encoder config ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: weights do not fit the encoder config ({first_line(e, limit=None)})") from None
     enc.card = obj.get("card", {})
     return enc.eval().requires_grad_(False).to(device)

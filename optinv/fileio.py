@@ -1,31 +1,70 @@
 """Safe, atomic file primitives shared by every format optinv writes.
 
 Reads use ``torch.load(weights_only=True)`` (no code from the file runs); writes go to a
-temporary name and are renamed into place, so a crash never leaves half a file.
+temporary name beside the target (``.NAME.tmp``, which ``optinv batch`` knows to clean up)
+and are renamed into place, so a crash never leaves half a file under the real name.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .errors import OptinvError
 
 
-def first_line(e: BaseException, limit: int = 160) -> str:
+def first_line(e: BaseException, limit: int | None = 160) -> str:
+    """The first line of an exception's message (cut to ``limit`` characters), or its type's name."""
     text = str(e).strip()
-    return text.splitlines()[0][:limit] if text else type(e).__name__
+    return (text.splitlines()[0][:limit] if limit else text.splitlines()[0]) if text else type(e).__name__
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Where ``path`` is written before it is renamed into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], fsync: bool = False) -> Path:
+    """Call ``write(tmp)`` and rename ``tmp`` to ``path``; on failure the temporary file is removed.
+
+    >>> atomic_write("a.txt", lambda tmp: tmp.write_text("hello"))  # doctest: +SKIP
+    """
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(text: str, path: str | os.PathLike, fsync: bool = False) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=fsync)
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+CACHE_ENV = "OPTINV_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where optinv keeps what it computes once per model: ``$OPTINV_CACHE``, else
+    ``$XDG_CACHE_HOME/optinv``, else ``~/.cache/optinv``. Deleting it only costs recomputation."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "optinv"
 
 
 def load_tagged(path: str | os.PathLike, fmt: str, what: str, writer: str,

@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
+from .fileio import atomic_write, first_line
 
 MAX_PIXELS = 64_000_000  # decompression-bomb guard: far above any GAN input, far below a bomb
 MIN_SIDE = 4
@@ -37,7 +38,7 @@ def _open(path: Path) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputImageError(f"{path}: not a readable image ({type(e).__name__})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputImageError(f"{path}: damaged or truncated image ({str(e).splitlines()[0][:120]})") from None
+        raise InputImageError(f"{path}: damaged or truncated image ({first_line(e, 120)})") from None
     if min(im.size) < MIN_SIDE:
         raise InputImageError(f"{path}: {im.size[0]}×{im.size[1]} is too small (need at least {MIN_SIDE}×{MIN_SIDE})")
     return im
@@ -125,10 +126,8 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 def atomic_save_image(im: Image.Image, path: str | os.PathLike, **kw) -> Path:
     """Write via a temporary file and rename, so a killed run never leaves a half image."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    im.save(tmp, format=kw.pop("format", None) or path.suffix.lstrip(".").upper().replace("JPG", "JPEG"), **kw)
-    os.replace(tmp, path)
-    return path
+    fmt = kw.pop("format", None) or path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+    return atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **kw))
 
 
 def make_grid(images: Iterable[Image.Image], cols: int, scale: int = 1, pad: int = 2,

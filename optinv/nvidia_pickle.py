@@ -28,6 +28,8 @@ from typing import IO, Any, Callable, Union
 import numpy as np
 import torch
 
+from .fileio import first_line
+
 try:  # numpy >= 2 moved the scalar constructor; old pickles name either spelling
     from numpy._core.multiarray import scalar as _np_scalar
 except ImportError:  # pragma: no cover - numpy 1.x
@@ -137,7 +139,7 @@ def _load_storage_from_bytes(data: Any) -> torch.storage.TypedStorage:
         storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower():
-            first = str(e).strip().splitlines()[0]
+            first = first_line(e, limit=None)
             raise UnsafePickleError(f"embedded tensor storage refused by torch's weights_only loader: {first}") from None
         raise NvidiaPickleFormatError(f"embedded tensor storage is corrupt: {e}") from None
     except Exception as e:  # torch raises many types for corrupt data

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from .errors import OptinvError
+from .fileio import atomic_write, atomic_write_text
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
 
@@ -54,12 +55,6 @@ def compare_strip(item: Any) -> Image.Image:
     return make_grid(panels, cols=3, scale=scale)
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def jsonable(v: Any) -> Any:
     """Plain JSON values: tensors become lists, NaN becomes null and ±inf a string (strict JSON has neither)."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -77,9 +72,8 @@ def save_gif(frames: list[torch.Tensor], final: torch.Tensor, path: Path, ms: in
     ims = [to_pil01(f.clamp(0, 1)) for f in frames] + [to_pil01(final)]
     r = ims[-1].size[0]
     ims = [_upscale_to(im, max(r, 128)) for im in ims]
-    tmp = path.with_name(f".{path.name}.tmp")
-    ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=ms, loop=0)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
+                                               duration=ms, loop=0))
 
 
 def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:

@@ -7,6 +7,8 @@ through ``to_styles()`` and may re-project after every step (``project_()``).
 from __future__ import annotations
 
 import math
+import pickle
+import sys
 from pathlib import Path
 
 import torch
@@ -14,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import OptinvError
+from .fileio import CACHE_ENV, atomic_torch_save, cache_dir, first_line
 from .generator import Generator
 
 SPACES = ("w", "wplus", "zplus", "stylemap")
-GAUSSIAN_FIT_CACHE = Path.home() / ".cache" / "optinv" / "gaussian_fit"
 
 
 def expand_wplus(w: torch.Tensor, n_latent: int) -> torch.Tensor:
@@ -32,40 +34,63 @@ def gaussian_fit(g: Generator, n: int = 1_000_000, seed: int = 0, chunk: int = 6
     """Per-dimension mean/std of lrelu_5(mapping(z)) over ``n`` z, in chunks (PULSE's OOM fix).
 
     ``lrelu_5`` undoes the final lrelu_0.2 so the statistics are of a near-Gaussian variable.
-    Cached per model (keyed by a hash of the mapping weights) because 1e6 samples take a while.
+    Cached per model (keyed by a hash of the mapping weights) under
+    ``fileio.cache_dir()/gaussian_fit`` because 1e6 samples take a while.
     """
-    key = _mapping_key(g, n, seed)
-    path = GAUSSIAN_FIT_CACHE / f"{key}.pt"
-    if cache and path.exists():
-        try:
-            fit = torch.load(path, map_location="cpu", weights_only=True)
-            return {k: v.to(g.w_avg.device) for k, v in fit.items()}
-        except Exception:
-            pass
+    path = gaussian_fit_cache() / f"{_mapping_key(g, n, seed)}.pt"
+    fit = _read_cached_fit(path, g.style_dim) if cache else None
+    if fit is None:
+        fit = _compute_fit(g, n, seed, chunk)
+        if cache:
+            _write_cached_fit(fit, path)
+    return {k: v.to(g.w_avg.device) for k, v in fit.items()}
+
+
+def gaussian_fit_cache() -> Path:
+    return cache_dir() / "gaussian_fit"
+
+
+def _compute_fit(g: Generator, n: int, seed: int, chunk: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    dev = g.w_avg.device
     s1 = torch.zeros(g.style_dim, dtype=torch.float64)
     s2 = torch.zeros(g.style_dim, dtype=torch.float64)
     done = 0
     while done < n:
         m = min(chunk, n - done)
-        z = torch.randn(m, g.style_dim, generator=gen).to(dev)
+        z = torch.randn(m, g.style_dim, generator=gen).to(g.w_avg.device)
         x = F.leaky_relu(g.mapping(z), 5.0).double().cpu()
         s1 += x.sum(0)
         s2 += x.pow(2).sum(0)
         done += m
     mean = s1 / n
     std = (s2 / n - mean.pow(2)).clamp_min(0).sqrt()
-    fit = {"mean": mean.float(), "std": std.float()}
-    if cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(fit, tmp)
-            tmp.replace(path)
-        except OSError:
-            pass
-    return {k: v.to(dev) for k, v in fit.items()}
+    return {"mean": mean.float(), "std": std.float()}
+
+
+def _read_cached_fit(path: Path, dim: int) -> dict[str, torch.Tensor] | None:
+    """The cached fit, or None when there is none or it is unusable (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        fit = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # unreadable, truncated, or not a tensor file
+        return None
+    ok = isinstance(fit, dict) and all(isinstance(fit.get(k), torch.Tensor) and fit[k].shape == (dim,)
+                                       for k in ("mean", "std"))
+    return fit if ok and all(torch.isfinite(fit[k]).all() for k in ("mean", "std")) else None
+
+
+def _write_cached_fit(fit: dict[str, torch.Tensor], path: Path) -> None:
+    """Keep the fit for next time, and say so; a cache that cannot be written only costs time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(fit, path)
+    except (OSError, OptinvError) as e:  # atomic_torch_save reports OSError as OptinvError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
+        print(f"optinv: could not cache the Gaussian fit in {path.parent} ({reason}); "
+              f"set {CACHE_ENV} to a writable folder", file=sys.stderr)
+        return
+    print(f"optinv: cached the Gaussian fit of this model's mapping in {path}", file=sys.stderr)
 
 
 def _mapping_key(g: Generator, n: int, seed: int) -> str:

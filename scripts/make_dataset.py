@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from optinv.imageio import atomic_save_image
 from optinv.world.synthfaces import labels_from_params, params_from_seed, render
 
 
@@ -66,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     labels_file.write(json.dumps(lab) + "\n")
                 continue
             img, lab = render(seed, args.size, args.supersample)
-            tmp = png.with_suffix(".tmp.png")
-            img.save(tmp)
-            tmp.replace(png)  # atomic: a killed run never leaves a half PNG
+            atomic_save_image(img, png)  # a killed run never leaves a half PNG
             if seed not in known:
                 labels_file.write(json.dumps(lab) + "\n")
             written += 1

@@ -33,7 +33,7 @@ from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.checkpoints import load_generator
 from optinv.encoder import build_for, save_encoder
 from optinv.errors import OptinvError
-from optinv.fileio import first_line
+from optinv.fileio import atomic_torch_save, first_line
 from optinv.imageio import load_image, save_grid
 from optinv.outputs import to_pil01
 
@@ -222,10 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                                   "seconds": round(seconds, 1)}) + "\n")
             log.flush()
         if step % args.save_every == 0 or step == stop:
-            tmp = ckpt.with_name("latest.pt.tmp")
-            torch.save({"enc": enc.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                        "gen": gen.get_state(), "args": vars(args), "history": history}, tmp)
-            os.replace(tmp, ckpt)
+            atomic_torch_save({"enc": enc.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
+                               "gen": gen.get_state(), "args": vars(args), "history": history}, ckpt)
             with torch.no_grad():
                 xs, _ = synthetic_batch(g, 8, torch.Generator().manual_seed(99))
                 rec = render(g, enc(xs))

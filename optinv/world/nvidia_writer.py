@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..fileio import atomic_write
 from ..nvidia_pickle import (NvidiaConversionError, PathLike, PersistentModule, _blur_kernel, _check_shapes, _f32,
                              _rosinality_shapes)
 
@@ -189,14 +188,8 @@ def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], co
                              "synthesis_kwargs": {"num_fp16_res": 0, "conv_clamp": None}})
     snapshot = {"training_set_kwargs": {"resolution": size}, "G": G, "D": None, "G_ema": G, "augment_pipe": None}
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def dump(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             _NvidiaStylePickler(f, protocol=4).dump(snapshot)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return atomic_write(path, dump)
