@@ -388,6 +388,34 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
     fp16 layers only warn, since fp32 inference of them is fine.
     """
     G = _find_generator(path_or_obj)
+    w_dim, size = _checked_dims(G)
+    mapping, synthesis = G.modules.get("mapping"), G.modules.get("synthesis")
+    if not isinstance(mapping, PersistentModule) or not isinstance(synthesis, PersistentModule):
+        raise NvidiaConversionError("Generator lacks its mapping or synthesis network")
+    sd = module_state_dict(G)
+    n_mlp = 0
+    while f"mapping.fc{n_mlp}.weight" in sd:
+        n_mlp += 1
+    if n_mlp == 0:
+        raise NvidiaConversionError("mapping network has no fc layers")
+    lr_mlp = _mapping_lr(G, mapping, n_mlp)
+    resolutions = [2 ** i for i in range(2, int(round(math.log2(size))) + 1)]
+    conv_clamp = _synthesis_clamp(synthesis, sd, resolutions)
+    out = _renamed(sd, n_mlp, resolutions)
+    channels = {4: int(out["input.input"].shape[1])}
+    for k, r in enumerate(resolutions[1:]):
+        channels[r] = int(out[f"convs.{2 * k}.conv.weight"].shape[1])
+    _check_shapes(out, _rosinality_shapes(size, w_dim, n_mlp, channels), "converted NVIDIA generator")
+    w_avg = _f32(sd["mapping.w_avg"]) if "mapping.w_avg" in sd else None
+    if w_avg is not None and tuple(w_avg.shape) != (w_dim,):
+        raise NvidiaConversionError(f"mapping.w_avg has shape {tuple(w_avg.shape)}, expected ({w_dim},)")
+    config = {"size": size, "style_dim": w_dim, "n_mlp": n_mlp, "lr_mlp": lr_mlp,
+              "channels": channels, "w_avg": w_avg, "conv_clamp": conv_clamp}
+    return out, config
+
+
+def _checked_dims(G: PersistentModule) -> tuple[int, int]:
+    """(w_dim, resolution) of an unconditional RGB generator whose shape rosinality can hold."""
     need = {}
     for name in ("z_dim", "w_dim", "img_resolution", "num_ws"):
         v = G.attr(name)
@@ -407,28 +435,13 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
         raise NvidiaConversionError(f"img_resolution {size} is not a power of two >= 4")
     if num_ws != 2 * log_size - 2:
         raise NvidiaConversionError(f"num_ws={num_ws}, rosinality needs {2 * log_size - 2} for {size}px")
-    mapping, synthesis = G.modules.get("mapping"), G.modules.get("synthesis")
-    if not isinstance(mapping, PersistentModule) or not isinstance(synthesis, PersistentModule):
-        raise NvidiaConversionError("Generator lacks its mapping or synthesis network")
+    return w_dim, size
 
-    sd = module_state_dict(G)
 
-    def take(key: str) -> torch.Tensor:
-        if key not in sd:
-            raise NvidiaConversionError(f"NVIDIA generator lacks {key}")
-        return _f32(sd[key])
-
-    n_mlp = 0
-    while f"mapping.fc{n_mlp}.weight" in sd:
-        n_mlp += 1
-    if n_mlp == 0:
-        raise NvidiaConversionError("mapping network has no fc layers")
-    lr_mlp = _mapping_lr(G, mapping, n_mlp)
-
-    # Settings that would make rosinality's forward differ from NVIDIA's.
+def _synthesis_clamp(synthesis: PersistentModule, sd: dict[str, torch.Tensor], resolutions: list[int]) -> float | None:
+    """The one conv_clamp of all layers, after refusing what would render differently in rosinality."""
     clamps, fp16 = set(), []
     filt = _blur_kernel() / 4
-    resolutions = [2 ** i for i in range(2, log_size + 1)]
     for r in resolutions:
         blk = synthesis.modules.get(f"b{r}")
         if not isinstance(blk, PersistentModule):
@@ -448,36 +461,42 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
     if len(clamps) > 1:
         raise NvidiaConversionError(f"layers use different conv_clamp values ({', '.join(map(repr, clamps))}); "
                                     f"only one value for all layers is supported")
-    clamp_value = next(iter(clamps)) if clamps else None
-    conv_clamp = float(clamp_value) if clamp_value is not None else None
     if fp16:
         warnings.warn(f"blocks {fp16} were run in fp16 by NVIDIA; the converted weights run in fp32, "
                       f"which is fine but may differ from NVIDIA's fp16 images in the last digits",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
+    clamp_value = next(iter(clamps)) if clamps else None
+    return float(clamp_value) if clamp_value is not None else None
 
-    out: dict[str, torch.Tensor] = {}
-    for i in range(n_mlp):
-        out[f"style.{i + 1}.weight"] = take(f"mapping.fc{i}.weight")
-        out[f"style.{i + 1}.bias"] = take(f"mapping.fc{i}.bias")
-    out["input.input"] = take("synthesis.b4.const").unsqueeze(0)
-    noises: list[torch.Tensor] = []
 
-    def layer(dst: str, src: str, res: int, up: bool) -> None:
-        w = take(f"{src}.weight")
-        out[f"{dst}.conv.weight"] = w.unsqueeze(0)
+class _Renamer:
+    """Copies NVIDIA weights (``sd``) under rosinality's names (``out``), collecting the noise maps."""
+
+    def __init__(self, sd: dict[str, torch.Tensor]) -> None:
+        self.sd, self.out, self.noises = sd, {}, []
+
+    def take(self, key: str) -> torch.Tensor:
+        if key not in self.sd:
+            raise NvidiaConversionError(f"NVIDIA generator lacks {key}")
+        return _f32(self.sd[key])
+
+    def layer(self, dst: str, src: str, res: int, up: bool) -> None:
+        out, take = self.out, self.take
+        out[f"{dst}.conv.weight"] = take(f"{src}.weight").unsqueeze(0)
         if up:
             out[f"{dst}.conv.blur.kernel"] = _blur_kernel()
         out[f"{dst}.conv.modulation.weight"] = take(f"{src}.affine.weight")
         out[f"{dst}.conv.modulation.bias"] = take(f"{src}.affine.bias")
-        if f"{src}.noise_strength" in sd:  # use_noise=True
+        if f"{src}.noise_strength" in self.sd:  # use_noise=True
             out[f"{dst}.noise.weight"] = take(f"{src}.noise_strength").reshape(1)
-            noises.append(take(f"{src}.noise_const").reshape(1, 1, res, res))
+            self.noises.append(take(f"{src}.noise_const").reshape(1, 1, res, res))
         else:  # no noise at all: a zero strength reproduces that exactly
             out[f"{dst}.noise.weight"] = torch.zeros(1)
-            noises.append(torch.zeros(1, 1, res, res))
+            self.noises.append(torch.zeros(1, 1, res, res))
         out[f"{dst}.activate.bias"] = take(f"{src}.bias")
 
-    def to_rgb(dst: str, src: str, up: bool) -> None:
+    def to_rgb(self, dst: str, src: str, up: bool) -> None:
+        out, take = self.out, self.take
         out[f"{dst}.bias"] = take(f"{src}.bias").reshape(1, -1, 1, 1)
         if up:
             out[f"{dst}.upsample.kernel"] = _blur_kernel()
@@ -485,23 +504,21 @@ def nvidia_generator_to_rosinality(path_or_obj: PathLike | dict[str, Any] | Pers
         out[f"{dst}.conv.modulation.weight"] = take(f"{src}.affine.weight")
         out[f"{dst}.conv.modulation.bias"] = take(f"{src}.affine.bias")
 
-    layer("conv1", "synthesis.b4.conv1", 4, up=False)
-    to_rgb("to_rgb1", "synthesis.b4.torgb", up=False)
-    for k, r in enumerate(resolutions[1:]):
-        layer(f"convs.{2 * k}", f"synthesis.b{r}.conv0", r, up=True)
-        layer(f"convs.{2 * k + 1}", f"synthesis.b{r}.conv1", r, up=False)
-    for k, r in enumerate(resolutions[1:]):
-        to_rgb(f"to_rgbs.{k}", f"synthesis.b{r}.torgb", up=True)
-    for j, n in enumerate(noises):
-        out[f"noises.noise_{j}"] = n
 
-    channels = {4: int(out["input.input"].shape[1])}
+def _renamed(sd: dict[str, torch.Tensor], n_mlp: int, resolutions: list[int]) -> dict[str, torch.Tensor]:
+    """The rosinality state dict, in rosinality's key order."""
+    rn = _Renamer(sd)
+    for i in range(n_mlp):
+        rn.out[f"style.{i + 1}.weight"] = rn.take(f"mapping.fc{i}.weight")
+        rn.out[f"style.{i + 1}.bias"] = rn.take(f"mapping.fc{i}.bias")
+    rn.out["input.input"] = rn.take("synthesis.b4.const").unsqueeze(0)
+    rn.layer("conv1", "synthesis.b4.conv1", 4, up=False)
+    rn.to_rgb("to_rgb1", "synthesis.b4.torgb", up=False)
     for k, r in enumerate(resolutions[1:]):
-        channels[r] = int(out[f"convs.{2 * k}.conv.weight"].shape[1])
-    _check_shapes(out, _rosinality_shapes(size, w_dim, n_mlp, channels), "converted NVIDIA generator")
-    w_avg = _f32(sd["mapping.w_avg"]) if "mapping.w_avg" in sd else None
-    if w_avg is not None and tuple(w_avg.shape) != (w_dim,):
-        raise NvidiaConversionError(f"mapping.w_avg has shape {tuple(w_avg.shape)}, expected ({w_dim},)")
-    config = {"size": size, "style_dim": w_dim, "n_mlp": n_mlp, "lr_mlp": lr_mlp,
-              "channels": channels, "w_avg": w_avg, "conv_clamp": conv_clamp}
-    return out, config
+        rn.layer(f"convs.{2 * k}", f"synthesis.b{r}.conv0", r, up=True)
+        rn.layer(f"convs.{2 * k + 1}", f"synthesis.b{r}.conv1", r, up=False)
+    for k, r in enumerate(resolutions[1:]):
+        rn.to_rgb(f"to_rgbs.{k}", f"synthesis.b{r}.torgb", up=True)
+    for j, n in enumerate(rn.noises):
+        rn.out[f"noises.noise_{j}"] = n
+    return rn.out

@@ -23,7 +23,9 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save, first_line
 from optinv.imageio import load_image, save_grid
 from optinv.outputs import to_pil01
+from optinv.ranges import to_unit
 
 
 def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +52,7 @@ def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) ->
         mix = torch.rand(batch, generator=gen) < mixing
         for i in torch.nonzero(mix).flatten().tolist():
             wplus[i, cut[i]:] = w[i, 1]
-        x = ((g.synthesis(wplus) + 1) / 2).clamp(0, 1)
+        x = to_unit(g.synthesis(wplus)).clamp(0, 1)
     return x, wplus
 
 
@@ -61,7 +64,7 @@ def latent_loss(pred, wplus: torch.Tensor) -> torch.Tensor:
 
 def render(g, pred) -> torch.Tensor:
     styles = pred if isinstance(pred, torch.Tensor) else [m[:, :, 0, 0] if m.shape[-1] == 1 else m for m in pred]
-    return (g.synthesis(styles) + 1) / 2
+    return to_unit(g.synthesis(styles))
 
 
 RECIPE_DEFAULTS = {"lr": 1e-3, "latent_weight": 1.0, "image_weight": 100.0, "lpips_weight": 0.0, "image_every": 1,
@@ -99,7 +102,7 @@ def attach_to_card(model: str | None, kind: str, encoder_file: Path) -> None:
     print(f"{path}: card now lists the {kind} encoder {rel}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--model", default=None, help="generator (default: the embedded model)")
@@ -127,18 +130,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export", default=None, help="write the trained encoder to this file and exit")
     ap.add_argument("--attach", action="store_true",
                     help="with --export: record the encoder in the generator's model card (optinv format only)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "latest.pt"
+    return ap.parse_args(argv)
+
+
+@dataclass
+class Run:
+    """One training run: the networks, the optimiser, the data RNG and the recipe history."""
+
+    args: argparse.Namespace
+    g: Any
+    enc: Any
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    history: list[dict]
+    step: int = 0
+    seconds: float = 0.0
+
+
+def start(args: argparse.Namespace, ckpt: Path) -> Run:
+    """A new run, or the one in ``ckpt`` resumed (unset flags continue its last recipe)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
     if state is not None:
         for k in ("kind", "width", "batch", "seed", "model"):
             setattr(args, k, state["args"][k])
     history = list(state.get("history", [])) if state is not None else []
-    for k, default in RECIPE_DEFAULTS.items():  # unset flags continue the last segment's recipe
+    for k, default in RECIPE_DEFAULTS.items():
         if getattr(args, k) is None:
             setattr(args, k, history[-1].get(k, default) if history else default)
     if args.data in ("", "none"):
@@ -147,34 +163,45 @@ def main(argv: list[str] | None = None) -> None:
     g = load_generator(args.model, device=dev)
     torch.manual_seed(args.seed)
     enc = build_for(g, args.kind, args.width).to(dev)
-    opt = torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999))
-    step, seconds = 0, 0.0
-    gen = torch.Generator().manual_seed(args.seed)
+    run = Run(args, g, enc, torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999)),
+              torch.Generator().manual_seed(args.seed), history)
     if state is not None:
-        enc.load_state_dict(state["enc"])
-        changed = bool(history) and any(getattr(args, k) != last_recipe(history)[k] for k in LOSS_KEYS)
-        if args.reset_optimizer or (changed and not args.export):
-            print("loss settings changed: restarting Adam" if changed else "restarting Adam (--reset-optimizer)")
-        else:
-            opt.load_state_dict(state["opt"])
-            for group in opt.param_groups:  # a new --lr applies; Adam's moments stay
-                group["lr"] = args.lr
-        step, seconds = state["step"], state["seconds"]
-        gen.set_state(state["gen"])
-        print(f"resumed {ckpt} at step {step}")
-    if args.export:
-        card = {"kind": args.kind, "generator": g.card.get("name", ""), "steps": step, "batch": args.batch,
-                "kimg": round(step * args.batch / 1000, 2), "seconds": round(seconds),
-                "losses": " then ".join(describe_recipe(h) for h in history) or "unknown", "history": history}
-        save_encoder(enc.cpu(), args.export, card)
-        print(f"wrote {args.export} ({card['kimg']} kimg, {seconds / 60:.0f} min)")
-        if args.attach:
-            attach_to_card(args.model, args.kind, Path(args.export))
-        return
+        resume(run, state)
+        print(f"resumed {ckpt} at step {run.step}")
+    return run
+
+
+def resume(run: Run, state: dict) -> None:
+    args, history = run.args, run.history
+    run.enc.load_state_dict(state["enc"])
+    changed = bool(history) and any(getattr(args, k) != last_recipe(history)[k] for k in LOSS_KEYS)
+    if args.reset_optimizer or (changed and not args.export):
+        print("loss settings changed: restarting Adam" if changed else "restarting Adam (--reset-optimizer)")
+    else:
+        run.opt.load_state_dict(state["opt"])
+        for group in run.opt.param_groups:  # a new --lr applies; Adam's moments stay
+            group["lr"] = args.lr
+    run.step, run.seconds = state["step"], state["seconds"]
+    run.gen.set_state(state["gen"])
+
+
+def export(run: Run) -> None:
+    args = run.args
+    card = {"kind": args.kind, "generator": run.g.card.get("name", ""), "steps": run.step, "batch": args.batch,
+            "kimg": round(run.step * args.batch / 1000, 2), "seconds": round(run.seconds),
+            "losses": " then ".join(describe_recipe(h) for h in run.history) or "unknown", "history": run.history}
+    save_encoder(run.enc.cpu(), args.export, card)
+    print(f"wrote {args.export} ({card['kimg']} kimg, {run.seconds / 60:.0f} min)")
+    if args.attach:
+        attach_to_card(args.model, args.kind, Path(args.export))
+
+
+def loss_inputs(args: argparse.Namespace, g) -> tuple[Any, torch.Tensor | None]:
+    """(LPIPS or None, real images in [0, 1] or None) as the recipe asks."""
     lpips = None
     if args.lpips_weight:
         try:
-            lpips = LPIPSLoss(make_lpips(args.lpips_net, args.lpips_backbone)).to(dev)
+            lpips = LPIPSLoss(make_lpips(args.lpips_net, args.lpips_backbone)).to(g.w_avg.device)
         except OptinvError as e:
             raise SystemExit(f"error: {first_line(e)}") from None
     reals = None
@@ -182,54 +209,87 @@ def main(argv: list[str] | None = None) -> None:
         files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not files:
             raise SystemExit(f"error: {args.data} holds no .png/.jpg images")
-        reals = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in tqdm(files, desc="loading --data", leave=False)])
-    if not history or history[-1]["to"] != step or recipe_of(args) != last_recipe(history):
-        history.append({"from": step, "to": step, **recipe_of(args)})
+        reals = torch.stack([to_unit(load_image(p, size=g.size)) for p in tqdm(files, desc="loading --data", leave=False)])
+    return lpips, reals
+
+
+def train_step(run: Run, lpips, reals: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step on a synthetic batch (+ real images on image steps); (latent loss, image loss)."""
+    args, g, enc = run.args, run.g, run.enc
+    x, wplus = synthetic_batch(g, args.batch, run.gen)
+    pred = enc(x)
+    l_lat = latent_loss(pred, wplus)
+    loss = args.latent_weight * l_lat
+    l_img = torch.zeros(())
+    if args.image_every and run.step % args.image_every == 0:
+        targets, recons = [x], [render(g, pred)]
+        if reals is not None:
+            idx = torch.randint(0, len(reals), (max(1, round(args.batch * args.real_fraction)),), generator=run.gen)
+            xr = reals[idx].to(g.w_avg.device)
+            targets.append(xr)
+            recons.append(render(g, enc(xr)))
+        l_img = sum(F.mse_loss(r, t) for r, t in zip(recons, targets))
+        loss = loss + args.image_weight * l_img
+        if lpips is not None:
+            loss = loss + args.lpips_weight * sum(lpips(r.clamp(0, 1), t).mean() for r, t in zip(recons, targets))
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    return l_lat, l_img
+
+
+def save(run: Run, ckpt: Path, out: Path) -> None:
+    """The resumable checkpoint and a picture of reconstructions."""
+    atomic_torch_save({"enc": run.enc.state_dict(), "opt": run.opt.state_dict(), "step": run.step,
+                       "seconds": run.seconds, "gen": run.gen.get_state(), "args": vars(run.args),
+                       "history": run.history}, ckpt)
+    with torch.no_grad():
+        xs, _ = synthetic_batch(run.g, 8, torch.Generator().manual_seed(99))
+        rec = render(run.g, run.enc(xs))
+    save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
+
+
+def train(run: Run, out: Path, ckpt: Path) -> None:
+    args = run.args
+    lpips, reals = loss_inputs(args, run.g)
+    if not run.history or run.history[-1]["to"] != run.step or recipe_of(args) != last_recipe(run.history):
+        run.history.append({"from": run.step, "to": run.step, **recipe_of(args)})
     total = int(math.ceil(args.kimg * 1000 / args.batch))
-    stop = min(total, step + args.max_steps) if args.max_steps else total
-    bar = tqdm(total=total, initial=step, unit="step", desc=f"encoder {args.kind}", dynamic_ncols=True)
-    log = open(out / "log.jsonl", "a")
+    stop = min(total, run.step + args.max_steps) if args.max_steps else total
+    bar = tqdm(total=total, initial=run.step, unit="step", desc=f"encoder {args.kind}", dynamic_ncols=True)
     t_last = time.time()
-    while step < stop:
-        x, wplus = synthetic_batch(g, args.batch, gen)
-        pred = enc(x)
-        l_lat = latent_loss(pred, wplus)
-        loss = args.latent_weight * l_lat
-        l_img = torch.zeros(())
-        if args.image_every and step % args.image_every == 0:
-            targets, recons = [x], [render(g, pred)]
-            if reals is not None:
-                idx = torch.randint(0, len(reals), (max(1, round(args.batch * args.real_fraction)),), generator=gen)
-                xr = reals[idx].to(dev)
-                targets.append(xr)
-                recons.append(render(g, enc(xr)))
-            l_img = sum(F.mse_loss(r, t) for r, t in zip(recons, targets))
-            loss = loss + args.image_weight * l_img
-            if lpips is not None:
-                loss = loss + args.lpips_weight * sum(lpips(r.clamp(0, 1), t).mean() for r, t in zip(recons, targets))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history[-1]["to"] = step
-        now = time.time()
-        seconds += now - t_last
-        t_last = now
-        bar.update(1)
-        bar.set_postfix(latent=f"{l_lat.item():.4f}", image=f"{l_img.item():.4f}")
-        if step % 20 == 0:
-            log.write(json.dumps({"step": step, "latent": l_lat.item(), "image": l_img.item(),
-                                  "seconds": round(seconds, 1)}) + "\n")
-            log.flush()
-        if step % args.save_every == 0 or step == stop:
-            atomic_torch_save({"enc": enc.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                               "gen": gen.get_state(), "args": vars(args), "history": history}, ckpt)
-            with torch.no_grad():
-                xs, _ = synthetic_batch(g, 8, torch.Generator().manual_seed(99))
-                rec = render(g, enc(xs))
-            save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
+    with open(out / "log.jsonl", "a") as log:
+        while run.step < stop:
+            l_lat, l_img = train_step(run, lpips, reals)
+            run.step += 1
+            run.history[-1]["to"] = run.step
+            now = time.time()
+            run.seconds += now - t_last
+            t_last = now
+            bar.update(1)
+            bar.set_postfix(latent=f"{l_lat.item():.4f}", image=f"{l_img.item():.4f}")
+            if run.step % 20 == 0:
+                log.write(json.dumps({"step": run.step, "latent": l_lat.item(), "image": l_img.item(),
+                                      "seconds": round(run.seconds, 1)}) + "\n")
+                log.flush()
+            if run.step % args.save_every == 0 or run.step == stop:
+                save(run, ckpt, out)
     bar.close()
-    print(f"stopped at step {step}/{total} ({seconds / 60:.1f} min)")
+    print(f"stopped at step {run.step}/{total} ({run.seconds / 60:.1f} min)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "latest.pt"
+    run = start(args, ckpt)
+    if args.export:
+        export(run)
+        return
+    train(run, out, ckpt)
 
 
 if __name__ == "__main__":

@@ -92,14 +92,27 @@ def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], co
     """Write a rosinality generator as an NVIDIA-layout snapshot (``G_ema`` etc.), for round trips.
 
     The file has NVIDIA's structure (persistent records, ``_parameters``/``_buffers``,
-    ``_init_kwargs``) but a placeholder ``module_src``, so only this module's reader opens it.
+    ``_init_kwargs``) but a placeholder ``module_src``, so only :mod:`optinv.nvidia_pickle` opens it.
     ``config`` needs ``size, style_dim, n_mlp``; ``lr_mlp`` (0.01), ``channels`` (from the
     shapes) and ``w_avg`` (zeros) are optional.
     """
-    sd = {k: v for k, v in state_dict_rosinality.items()}
     size, D, n_mlp = int(config["size"]), int(config["style_dim"]), int(config["n_mlp"])
-    lr = float(config.get("lr_mlp", 0.01))
-    log_size = int(round(math.log2(size)))
+    sd, channels = _checked_state(dict(state_dict_rosinality), config, size, D, n_mlp)
+    w_avg = config.get("w_avg")
+    w_avg = torch.zeros(D) if w_avg is None else _f32(torch.as_tensor(w_avg)).reshape(D)
+    G = _Snapshot(sd, D, size, channels).generator(n_mlp, float(config.get("lr_mlp", 0.01)), w_avg)
+    snapshot = {"training_set_kwargs": {"resolution": size}, "G": G, "D": None, "G_ema": G, "augment_pipe": None}
+
+    def dump(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            _NvidiaStylePickler(f, protocol=4).dump(snapshot)
+
+    return atomic_write(path, dump)
+
+
+def _checked_state(sd: dict[str, torch.Tensor], config: dict[str, Any], size: int, D: int,
+                   n_mlp: int) -> tuple[dict[str, torch.Tensor], dict[int, int]]:
+    """The state dict with the standard FIR buffers filled in, checked against the config; its channels."""
     try:
         channels = {int(r): int(c) for r, c in (config.get("channels") or _channels_from_state(sd, size)).items()}
     except KeyError as e:
@@ -112,18 +125,27 @@ def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], co
         if k.endswith(("blur.kernel", "upsample.kernel")):
             sd.setdefault(k, _blur_kernel())
     _check_shapes(sd, expected, "rosinality state dict")
-    w_avg = config.get("w_avg")
-    w_avg = torch.zeros(D) if w_avg is None else _f32(torch.as_tensor(w_avg)).reshape(D)
-    num_ws = 2 * log_size - 2
-    filt = _blur_kernel() / 4
+    return sd, channels
 
-    def affine(src: str, cin: int) -> PersistentModule:
+
+class _Snapshot:
+    """Builds NVIDIA's persistent-module records from a rosinality state dict, network by network."""
+
+    def __init__(self, sd: dict[str, torch.Tensor], D: int, size: int, channels: dict[int, int]) -> None:
+        self.sd, self.D, self.size, self.channels = sd, D, size, channels
+        self.log_size = int(round(math.log2(size)))
+        self.num_ws = 2 * self.log_size - 2
+        self.filt = _blur_kernel() / 4
+
+    def affine(self, src: str, cin: int) -> PersistentModule:
+        sd, D = self.sd, self.D
         return _record("FullyConnectedLayer", params={"weight": sd[f"{src}.weight"], "bias": sd[f"{src}.bias"]},
                        attrs={"activation": "linear", "weight_gain": 1 / math.sqrt(D), "bias_gain": 1},
                        init_args=(D, cin), init_kwargs={"bias_init": 1})
 
-    def syn_layer(src: str, noise: str, cin: int, cout: int, res: int, up: int) -> PersistentModule:
-        kw: dict[str, Any] = {"w_dim": D, "resolution": res}
+    def syn_layer(self, src: str, noise: str, cin: int, cout: int, res: int, up: int) -> PersistentModule:
+        sd = self.sd
+        kw: dict[str, Any] = {"w_dim": self.D, "resolution": res}
         if up > 1:
             kw.update(up=up, resample_filter=[1, 3, 3, 1])
         kw.update(conv_clamp=None, channels_last=False)
@@ -131,65 +153,70 @@ def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], co
             "SynthesisLayer",
             params={"weight": sd[f"{src}.conv.weight"][0], "noise_strength": sd[f"{src}.noise.weight"].reshape(()),
                     "bias": sd[f"{src}.activate.bias"]},
-            buffers={"resample_filter": filt, "noise_const": sd[noise].reshape(res, res)},
-            modules={"affine": affine(f"{src}.conv.modulation", cin)},
+            buffers={"resample_filter": self.filt, "noise_const": sd[noise].reshape(res, res)},
+            modules={"affine": self.affine(f"{src}.conv.modulation", cin)},
             attrs={"resolution": res, "up": up, "use_noise": True, "activation": "lrelu", "conv_clamp": None,
                    "padding": 1, "act_gain": math.sqrt(2)},
             init_args=(cin, cout), init_kwargs=kw)
 
-    def torgb(src: str, cin: int) -> PersistentModule:
+    def torgb(self, src: str, cin: int) -> PersistentModule:
+        sd = self.sd
         return _record("ToRGBLayer", params={"weight": sd[f"{src}.conv.weight"][0], "bias": sd[f"{src}.bias"].reshape(3)},
-                       modules={"affine": affine(f"{src}.conv.modulation", cin)},
+                       modules={"affine": self.affine(f"{src}.conv.modulation", cin)},
                        attrs={"conv_clamp": None, "weight_gain": 1 / math.sqrt(cin)},
-                       init_args=(cin, 3), init_kwargs={"w_dim": D, "conv_clamp": None, "channels_last": False})
+                       init_args=(cin, 3), init_kwargs={"w_dim": self.D, "conv_clamp": None, "channels_last": False})
 
-    blocks: dict[str, PersistentModule] = {}
-    resolutions = [2 ** i for i in range(2, log_size + 1)]
-    for k, r in enumerate(resolutions):
-        cout, cin = channels[r], (channels[r // 2] if r > 4 else 0)
+    def block(self, k: int, r: int) -> PersistentModule:
+        """Synthesis block ``b{r}`` (the k-th resolution): its convolutions and its toRGB."""
+        D, size = self.D, self.size
+        cout, cin = self.channels[r], (self.channels[r // 2] if r > 4 else 0)
         mods: dict[str, PersistentModule] = {}
         if r == 4:
-            mods["conv1"] = syn_layer("conv1", "noises.noise_0", cout, cout, 4, 1)
-            mods["torgb"] = torgb("to_rgb1", cout)
+            mods["conv1"] = self.syn_layer("conv1", "noises.noise_0", cout, cout, 4, 1)
+            mods["torgb"] = self.torgb("to_rgb1", cout)
         else:
             b = k - 1
-            mods["conv0"] = syn_layer(f"convs.{2 * b}", f"noises.noise_{2 * b + 1}", cin, cout, r, 2)
-            mods["conv1"] = syn_layer(f"convs.{2 * b + 1}", f"noises.noise_{2 * b + 2}", cout, cout, r, 1)
-            mods["torgb"] = torgb(f"to_rgbs.{b}", cout)
+            mods["conv0"] = self.syn_layer(f"convs.{2 * b}", f"noises.noise_{2 * b + 1}", cin, cout, r, 2)
+            mods["conv1"] = self.syn_layer(f"convs.{2 * b + 1}", f"noises.noise_{2 * b + 2}", cout, cout, r, 1)
+            mods["torgb"] = self.torgb(f"to_rgbs.{b}", cout)
         blk_kw = {"w_dim": D, "resolution": r, "img_channels": 3, "is_last": r == size, "use_fp16": False,
                   "conv_clamp": None}
-        blocks[f"b{r}"] = _record(
-            "SynthesisBlock", params={"const": sd["input.input"][0]} if r == 4 else None,
-            buffers={"resample_filter": filt}, modules=mods,
+        return _record(
+            "SynthesisBlock", params={"const": self.sd["input.input"][0]} if r == 4 else None,
+            buffers={"resample_filter": self.filt}, modules=mods,
             attrs={"in_channels": cin, "w_dim": D, "resolution": r, "img_channels": 3, "is_last": r == size,
                    "architecture": "skip", "use_fp16": False, "channels_last": False,
                    "num_conv": 1 if r == 4 else 2, "num_torgb": 1},
             init_args=(cin, cout), init_kwargs=blk_kw)
-    syn_kw = {"w_dim": D, "img_resolution": size, "img_channels": 3, "num_fp16_res": 0, "conv_clamp": None}
-    synthesis = _record("SynthesisNetwork", modules=blocks,
-                        attrs={"w_dim": D, "img_resolution": size, "img_resolution_log2": log_size,
-                               "img_channels": 3, "block_resolutions": resolutions, "num_ws": num_ws},
-                        init_kwargs=syn_kw)
-    fcs = {f"fc{i}": _record("FullyConnectedLayer",
-                             params={"weight": sd[f"style.{i + 1}.weight"], "bias": sd[f"style.{i + 1}.bias"]},
-                             attrs={"activation": "lrelu", "weight_gain": lr / math.sqrt(D), "bias_gain": lr},
-                             init_args=(D, D), init_kwargs={"activation": "lrelu", "lr_multiplier": lr})
-           for i in range(n_mlp)}
-    mapping = _record("MappingNetwork", buffers={"w_avg": w_avg}, modules=fcs,
-                      attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
-                             "w_avg_beta": 0.995},
-                      init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
-                                   "lr_multiplier": lr})
-    G = _record("Generator", modules={"synthesis": synthesis, "mapping": mapping},
-                attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
-                       "num_ws": num_ws},
-                init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
-                             "mapping_kwargs": {"num_layers": n_mlp, "lr_multiplier": lr},
-                             "synthesis_kwargs": {"num_fp16_res": 0, "conv_clamp": None}})
-    snapshot = {"training_set_kwargs": {"resolution": size}, "G": G, "D": None, "G_ema": G, "augment_pipe": None}
 
-    def dump(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            _NvidiaStylePickler(f, protocol=4).dump(snapshot)
+    def synthesis(self) -> PersistentModule:
+        D, size = self.D, self.size
+        resolutions = [2 ** i for i in range(2, self.log_size + 1)]
+        blocks = {f"b{r}": self.block(k, r) for k, r in enumerate(resolutions)}
+        syn_kw = {"w_dim": D, "img_resolution": size, "img_channels": 3, "num_fp16_res": 0, "conv_clamp": None}
+        return _record("SynthesisNetwork", modules=blocks,
+                       attrs={"w_dim": D, "img_resolution": size, "img_resolution_log2": self.log_size,
+                              "img_channels": 3, "block_resolutions": resolutions, "num_ws": self.num_ws},
+                       init_kwargs=syn_kw)
 
-    return atomic_write(path, dump)
+    def mapping(self, n_mlp: int, lr: float, w_avg: torch.Tensor) -> PersistentModule:
+        sd, D, num_ws = self.sd, self.D, self.num_ws
+        fcs = {f"fc{i}": _record("FullyConnectedLayer",
+                                 params={"weight": sd[f"style.{i + 1}.weight"], "bias": sd[f"style.{i + 1}.bias"]},
+                                 attrs={"activation": "lrelu", "weight_gain": lr / math.sqrt(D), "bias_gain": lr},
+                                 init_args=(D, D), init_kwargs={"activation": "lrelu", "lr_multiplier": lr})
+               for i in range(n_mlp)}
+        return _record("MappingNetwork", buffers={"w_avg": w_avg}, modules=fcs,
+                       attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
+                              "w_avg_beta": 0.995},
+                       init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "num_ws": num_ws, "num_layers": n_mlp,
+                                    "lr_multiplier": lr})
+
+    def generator(self, n_mlp: int, lr: float, w_avg: torch.Tensor) -> PersistentModule:
+        D, size = self.D, self.size
+        return _record("Generator", modules={"synthesis": self.synthesis(), "mapping": self.mapping(n_mlp, lr, w_avg)},
+                       attrs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
+                              "num_ws": self.num_ws},
+                       init_kwargs={"z_dim": D, "c_dim": 0, "w_dim": D, "img_resolution": size, "img_channels": 3,
+                                    "mapping_kwargs": {"num_layers": n_mlp, "lr_multiplier": lr},
+                                    "synthesis_kwargs": {"num_fp16_res": 0, "conv_clamp": None}})
