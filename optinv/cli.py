@@ -20,7 +20,7 @@ DEBUG_ENV = "OPTINV_DEBUG"
 # added from its declaration (optinv.options); the rest are listed here.
 FLAGS: dict[str, str] = {"model": "--model", "device": "--device", "out": "--out", "scale": "--scale",
                          "duplicates": "--duplicates", "job": "--job", "recursive": "--recursive",
-                         "size": "--size", "face": "--face", "landmarks": "--landmarks", "transform": "--transform",
+                         "size": "--size", "transform": "--transform",
                          "k": "--k"}
 _PARAM = re.compile(r"`([a-z_]+)`")
 
@@ -95,6 +95,12 @@ def _write(results, kw: dict) -> None:
         key = "psnr" if "psnr" in m else "fit_mse"
         val = f"{m[key]:.2f} dB" if key == "psnr" else f"{m[key]:.3g}"
         click.echo(f"{r.name}: {key} {val} after {m['steps']} steps ({m['seconds']:.1f} s) → {paths['image']}")
+        if m.get("identity_distance") is not None:
+            click.echo(f"  face identity distance to the input {m['identity_distance']:.3f} (dlib: < 0.6 = same person)")
+        if kw.get("paste_back"):
+            from .photo import write_pasted
+
+            click.echo(f"  pasted back → {write_pasted(r, out)}")
         for note in r.notes:
             click.echo(f"  note: {note}", err=True)
 
@@ -191,6 +197,9 @@ def batch_command(input_dir, job, recursive, scale, duplicates, **kw):
     from .batch import BatchConfig, run_batch
 
     opts = _prepare(kw)
+    if opts.paste_back:
+        raise OptinvError("batch does not paste back: with --align each latent keeps its alignment, "
+                          "and optinv paste RESULT --into PHOTO puts a result back")
     s = run_batch(BatchConfig(job=job, input_dir=Path(input_dir), out_dir=Path(kw["out"]), options=opts,
                               model=kw["model"], device=kw["device"], recursive=recursive, scale=scale,
                               duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"], wording=to_flags))
@@ -275,16 +284,23 @@ def convert(src, dst, half):
 @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--crop", type=click.Choice(["none", "center", "pad"]), default="none", show_default=True)
+@click.option("--align", is_flag=True, help="find the face in each photo and crop it like FFHQ first")
+@click.option("--face", type=int, default=None, help="with --align: which face (1 = the largest)")
+@click.option("--landmarks", type=click.Path(dir_okay=False), default=None,
+              help="with --align: your own dlib 68-point shape predictor (.dat)")
+@click.option("--paste-back", is_flag=True, help="with --align: also write NAME.pasted.png (the result in the photo)")
 @click.option("--device", default="auto", show_default=True)
 @handle_errors
-def encode(images, space, encoder, model, out, batch, crop, device):
+def encode(images, space, encoder, model, out, batch, crop, align, face, landmarks, paste_back, device):
     """Encoder only, no optimisation: the fast path (writes the same outputs as invert)."""
     from . import jobs
     from .outputs import ensure_out_dir
 
     ensure_out_dir(out)
-    opts = jobs.JobOptions(space=space, encoder=encoder, batch=max(1, batch), crop=crop)
-    _write(jobs.encode(list(images), model=model, device=device, options=opts), {"out": out, "gif": False})
+    opts = jobs.JobOptions.of(space=space, encoder=encoder, batch=max(1, batch), crop=crop, align=align, face=face,
+                              landmarks=landmarks, paste_back=paste_back)
+    _write(jobs.encode(list(images), model=model, device=device, options=opts),
+           {"out": out, "gif": False, "paste_back": paste_back})
 
 
 from .cli_edit import register as _register_edit_commands  # noqa: E402

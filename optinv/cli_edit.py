@@ -55,10 +55,12 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--direction", "-d", required=True, help="shipped name (e.g. smile) or FILE[:NAME]")
     @click.option("--alpha", "-a", "alphas", type=float, multiple=True, help="strength(s); default -3 … 3")
     @click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
+    @click.option("--paste-back", is_flag=True,
+                  help="also write each edit put back into the photo (a latent from invert --align)")
     @common_model
     @common_out
     @handle_errors
-    def edit(latent, direction, alphas, layers, model, out):
+    def edit(latent, direction, alphas, layers, paste_back, model, out):
         """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
         from . import edit as E
         from .directions import load_direction
@@ -74,9 +76,21 @@ def register(main: click.Group, handle_errors) -> None:
         edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
         stem = _stem(latent)
         for a, e in zip(alphas, edited):
-            save_latent(E.to_latent(e, lat), outdir / f"{stem}.{name}{a:+g}.latent.pt")
-        strip = _save(E.render(g, edited), outdir / f"{stem}.{name}.png")
+            rec = E.to_latent(e, lat)
+            if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+                rec["alignment"] = lat["alignment"]
+            save_latent(rec, outdir / f"{stem}.{name}{a:+g}.latent.pt")
+        images = E.render(g, edited)
+        strip = _save(images, outdir / f"{stem}.{name}.png")
         click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
+        if paste_back:
+            from types import SimpleNamespace
+
+            from .photo import write_pasted
+
+            for a, img in zip(alphas, images):
+                item = SimpleNamespace(name=f"{stem}.{name}{a:+g}", latent=lat, image=img.cpu())
+                click.echo(f"  pasted back → {write_pasted(item, outdir)}")
 
     @main.command()
     @click.argument("a", type=click.Path())

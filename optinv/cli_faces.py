@@ -67,7 +67,8 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
 
     @main.command()
     @click.argument("result", type=click.Path())
-    @click.option("--into", "photo", required=True, type=click.Path(dir_okay=False), help="the photo that was aligned")
+    @click.option("--into", "photo", default=None, type=click.Path(dir_okay=False),
+                  help="the photo that was aligned (default: the one a latent from --align names)")
     @click.option("--transform", default=None, type=click.Path(dir_okay=False),
                   help="NAME.align.json (default: the latent's own, or NAME.align.json beside RESULT or in aligned/)")
     @click.option("--feather", type=float, default=0.1, show_default=True, help="blend width, fraction of the crop side")
@@ -85,6 +86,9 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
         outdir = ensure_out_dir(out)
         img, rec = _result_image(result, model)
         t = faces.find_transform(result, transform, rec)
+        photo = photo or ((rec or {}).get("alignment") or {}).get("photo_path")
+        if not photo:
+            raise OptinvError(f"{result}: which photo? pass --into PHOTO")
         pasted = faces.paste_back(img, load_photo(photo), t, feather=feather)
         from .cli_edit import _stem
 

@@ -12,18 +12,20 @@ from .errors import OptinvError
 from .imageio import load_image
 from .ranges import to_unit
 
-Source = str | os.PathLike | torch.Tensor
+Source = str | os.PathLike | torch.Tensor | tuple[str, torch.Tensor]
 
 
 def load_many(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
               notes: dict[str, list[str]]) -> tuple[torch.Tensor, list[str]]:
-    """Images (files, or tensors in [-1, 1]) → stacked RGB(A) in [0, 1] and their names.
+    """Images (files, tensors in [-1, 1], or (name, tensor) pairs) → stacked RGB(A) in [0, 1] and their names.
 
     Conversion remarks per input land in ``notes[name]``; inputs of one run share a size.
     """
     tensors, names = [], []
     for src in sources:
-        if isinstance(src, torch.Tensor):
+        if isinstance(src, tuple):  # e.g. an aligned crop, named after its photo
+            name, t = src
+        elif isinstance(src, torch.Tensor):
             t = src
             name = f"image{len(names):03d}"
         else:

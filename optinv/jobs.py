@@ -21,6 +21,7 @@ from .latents import model_id, render_latent
 from .operators import Identity, downscale_operator
 from .optimize import Settings
 from .options import JobOptions
+from .photo import align_sources, attach_alignment
 from .results import ItemResult, measure
 from .solve import latent_record, solve
 from .spaces import StyleMapSpace, make_space, parse_map_sizes
@@ -38,8 +39,9 @@ def invert(images: Sequence[Source], model: Model = None, device: str | None = "
     opts = _options(options, settings)
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
+    images, alignments = align_sources(images, g.size, opts, notes)  # `align`: photos → FFHQ crops
     targets, names = load_many(images, g.size, False, opts.crop, notes)
-    return attach_notes(solve("invert", g, targets, names, Identity(), opts), notes)
+    return attach_alignment(attach_notes(solve("invert", g, targets, names, Identity(), opts), notes), alignments)
 
 
 def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = None, device: str | None = "auto",
@@ -50,6 +52,10 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
         raise OptinvError(f"`duplicates` must be ≥ 1, got {duplicates}")
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
+    if opts.align and (scale is None or scale < 1 or g.size % scale):
+        raise OptinvError(f"pulse with `align` needs `scale` (a divisor of {g.size}): the face is cropped to "
+                          f"{g.size}/scale pixels, then super-resolved")
+    lowres, alignments = align_sources(lowres, g.size // scale if opts.align else 0, opts, notes)
     targets, names = load_many(lowres, None, False, opts.crop, notes)
     side = targets.shape[-1]
     if scale is not None and side * scale != g.size:
@@ -60,13 +66,17 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
     rep_targets = targets.repeat_interleave(duplicates, 0)
     rep_names = [f"{n}_dup{d}" if duplicates > 1 else n for n in names for d in range(duplicates)]
     seeds = [opts.seed + d for _ in names for d in range(duplicates)]
-    return attach_notes(solve("pulse", g, rep_targets, rep_names, op, opts, seeds=seeds), notes)
+    return attach_alignment(attach_notes(solve("pulse", g, rep_targets, rep_names, op, opts, seeds=seeds), notes),
+                            alignments)
 
 
 def paint(references: Sequence[Source], model: Model = None, device: str | None = "auto",
           options: JobOptions | None = None, **settings: Any) -> list[ItemResult]:
     """Images whose downscale matches an RGBA reference where its alpha is > 0."""
     opts = _options(options, settings)
+    if opts.align or opts.paste_back:
+        raise OptinvError("paint takes RGBA references, not photos: `align` and `paste_back` are for invert, "
+                          "encode and pulse")
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
     refs, names = load_many(references, None, True, opts.crop, notes)
@@ -89,6 +99,7 @@ def encode(images: Sequence[Source], model: Model = None, device: str | None = "
     g = get_model(model, resolve_device(device))
     enc = warmstart.require(warmstart.find_encoder(g, space_name, opts.encoder), "encode")
     notes: dict[str, list[str]] = {}
+    images, alignments = align_sources(images, g.size, opts, notes)
     targets, names = load_many(images, g.size, False, opts.crop, notes)
     map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if space_name == "stylemap" else None
     settings_used = Settings(steps=1, progress=False)
@@ -113,7 +124,7 @@ def encode(images: Sequence[Source], model: Model = None, device: str | None = "
                               target=tgt[k].cpu(), latent=rec, metrics={}, notes=notes.get(names[first + k], []))
             results.append(measure(item, steps=0, batch=tgt.shape[0], seconds=round(seconds / tgt.shape[0], 4),
                                    space=space_name, recipe="encoder"))
-    return results
+    return attach_alignment(results, alignments)
 
 
 __all__ = ["JobOptions", "ItemResult", "invert", "pulse", "paint", "encode", "solve", "render_latent", "model_id",

@@ -77,6 +77,12 @@ class JobOptions:
     tune_locality: float = option(0.1, "weight of the term that keeps random latents near the pivot rendering as "
                                        "before (0 = off)", type=float, show_default=True)
     lpips_net: str = option("vgg", "LPIPS network", cli=False)
+    align: bool = option(False, "find the face in each photo and crop it like FFHQ first (invert, encode, pulse; "
+                                "the [faces] extra)", type=bool)
+    face: int | None = option(None, "with `align`: which face when there are several (1 = the largest)", type=int)
+    landmarks: str | None = option(None, "with `align`: your own dlib 68-point shape predictor (.dat)", path=True)
+    paste_back: bool = option(False, "with `align`: also write NAME.pasted.png, the result put back into the photo",
+                              type=bool)
     frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
     frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
     progress: bool = option(True, "show a progress bar", cli=False)

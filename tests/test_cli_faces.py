@@ -117,3 +117,31 @@ def test_directions_sefa(tmp_path):
     assert list(read_ganspace(tmp_path / "sefa.npz")) == ["pc0", "pc1", "pc2"]
     code, _, err = run("directions", "sefa", "--k", 0, "--out", tmp_path / "x.pt")
     assert code == 1 and "--k must be ≥ 1" in err
+
+
+@needs_dlib
+def test_invert_align_paste_back_and_edit(photos, tmp_path):
+    from optinv.latents import load_latent
+
+    code, out, err = run("invert", photos / "astronaut.png", "--align", "--paste-back", "--space", "wplus",
+                         "--steps", 2, "-q", "--out", tmp_path)
+    assert code == 0, err
+    rec = load_latent(tmp_path / "astronaut.latent.pt")
+    assert rec["alignment"]["photo_size"] == [512, 512] and rec["alignment"]["photo_path"].endswith("astronaut.png")
+    metrics = json.loads((tmp_path / "astronaut.json").read_text())["metrics"]
+    assert 0 < metrics["identity_distance"] < 2
+    pasted = np.asarray(Image.open(tmp_path / "astronaut.pasted.png"), dtype=int)
+    photo = np.asarray(Image.open(photos / "astronaut.png"), dtype=int)
+    assert np.array_equal(pasted[300:], photo[300:]) and not np.array_equal(pasted[100:160, 190:260], photo[100:160, 190:260])
+    code, out, err = run("edit", tmp_path / "astronaut.latent.pt", "-d", "smile", "-a", 3, "--paste-back", "--out", tmp_path)
+    assert code == 0 and (tmp_path / "astronaut.smile+3.pasted.png").exists(), err
+    assert load_latent(tmp_path / "astronaut.smile+3.latent.pt")["alignment"] == rec["alignment"]
+    code, out, err = run("paste", tmp_path / "astronaut.smile+3.latent.pt", "--out", tmp_path / "p")  # photo: from the latent
+    assert code == 0 and (tmp_path / "p" / "astronaut.smile+3.pasted.png").exists(), err
+
+
+def test_align_option_errors(photos, tmp_path):
+    code, _, err = run("invert", photos / "astronaut.png", "--paste-back", "--out", tmp_path)
+    assert code == 1 and "--paste-back needs --align" in err
+    code, _, err = run("pulse", photos / "astronaut.png", "--align", "--out", tmp_path)
+    assert code == 1 and "pulse with --align needs --scale" in err
