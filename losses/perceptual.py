@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from optinv.errors import OptinvError
+from optinv.ranges import to_signed
 
 BACKBONE_WEIGHTS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
 OFFLINE_ENV = "OPTINV_OFFLINE"
@@ -146,4 +147,4 @@ class LPIPSLoss(torch.nn.Module):
             pred, target = F.avg_pool2d(pred, k), F.avg_pool2d(target, k)
         elif pred.shape[-1] < 64:
             pred, target = (F.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False) for t in (pred, target))
-        return self.model(pred * 2 - 1, target * 2 - 1).flatten()
+        return self.model(to_signed(pred), to_signed(target)).flatten()

@@ -21,6 +21,7 @@ from torch import nn
 from .errors import CheckpointError
 from .fileio import atomic_torch_save, first_line, load_tagged
 from .generator import Generator
+from .ranges import to_signed
 
 FORMAT = "optinv-encoder"
 
@@ -124,7 +125,7 @@ class Encoder(nn.Module):
         """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes."""
         if img.shape[-1] != self.size:
             img = F.interpolate(img, size=(self.size, self.size), mode="area")
-        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(img * 2 - 1)))
+        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(to_signed(img))))
         outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
         if self.kind == "wplus":
             return torch.stack(outs, 1) + self.w_avg

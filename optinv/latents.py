@@ -27,6 +27,7 @@ from .checkpoints import load_generator, model_id
 from .errors import OptinvError
 from .fileio import atomic_torch_save, load_tagged
 from .generator import Generator
+from .ranges import to_unit
 from .spaces import SPACES, LatentSpace, StyleMapSpace, WPlusSpace, WSpace, ZPlusSpace
 from .tuning import tuned_generator, validate_tuning
 
@@ -300,7 +301,7 @@ def render_latent(g: Generator, rec: LatentRecord) -> torch.Tensor:
     g = tuned_generator(g, rec.get("tuning"))
     styles, noise = render_inputs(g, rec)
     with torch.no_grad():
-        return (g.synthesis(styles, noise=noise) + 1) / 2
+        return to_unit(g.synthesis(styles, noise=noise))
 
 
 def codes(rec: LatentRecord) -> tuple[torch.Tensor | None, list[torch.Tensor] | None, list[torch.Tensor]]:

@@ -22,6 +22,7 @@ from optinv.checkpoints import load_generator
 from optinv.directions import load_direction, shipped_directions_path
 from optinv.imageio import make_grid
 from optinv.outputs import to_pil01
+from optinv.ranges import to_unit
 from optinv.world import synthfaces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     # samples vs renders
     z = torch.randn(16, g.style_dim, generator=torch.Generator().manual_seed(2024))
     with torch.no_grad():
-        samples = (g(z) + 1) / 2
+        samples = to_unit(g(z))
     renders = [synthfaces.render(1_000_100 + i, g.size)[0] for i in range(16)]
     left = labelled(make_grid(renders, cols=4, scale=2), "renders (optinv.synthfaces)")
     right = labelled(make_grid(pil_row(samples), cols=4, scale=2), f"samples of {g.card.get('name')} (z seed 2024)")

@@ -21,6 +21,7 @@ from optinv.checkpoints import load_generator
 from optinv.imageio import load_image
 from optinv.operators import Identity
 from optinv.optimize import Problem, Settings, run
+from optinv.ranges import to_unit
 from optinv.spaces import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     g = load_generator(args.model)
     files = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
-    target = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in files])
+    target = torch.stack([to_unit(load_image(p, size=g.size)) for p in files])
     problem, objective = Problem(target=target, operator=Identity()), build_objective("1*L2")
 
     def optimise(init_w: torch.Tensor, steps: int, schedule: str = "fixed") -> tuple[torch.Tensor, float]:
