@@ -180,6 +180,14 @@ def test_cli_invert_tune_then_generate_and_edit(tmp_path):
     again = list((tmp_path / "gen").glob("*.png"))
     assert len(again) == 1
     assert np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(out / "face.png")))
+    # edit / interpolate / mix draw with the generator open_latent gives: the tuned one
+    from optinv import edit as E
+    from optinv.latents import open_latent, render_latent
+
+    rec, g2 = open_latent(out / "face.latent.pt", model)
+    assert g2.card["tuned"]["id"] == rec["tuning"]["id"]
+    assert torch.equal(E.render(g2, [E.from_latent(rec)])[0], render_latent(g2, rec)[0].clamp(0, 1))
+    assert not torch.equal(E.render(g, [E.from_latent(rec)])[0], E.render(g2, [E.from_latent(rec)])[0])
     r = run(main, ["invert", str(tmp_path / "face.png"), "--model", str(model), "--tune", "--tune-rank", "-1",
                    "--out", str(out), "-q"])
     assert r.exit_code != 0 and "--tune-rank" in r.output and "Traceback" not in r.output
