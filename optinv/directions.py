@@ -66,3 +66,11 @@ def load_direction(spec: str, g: Generator) -> tuple[str, torch.Tensor]:
     if vec.numel() != g.style_dim:
         raise OptinvError(f"direction {name!r} has {vec.numel()} dimensions, the model's latents have {g.style_dim}")
     return name, vec
+
+
+def shipped_directions(g: Generator) -> dict[str, torch.Tensor]:
+    """Every named direction shipped beside the model, by name (empty when it has none): what a UI lists."""
+    path = shipped_directions_path(g)
+    if not path.exists():
+        return {}
+    return {name: load_direction(name, g)[1] for name in sorted(_read(path)["directions"])}

@@ -1,0 +1,73 @@
+"""What the studio keeps per page: uploads, results and latents, by id, in memory.
+
+A page is one open tab (its id is made by the page). Entries are capped per page, oldest
+first out, so a long session does not grow without bound; uploads live in a temporary folder
+that disappears with the server.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..latents import LatentRecord
+from ..outputs import to_pil01
+
+MAX_ENTRIES = 64
+
+
+def png_bytes(im: Image.Image | torch.Tensor) -> bytes:
+    """A PIL image, or an image tensor [3|4, H, W] in [0, 1], as PNG bytes."""
+    if isinstance(im, torch.Tensor):
+        im = to_pil01(im.detach().float().cpu().clamp(0, 1))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class Upload:
+    name: str          # the file's own name (what messages show)
+    path: Path         # where it was saved (what the engine reads)
+    purpose: str       # invert | pulse | paint | latent
+
+
+@dataclass
+class ResultEntry:
+    name: str
+    job: str
+    image: bytes
+    compare: bytes
+    latent: bytes
+    record: LatentRecord
+    metrics: dict[str, Any]
+    notes: list[str]
+
+
+@dataclass
+class LatentEntry:
+    name: str
+    record: LatentRecord
+
+
+@dataclass
+class Page:
+    entries: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
+
+    def add(self, entry: Any, prefix: str) -> str:
+        key = f"{prefix}{secrets.token_hex(6)}"
+        self.entries[key] = entry
+        while len(self.entries) > MAX_ENTRIES:
+            self.entries.popitem(last=False)
+        return key
+
+    def get(self, key: str, kind: type) -> Any:
+        entry = self.entries.get(key)
+        return entry if isinstance(entry, kind) else None
