@@ -92,6 +92,9 @@ def parse_recipe(text: str) -> list[tuple[float, str]]:
         if any(n == name for _, n in out):
             raise RecipeError(f"{name} appears twice in {text!r}")
         out.append((weight, name))
+    if all(w == 0 for w, _ in out):
+        raise RecipeError(f"every weight in recipe {text!r} is 0, so nothing would be optimised; "
+                          f"give at least one term a weight > 0")
     return out
 
 

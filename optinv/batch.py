@@ -5,8 +5,10 @@ OUT_DIR holds the usual NAME.png / NAME.latent.pt / NAME.compare.png / NAME.json
 (one fsynced line per finished item, so a killed rank loses at most its batch in flight) and
 ``manifest.jsonl`` once rank 0 has merged them: one line per input.
 
-Resume is decided by outputs, not by the manifest: an item whose four files exist is done.
-Every file is written to a temporary name and renamed, so "exists" means "complete".
+Resume is decided by outputs, not by the manifest: an item whose four files exist is done
+(``overwrite`` redoes it). Every file is written to a temporary name and renamed, so "exists"
+means "complete". One run at a time writes to OUT_DIR (:class:`optinv.outputs.OutputLock`);
+an item that fails for any reason is recorded with its one-line reason and the rest go on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .errors import OptinvError
 from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .imageio import load_image
-from .outputs import ensure_out_dir, jsonable, write_item
+from .outputs import OutputLock, ensure_out_dir, jsonable, plan_names, result_files, write_item
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
@@ -88,20 +90,33 @@ def _image_files(root: Path, recursive: bool, exclude: Path | None) -> Iterator[
         yield from (here / f for f in filenames if _is_candidate(here / f))
 
 
-def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: Path | None = None) -> list[WorkItem]:
+def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: Path | None = None,
+                duplicates: int = 1, gif: bool = False) -> list[WorkItem]:
     """The sorted work list; every rank and every rerun sees the same order."""
     root = Path(input_dir)
     if not root.is_dir():
         raise OptinvError(f"{root}: not a folder")
     rels = sorted(p.relative_to(root).as_posix() for p in _image_files(root, recursive, exclude))
-    bases = Counter(str(PurePosixPath(r).with_suffix("")) for r in rels)
-    items = []
+    bases = Counter(str(PurePosixPath(r).with_suffix("")).casefold() for r in rels)
+    preferred = []
     for rel in rels:
         p = PurePosixPath(rel)
         # a.png and a.jpg side by side would write the same a.png: name both after their suffix
-        stem = p.stem if bases[str(p.with_suffix(""))] == 1 else f"{p.stem}_{p.suffix[1:]}"
-        items.append(WorkItem(rel=rel, source=root / rel, stem=stem))
-    return items
+        preferred.append(p.stem if bases[str(p.with_suffix("")).casefold()] == 1 else f"{p.stem}_{p.suffix[1:]}")
+    stems = list(preferred)
+    folders: dict[str, list[int]] = {}
+    for i, rel in enumerate(rels):
+        folders.setdefault(str(PurePosixPath(rel).parent), []).append(i)
+    for idx in folders.values():  # names are planned per output folder, unique by construction
+        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif))):
+            stems[i] = name
+    return [WorkItem(rel=rel, source=root / rel, stem=stem) for rel, stem in zip(rels, stems)]
+
+
+def _files(name: str, duplicates: int, gif: bool) -> list[str]:
+    """Every file the outputs of one input called ``name`` write (pulse: each duplicate's)."""
+    names = [f"{name}_dup{d}" for d in range(duplicates)] if duplicates > 1 else [name]
+    return [f for n in names for f in result_files(n, gif)]
 
 
 def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
@@ -285,6 +300,7 @@ class BatchConfig:
     duplicates: int = 1                 # pulse only
     gif: bool = False
     progress: bool = True
+    overwrite: bool = False             # redo items whose outputs exist (default: skip them)
     # how messages and notes name parameters in the manifest and outputs: the engine writes
     # `name`; the CLI passes its flag table (optinv.cli.to_flags)
     wording: Callable[[str], str] = field(default=lambda text: text)
@@ -362,23 +378,31 @@ class Worker:
 
         try:
             self._solve(valid, emit_done)
-        except OptinvError as e:
+        except Exception as e:  # any failure costs its items only (OSError, overflow, out of memory…)
             if len(valid) == 1:
-                emit(make_record(valid[0], "error", error=self.cfg.wording(one_line(e)), rank=self.rank))
+                emit(make_record(valid[0], "error", error=self.reason(e), rank=self.rank))
                 return
-            for item in valid:
+            for item in valid:  # alone, each may well succeed (out of memory for a batch of 4…)
                 if item.rel in done:
                     continue
                 try:
                     self._solve([item], emit_done)
-                except OptinvError as e1:
-                    emit(make_record(item, "error", error=self.cfg.wording(one_line(e1)), rank=self.rank))
+                except Exception as e1:
+                    emit(make_record(item, "error", error=self.reason(e1), rank=self.rank))
+
+    def reason(self, e: Exception) -> str:
+        """The manifest's one-line reason: the message of an OptinvError, else type and first line."""
+        if isinstance(e, OptinvError):
+            return self.cfg.wording(one_line(e))
+        if _is_out_of_memory(e):
+            _free_memory(self.device)
+        return f"{type(e).__name__}: {first_line(e)}"
 
     def _unreadable(self, item: WorkItem) -> str | None:
         try:
             load_image(item.source, keep_alpha=self.cfg.job == "paint", crop=self.cfg.options.crop)
-        except OptinvError as e:
-            return self.cfg.wording(one_line(e))
+        except Exception as e:
+            return self.reason(e)
         return None
 
     def _solve(self, items: list[WorkItem], emit: Emit) -> None:
@@ -414,6 +438,19 @@ class Worker:
             notes.extend(n for n in r.notes if n not in notes)
         status = "nan" if any(m.get("status") == "nan" for m in metrics) else "ok"
         return make_record(item, status, outputs=outputs, metrics=metrics, notes=notes, rank=self.rank)
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e)
+
+
+def _free_memory(device: torch.device) -> None:
+    """After running out of memory, give the cached blocks back before the next item."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 # -------------------------------------------------------------------------------- the manifest
@@ -465,27 +502,21 @@ def write_manifest(out: Path, items: Sequence[WorkItem], per_item: int) -> Path:
     return path
 
 
-def clean_stale_tmp(out: Path, recursive: bool) -> int:
-    """Temporary files of a killed run (``.NAME.*.tmp``): never a result, always garbage."""
-    found = out.rglob(".*.tmp") if recursive else out.glob(".*.tmp")
-    n = 0
-    for p in list(found):
-        if p.is_file():
-            p.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
 # ---------------------------------------------------------------------------------- the run
-def _plan(cfg: BatchConfig, ranks: Ranks) -> tuple[list[WorkItem], list[int]]:
-    """Rank 0 cleans up, lists the inputs and sees what is done; the others get its answer, so
-    every rank agrees on the list even on a file system that is slow to show new files."""
+def _plan(cfg: BatchConfig, ranks: Ranks, lock: OutputLock) -> tuple[list[WorkItem], list[int]]:
+    """Rank 0 takes the output folder (which removes a killed run's temporary files), lists the
+    inputs and sees what is done; the others get its answer, so every rank agrees on the list
+    even on a file system that is slow to show new files. A second run on the same folder
+    stops here with one line."""
     def make() -> tuple[list[WorkItem], list[int]]:
-        clean_stale_tmp(cfg.out_dir, cfg.recursive)
-        items = find_inputs(cfg.input_dir, cfg.recursive, exclude=cfg.out_dir.resolve())
+        lock.acquire()
+        items = find_inputs(cfg.input_dir, cfg.recursive, exclude=cfg.out_dir.resolve(),
+                            duplicates=cfg.outputs_per_item, gif=cfg.gif)
         if not items:
             raise OptinvError(f"no images ({', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}) in {cfg.input_dir}"
                               + ("" if cfg.recursive else " (add `recursive` for sub-folders)"))
+        if cfg.overwrite:
+            return items, []
         return items, [i for i, it in enumerate(items) if it.complete(cfg.out_dir, cfg.outputs_per_item)]
 
     if not ranks.active:
@@ -538,7 +569,15 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
 
 
 def _run(cfg: BatchConfig, ranks: Ranks, worker: Worker, flag: StopFlag) -> BatchSummary:
-    items, done = _plan(cfg, ranks)
+    lock = OutputLock(cfg.out_dir, recursive=cfg.recursive)
+    try:
+        return _run_locked(cfg, ranks, worker, flag, lock)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: BatchConfig, ranks: Ranks, worker: Worker, flag: StopFlag, lock: OutputLock) -> BatchSummary:
+    items, done = _plan(cfg, ranks, lock)
     done_set = set(done)
     todo = [it for i, it in enumerate(items) if i not in done_set]
     s = BatchSummary(total=len(items), skipped=len(done), rank=ranks.rank, world=ranks.world)

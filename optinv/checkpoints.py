@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save, first_line
+from .fileio import atomic_torch_save, first_line, load_error
 from .generator import Generator
 
 FORMAT_TAG = "optinv-generator"
@@ -111,7 +111,7 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"cannot read {path}: {first_line(e, 200)}. Understood formats: {_understood()}") from None
+        raise CheckpointError(f"cannot read {path}: {load_error(e)}. Understood formats: {_understood()}") from None
 
 
 def load_generator(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -124,7 +124,10 @@ def load_generator(path_or_name: str | os.PathLike | None = None, device: str | 
         raise CheckpointError(f"{path} is empty. Understood formats: {_understood()}")
     with open(path, "rb") as f:
         head = f.read(4)
-    if head.startswith(b"PK") and zipfile.is_zipfile(path):
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"cannot read {path}: a damaged or truncated torch file (its zip directory is "
+                                  f"missing); copy or download it again")
         g = _load_torch_file(path, _torch_load(path))
     elif head[:1] == b"\x80":
         g = _load_pickle_file(path)
@@ -145,12 +148,7 @@ def _load_torch_file(path: Path, obj: Any) -> Generator:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a generator. Understood formats: {_understood()}")
     if obj.get("format") == FORMAT_TAG:
-        g = build_generator(obj["config"], obj["state_dict"])
-        g.card = dict(obj.get("card", {}))
-        g.card.setdefault("source_format", "optinv")
-        if "w_avg" in obj:
-            g.w_avg.copy_(obj["w_avg"].float())
-        return g
+        return _load_tagged_generator(path, obj)
     if "g_ema" in obj:
         sd = obj["g_ema"]
         config = infer_rosinality_config(sd)
@@ -164,6 +162,32 @@ def _load_torch_file(path: Path, obj: Any) -> Generator:
                               f"scripts/train_generator.py --export or optinv convert")
     raise CheckpointError(f"{path}: unknown checkpoint layout (keys: {', '.join(map(str, list(obj)[:8]))}). "
                           f"Understood formats: {_understood()}")
+
+
+def _load_tagged_generator(path: Path, obj: dict[str, Any]) -> Generator:
+    """optinv's own file; a damaged one (keys, shapes or dtypes wrong) is one clear error."""
+    try:
+        config, sd = obj["config"], obj["state_dict"]
+        if not isinstance(config, dict) or not isinstance(sd, dict):
+            raise TypeError("'config' and 'state_dict' must be dicts")
+        bad = [k for k, v in sd.items() if not (isinstance(v, torch.Tensor) and v.is_floating_point())]
+        if bad:
+            raise TypeError(f"weight {bad[0]} is not a floating-point tensor")
+        g = build_generator(config, sd)
+        card = obj.get("card", {})
+        g.card = dict(card) if isinstance(card, dict) else {}
+        g.card.setdefault("source_format", "optinv")
+        if "w_avg" in obj:
+            w_avg = obj["w_avg"]
+            if not isinstance(w_avg, torch.Tensor) or w_avg.numel() != g.style_dim:
+                raise TypeError(f"'w_avg' is not a tensor of {g.style_dim} numbers")
+            g.w_avg.copy_(w_avg.float().reshape(-1))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: damaged optinv model file: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else first_line(e)
+        raise CheckpointError(f"{path}: damaged optinv model file ({what}); write it again with optinv convert") from None
+    return g
 
 
 def _load_pickle_file(path: Path) -> Generator:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .cli_types import FINITE, SEED, Planned, overwrite_option
 from .errors import OptinvError
 
 DEBUG_ENV = "OPTINV_DEBUG"
@@ -52,6 +53,10 @@ def _click_option(f):
         kw["type"] = click.Choice(list(meta["choices"]))
     elif meta["path"]:
         kw["type"] = click.Path(dir_okay=False)
+    elif meta["type"] is float:
+        kw["type"] = FINITE
+    elif f.name == "seed":
+        kw["type"] = SEED
     elif meta["type"] is not None:
         kw["type"] = meta["type"]
     if meta["show_default"]:
@@ -70,6 +75,7 @@ def job_options(f):
         click.option("--gif", is_flag=True, help="also write NAME.gif of the optimisation"),
         click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda, mps"),
         click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
+        overwrite_option,
     ]
     for o in reversed(opts):
         f = o(f)
@@ -84,17 +90,27 @@ def _options(kw: dict):
                          frames=GIF_FRAMES if kw["gif"] else 0)
 
 
-def _write(results, kw: dict) -> None:
-    from .outputs import write_item
+def _write(results, kw: dict, said: set[str] | None = None) -> int:
+    """Write each result at once and say what it is; returns how many diverged.
 
+    A note is said once per run (the LPIPS fallback concerns every image); the NAME.json of
+    each result keeps all of its own notes.
+    """
+    from .outputs import write_item
+    from .results import diverged
+
+    said = said if said is not None else set()
     out = Path(kw["out"])
+    bad = 0
     for r in results:
         r.notes = [to_flags(n) for n in r.notes]
         paths = write_item(r, out, gif=kw["gif"])
         m = r.metrics
         key = "psnr" if "psnr" in m else "fit_mse"
         val = f"{m[key]:.2f} dB" if key == "psnr" else f"{m[key]:.3g}"
-        click.echo(f"{r.name}: {key} {val} after {m['steps']} steps ({m['seconds']:.1f} s) → {paths['image']}")
+        state = " DIVERGED," if diverged(r) else ""
+        bad += diverged(r)
+        click.echo(f"{r.name}:{state} {key} {val} after {m['steps']} steps ({m['seconds']:.1f} s) → {paths['image']}")
         if m.get("identity_distance") is not None:
             click.echo(f"  face identity distance to the input {m['identity_distance']:.3f} (dlib: < 0.6 = same person)")
         if kw.get("paste_back"):
@@ -102,7 +118,67 @@ def _write(results, kw: dict) -> None:
 
             click.echo(f"  pasted back → {write_pasted(r, out)}")
         for note in r.notes:
-            click.echo(f"  note: {note}", err=True)
+            if note not in said:
+                said.add(note)
+                click.echo(f"  note: {note}", err=True)
+    return bad
+
+
+def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
+    """Run ``job`` over ``sources`` the way every command writes results.
+
+    Output names are planned for the whole run before anything is written (unique, never an
+    input's file); results whose files all exist are kept and skipped unless ``--overwrite``;
+    every batch of images is written as soon as it is done (Ctrl-C keeps what is finished);
+    one run at a time writes to ``--out``. A diverged result is written and exits 1.
+    """
+    from . import jobs
+    from .device import get_model, resolve_device
+    from .imageio import load_image
+    from .outputs import OutputLock, existing, inputs_in, plan_names, result_files
+
+    out = Path(kw["out"])
+    dup = job_kw.get("duplicates", 1) if job == "pulse" else 1
+    extra = [".pasted.png"] if kw.get("paste_back") else []
+
+    def result_names(name: str) -> list[str]:
+        return [f"{name}_dup{d}" for d in range(dup)] if dup > 1 else [name]
+
+    def files(name: str) -> list[str]:
+        return [f for n in result_names(name) for f in result_files(n, kw["gif"]) + [n + x for x in extra]]
+
+    run = {"invert": jobs.invert, "pulse": jobs.pulse, "paint": jobs.paint, "encode": jobs.encode}[job]
+    with OutputLock(out):
+        stems = [Path(src).stem for src in sources]
+        names = plan_names(stems, files, reserved=inputs_in(out, sources))
+        todo = []
+        for src, stem, name in zip(sources, stems, names):
+            if name != stem:
+                click.echo(f"  note: {src}: results named {name} (the name {stem} is taken by an input or another "
+                           f"result of this run)", err=True)
+            if not kw.get("overwrite") and existing(out, files(name)):
+                click.echo(f"{name}: results already in {out}, kept (--overwrite redoes them)")
+            else:
+                todo.append((src, name))
+        if not todo:
+            return
+        if not getattr(opts, "align", False):  # a bad file is refused before any work, not after hours
+            for src, _ in todo:
+                load_image(src, keep_alpha=job == "paint", crop=opts.crop)
+        g = get_model(kw["model"], resolve_device(kw["device"]))
+        said: set[str] = set()
+        bad = 0
+        step = max(1, opts.batch)
+        for first in range(0, len(todo), step):
+            chunk = todo[first:first + step]
+            results = run([src for src, _ in chunk], model=g, device=kw["device"], options=opts, **job_kw)
+            for (_, name), k in zip(chunk, range(0, len(results), dup)):
+                for r, rname in zip(results[k:k + dup], result_names(name)):
+                    r.name = rname
+            bad += _write(results, kw, said)
+    if bad:
+        raise OptinvError(f"{bad} result(s) diverged (the loss became NaN or infinite); their best finite "
+                          f"results were written: try a smaller `lr`")
 
 
 def _prepare(kw: dict):
@@ -126,7 +202,13 @@ def handle_errors(f):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except (MemoryError, RuntimeError) as e:
+        except OSError as e:  # a write or read the engine did not wrap: still one line
+            if os.environ.get(DEBUG_ENV):
+                raise
+            where = f" {e.filename}" if getattr(e, "filename", None) else ""
+            click.echo(f"error: cannot use{where}: {e.strerror or e}", err=True)
+            sys.exit(1)
+        except (MemoryError, RuntimeError, ValueError, OverflowError) as e:
             if os.environ.get(DEBUG_ENV):
                 raise
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -147,10 +229,7 @@ def main() -> None:
 @handle_errors
 def invert(images, **kw):
     """Find the latents whose images match IMAGES (default space: stylemap)."""
-    from . import jobs
-
-    opts = _prepare(kw)
-    _write(jobs.invert(list(images), model=kw["model"], device=kw["device"], options=opts), kw)
+    _run_job("invert", list(images), kw, _prepare(kw))
 
 
 @main.command()
@@ -161,11 +240,7 @@ def invert(images, **kw):
 @handle_errors
 def pulse(lowres, scale, duplicates, **kw):
     """Super-resolve LOWRES images: find faces that downscale to them (PULSE)."""
-    from . import jobs
-
-    opts = _prepare(kw)
-    _write(jobs.pulse(list(lowres), scale=scale, model=kw["model"], device=kw["device"], options=opts,
-                      duplicates=duplicates), kw)
+    _run_job("pulse", list(lowres), kw, _prepare(kw), scale=scale, duplicates=duplicates)
 
 
 @main.command()
@@ -174,10 +249,7 @@ def pulse(lowres, scale, duplicates, **kw):
 @handle_errors
 def paint(references, **kw):
     """Generate images that match RGBA colour REFERENCES where alpha > 0."""
-    from . import jobs
-
-    opts = _prepare(kw)
-    _write(jobs.paint(list(references), model=kw["model"], device=kw["device"], options=opts), kw)
+    _run_job("paint", list(references), kw, _prepare(kw))
 
 
 @main.command("batch")
@@ -202,7 +274,8 @@ def batch_command(input_dir, job, recursive, scale, duplicates, **kw):
                           "and optinv paste RESULT --into PHOTO puts a result back")
     s = run_batch(BatchConfig(job=job, input_dir=Path(input_dir), out_dir=Path(kw["out"]), options=opts,
                               model=kw["model"], device=kw["device"], recursive=recursive, scale=scale,
-                              duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"], wording=to_flags))
+                              duplicates=duplicates, gif=kw["gif"], progress=not kw["quiet"], wording=to_flags,
+                              overwrite=kw["overwrite"]))
     if s.rank == 0:
         failed = f"{s.failed + s.nan} failed" + (f" ({s.nan} NaN)" if s.nan else "")
         pending = f", {s.pending} not started" if s.pending else ""
@@ -215,13 +288,14 @@ def batch_command(input_dir, job, recursive, scale, duplicates, **kw):
 
 @main.command()
 @click.option("--model", "-m", default=None, help="generator file or shipped model name")
-@click.option("--seed", "seeds", type=int, multiple=True, help="seed(s) for z (repeatable)")
-@click.option("--truncation", type=float, default=1.0, show_default=True)
+@click.option("--seed", "seeds", type=SEED, multiple=True, help="seed(s) for z (repeatable)")
+@click.option("--truncation", type=FINITE, default=1.0, show_default=True)
 @click.option("--latent", "latents", type=click.Path(), multiple=True, help="re-render saved latent file(s)")
 @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--device", default="cpu", show_default=True)
+@overwrite_option
 @handle_errors
-def generate(model, seeds, truncation, latents, out, device):
+def generate(model, seeds, truncation, latents, out, device, overwrite):
     """Render images from seeds or from saved latents (bit-exact re-render)."""
     import torch
 
@@ -230,25 +304,32 @@ def generate(model, seeds, truncation, latents, out, device):
     from .jobs import resolve_device
     from .cli_edit import _stem
     from .latents import open_latent, render_latent
-    from .outputs import ensure_out_dir, to_pil01
+    from .outputs import OutputLock, ensure_out_dir, to_pil01
 
     outdir = ensure_out_dir(out)
     dev = resolve_device(device)
     if not seeds and not latents:
         seeds = (0,)
-    for path in latents:  # optinv, NVIDIA projected_w.npz or rosinality projector files
-        lat, g = open_latent(path, model, device=dev, what=str(path))
-        img = render_latent(g, lat)[0]
-        name = _stem(path)
-        dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
-        click.echo(f"{path} → {dest}")
-    if seeds:
-        g = load_generator(model, device=dev)
-        for s in seeds:
+    seeds = list(dict.fromkeys(seeds))
+    with OutputLock(outdir):
+        plan = Planned(outdir, [str(p).split(":")[0] for p in latents], overwrite)
+        render_names = plan.names([_stem(p) for p in latents], ".render.png")
+        seed_names = plan.names([f"seed{s:04d}" for s in seeds], ".png")
+        for path, name in zip(latents, render_names):  # optinv, NVIDIA projected_w.npz or rosinality files
+            if plan.keep(name + ".render.png"):
+                continue
+            lat, g = open_latent(path, model, device=dev, what=str(path))
+            img = render_latent(g, lat)[0]
+            dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
+            click.echo(f"{path} → {dest}")
+        todo = [(s, n) for s, n in zip(seeds, seed_names) if not plan.keep(n + ".png")]
+        if todo:
+            g = load_generator(model, device=dev)
+        for s, name in todo:
             z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(s)).to(dev)
             with torch.no_grad():
                 img = g(z, truncation=truncation, truncation_latent=g.w_avg)
-            dest = atomic_save_image(to_pil01(((img[0] + 1) / 2).cpu()), outdir / f"seed{s:04d}.png")
+            dest = atomic_save_image(to_pil01(((img[0] + 1) / 2).cpu()), outdir / f"{name}.png")
             click.echo(f"seed {s} → {dest}")
 
 
@@ -266,11 +347,17 @@ def info(model):
 @click.argument("src")
 @click.argument("dst", type=click.Path(dir_okay=False))
 @click.option("--half", is_flag=True, help="store float16 weights (half the size)")
+@overwrite_option
 @handle_errors
-def convert(src, dst, half):
+def convert(src, dst, half, overwrite):
     """Convert SRC (optinv, rosinality .pt or NVIDIA .pkl) to optinv's format at DST."""
-    from .checkpoints import load_generator, save_generator
+    from .checkpoints import load_generator, resolve_model_path, save_generator
+    from .outputs import refuse_input_target
 
+    refuse_input_target(dst, [resolve_model_path(src)])
+    if Path(dst).is_file() and not overwrite:
+        click.echo(f"{dst} already exists, kept (--overwrite replaces it)")
+        return
     g = load_generator(src)
     path = save_generator(g, dst, half=half)
     click.echo(f"{src} ({g.card.get('source_format')}) → {path}")
@@ -290,8 +377,9 @@ def convert(src, dst, half):
               help="with --align: your own dlib 68-point shape predictor (.dat)")
 @click.option("--paste-back", is_flag=True, help="with --align: also write NAME.pasted.png (the result in the photo)")
 @click.option("--device", default="auto", show_default=True)
+@overwrite_option
 @handle_errors
-def encode(images, space, encoder, model, out, batch, crop, align, face, landmarks, paste_back, device):
+def encode(images, space, encoder, model, out, batch, crop, align, face, landmarks, paste_back, device, overwrite):
     """Encoder only, no optimisation: the fast path (writes the same outputs as invert)."""
     from . import jobs
     from .outputs import ensure_out_dir
@@ -299,8 +387,8 @@ def encode(images, space, encoder, model, out, batch, crop, align, face, landmar
     ensure_out_dir(out)
     opts = jobs.JobOptions.of(space=space, encoder=encoder, batch=max(1, batch), crop=crop, align=align, face=face,
                               landmarks=landmarks, paste_back=paste_back)
-    _write(jobs.encode(list(images), model=model, device=device, options=opts),
-           {"out": out, "gif": False, "paste_back": paste_back})
+    _run_job("encode", list(images), {"out": out, "gif": False, "paste_back": paste_back, "model": model,
+                                      "device": device, "overwrite": overwrite}, opts)
 
 
 from .cli_edit import register as _register_edit_commands  # noqa: E402

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import torch
 
+from .cli_types import FINITE, Planned, overwrite_option
 from .errors import OptinvError
 
 
@@ -43,6 +44,29 @@ def _stem(path: str) -> str:
     return Path(name).stem
 
 
+def _open_same_model(specs: list[str], model: str | None) -> tuple[list[dict], object]:
+    """Latents that are combined must come from one model: each is checked against the first's."""
+    from .latents import open_latent
+
+    first, g = open_latent(specs[0], model)
+    records = [first] + [open_latent(spec, model)[0] for spec in specs[1:]]
+    _one_model(records, specs)
+    return records, g
+
+
+def _one_model(records: list[dict], names: list[str]) -> None:
+    a = records[0]["model"]
+    for rec, name in zip(records[1:], names[1:]):
+        b = rec["model"]
+        if a["id"] != b["id"]:
+            raise OptinvError(f"{name} was made with model {b['id']} ({b.get('name')}), {names[0]} with "
+                              f"{a['id']} ({a.get('name')}): latents of different models cannot be combined")
+
+
+def _inputs(*specs: str) -> list[str]:
+    return [str(s).split(":")[0] if not Path(str(s)).exists() else str(s) for s in specs if s]
+
+
 common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
 common_out = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 
@@ -53,14 +77,15 @@ def register(main: click.Group, handle_errors) -> None:
     @main.command()
     @click.argument("latent", type=click.Path())
     @click.option("--direction", "-d", required=True, help="shipped name (e.g. smile) or FILE[:NAME]")
-    @click.option("--alpha", "-a", "alphas", type=float, multiple=True, help="strength(s); default -3 … 3")
+    @click.option("--alpha", "-a", "alphas", type=FINITE, multiple=True, help="strength(s); default -3 … 3")
     @click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
     @click.option("--paste-back", is_flag=True,
                   help="also write each edit put back into the photo (a latent from invert --align)")
     @common_model
     @common_out
+    @overwrite_option
     @handle_errors
-    def edit(latent, direction, alphas, layers, paste_back, model, out):
+    def edit(latent, direction, alphas, layers, paste_back, model, out, overwrite):
         """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
         from . import edit as E
         from .directions import load_direction
@@ -70,18 +95,22 @@ def register(main: click.Group, handle_errors) -> None:
         outdir = ensure_out_dir(out)
         lat, g = open_latent(latent, model)
         name, vec = load_direction(direction, g)
-        alphas = alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)
+        alphas = list(dict.fromkeys(alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)))
         base = E.from_latent(lat)
         sel = E.parse_layers(layers, g.n_latent)
+        plan = Planned(outdir, _inputs(latent, direction), overwrite)
+        suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
+        (stem,) = plan.names([f"{_stem(latent)}.{name}"], *suffixes)
+        if plan.keep(*[stem + x for x in suffixes]):
+            return
         edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
-        stem = _stem(latent)
         for a, e in zip(alphas, edited):
             rec = E.to_latent(e, lat)
             if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
                 rec["alignment"] = lat["alignment"]
-            save_latent(rec, outdir / f"{stem}.{name}{a:+g}.latent.pt")
+            save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
         images = E.render(g, edited)
-        strip = _save(images, outdir / f"{stem}.{name}.png")
+        strip = _save(images, outdir / f"{stem}.png")
         click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
         if paste_back:
             from types import SimpleNamespace
@@ -89,7 +118,7 @@ def register(main: click.Group, handle_errors) -> None:
             from .photo import write_pasted
 
             for a, img in zip(alphas, images):
-                item = SimpleNamespace(name=f"{stem}.{name}{a:+g}", latent=lat, image=img.cpu())
+                item = SimpleNamespace(name=f"{stem}{a:+g}", latent=lat, image=img.cpu())
                 click.echo(f"  pasted back → {write_pasted(item, outdir)}")
 
     @main.command()
@@ -98,20 +127,24 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--steps", "-k", type=int, default=7, show_default=True, help="images in the row (ends included)")
     @common_model
     @common_out
+    @overwrite_option
     @handle_errors
-    def interpolate(a, b, steps, model, out):
+    def interpolate(a, b, steps, model, out, overwrite):
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
-        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         if steps < 2:
             raise OptinvError(f"--steps must be ≥ 2, got {steps}")
         outdir = ensure_out_dir(out)
-        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
+        (la, lb), g = _open_same_model([a, b], model)
+        plan = Planned(outdir, _inputs(a, b), overwrite)
+        (stem,) = plan.names([f"{_stem(a)}_to_{_stem(b)}"], ".png")
+        if plan.keep(stem + ".png"):
+            return
         ts = [i / (steps - 1) for i in range(steps)]
         row = E.interpolate(E.from_latent(la), E.from_latent(lb), ts)
-        path = _save(E.render(g, row), outdir / f"{_stem(a)}_to_{_stem(b)}.png")
+        path = _save(E.render(g, row), outdir / f"{stem}.png")
         click.echo(f"interpolation → {path}")
 
     @main.command()
@@ -120,18 +153,22 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--layers", required=True, help="layers taken from B, e.g. 0-3 (coarse) or 6-9 (fine)")
     @common_model
     @common_out
+    @overwrite_option
     @handle_errors
-    def mix(a, b, layers, model, out):
+    def mix(a, b, layers, model, out, overwrite):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
-        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
+        (la, lb), g = _open_same_model([a, b], model)
+        plan = Planned(outdir, _inputs(a, b), overwrite)
+        (stem,) = plan.names([f"{_stem(a)}_mix_{_stem(b)}"], ".png", ".latent.pt")
+        if plan.keep(stem + ".png", stem + ".latent.pt"):
+            return
         ea, eb = E.from_latent(la), E.from_latent(lb)
         m = E.mix(ea, eb, E.parse_layers(layers, g.n_latent))
-        path = _write_pair_result(g, ea, eb, m, la, outdir, f"{_stem(a)}_mix_{_stem(b)}")
+        path = _write_pair_result(g, ea, eb, m, la, outdir, stem)
         click.echo(f"mix → {path}")
 
     @main.command()
@@ -142,23 +179,27 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--layers", default=None, help="layers to blend (default: all)")
     @common_model
     @common_out
+    @overwrite_option
     @handle_errors
-    def blend(a, b, mask, layers, model, out):
+    def blend(a, b, mask, layers, model, out, overwrite):
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .latents import open_latent
         from .outputs import ensure_out_dir
 
         outdir = ensure_out_dir(out)
-        (la, g), (lb, _) = open_latent(a, model), open_latent(b, model)
+        (la, lb), g = _open_same_model([a, b], model)
         if mask == "vertical":
             m = E.vertical_mask(g.size)
         else:
-            m = (load_image(mask, size=g.size).mean(0) + 1) / 2
+            m = (load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0) + 1) / 2
+        plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
+        (stem,) = plan.names([f"{_stem(a)}_blend_{_stem(b)}"], ".png", ".latent.pt")
+        if plan.keep(stem + ".png", stem + ".latent.pt"):
+            return
         ea, eb = E.from_latent(la), E.from_latent(lb)
         out_e = E.blend_maps(ea, eb, m, E.parse_layers(layers, g.n_latent), feature_sizes=g.layer_sizes())
-        path = _write_pair_result(g, ea, eb, out_e, la, outdir, f"{_stem(a)}_blend_{_stem(b)}")
+        path = _write_pair_result(g, ea, eb, out_e, la, outdir, stem)
         click.echo(f"blend → {path}")
 
     @main.group()
@@ -170,34 +211,66 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--label", required=True, help="the JSON key holding the label (0/1 → logistic, else ridge)")
     @click.option("--out", "-o", "dest", required=True, type=click.Path(dir_okay=False), help="directions file to write")
     @common_model
+    @overwrite_option
     @handle_errors
-    def directions_fit(listing, label, dest, model):
+    def directions_fit(listing, label, dest, model, overwrite):
         """Fit a direction from LISTING: JSON lines with a latent path ("latent") and the label."""
         from .directions import save_directions
         from .edit import fit_direction
         from .latents import load_latent
+        from .outputs import refuse_input_target
 
         path = Path(listing)
-        if not path.exists():
-            raise OptinvError(f"{path}: no such file")
-        latents, labels, first = [], [], None
-        for i, line in enumerate(path.read_text().splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise OptinvError(f"{path}:{i + 1}: not valid JSON") from None
-            lat_path = rec.get("latent") or rec.get("outputs", {}).get("latent")
-            if lat_path is None or label not in rec:
-                raise OptinvError(f"{path}:{i + 1}: needs keys 'latent' and {label!r}")
-            lat = load_latent((path.parent / lat_path) if not Path(lat_path).is_absolute() else lat_path)
-            first = first or lat
-            latents.append(lat["wplus"])
-            labels.append(float(rec[label]))
-        if first is None:
-            raise OptinvError(f"{path}: no latents listed")
-        g = _model_for(first, model)
-        vec = fit_direction(torch.stack(latents), torch.tensor(labels))
+        latents, labels, first = read_listing(path, label)
+        refuse_input_target(dest, [path, *latents])
+        if Path(dest).is_file() and not overwrite:
+            click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
+            return
+        records = [load_latent(p) for p in latents]
+        _one_model(records, [str(p) for p in latents])
+        g = _model_for(records[0], model)
+        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels))
         save_directions({label: {"vector": vec, "method": "fit", "label": label, "samples": len(labels)}}, g, dest)
         click.echo(f"{label}: direction from {len(labels)} latents → {dest}")
+
+
+def read_listing(path: Path, label: str) -> tuple[list[Path], list[float], Path]:
+    """A listing's latent paths (relative to the listing) and numeric labels, or one clear error
+    that names the line: every line is a JSON object with a latent path and a finite number."""
+    import math
+
+    if not path.is_file():
+        raise OptinvError(f"{path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise OptinvError(f"{path}: not a readable listing ({e})") from None
+    latents: list[Path] = []
+    labels: list[float] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        where = f"{path}:{i + 1}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise OptinvError(f"{where}: not valid JSON") from None
+        if not isinstance(rec, dict):
+            raise OptinvError(f"{where}: each line must be a JSON object with keys 'latent' and {label!r}")
+        outputs = rec.get("outputs")
+        lat_path = rec.get("latent") or (outputs.get("latent") if isinstance(outputs, dict) else None)
+        if not isinstance(lat_path, str) or label not in rec:
+            raise OptinvError(f"{where}: needs keys 'latent' (a path) and {label!r}")
+        value = rec[label]
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise OptinvError(f"{where}: label {label!r} is {value!r}, not a finite number")
+        latents.append(Path(lat_path) if Path(lat_path).is_absolute() else path.parent / lat_path)
+        labels.append(float(value))
+    if not latents:
+        raise OptinvError(f"{path}: no latents listed")
+    if len(set(labels)) < 2:
+        raise OptinvError(f"{path}: every label {label!r} is {labels[0]:g}; a direction needs at least two "
+                          f"different values (both classes)")
+    return latents, labels, path

@@ -11,8 +11,21 @@ from .errors import OptinvError
 from .generator import Generator
 
 
+DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
+
+
+def _backend(kind: str):
+    """The torch module that knows whether a device type is present (None: not one optinv runs on)."""
+    return {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None),
+            "xpu": getattr(torch, "xpu", None)}.get(kind)
+
+
 def resolve_device(name: str | None) -> torch.device:
-    """``auto`` (or None) picks cuda > mps > cpu; any other name must exist on this machine."""
+    """``auto`` (or None) picks cuda > mps > cpu; any other name must exist on this machine.
+
+    torch knows many device types (xpu, mtia, hpu, lazy, meta, privateuseone…) and only fails
+    deep inside a job when one is absent; here each is refused in one line before any work.
+    """
     if name in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -20,11 +33,24 @@ def resolve_device(name: str | None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise OptinvError(f"unknown `device` {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptinvError("`device` cuda asked for, but no CUDA GPU is available")
+        dev = torch.device(str(name).strip().lower())
+    except (RuntimeError, ValueError, TypeError):
+        raise OptinvError(f"unknown `device` {name!r} (use {DEVICES})") from None
+    if dev.type == "cpu":
+        return dev
+    backend = _backend(dev.type)
+    if backend is None:
+        raise OptinvError(f"`device` {name!r} is not a device optinv runs on (use {DEVICES})")
+    try:
+        present = bool(backend.is_available())
+    except Exception:  # a half-installed backend
+        present = False
+    if not present:
+        raise OptinvError(f"`device` {name!r} asked for, but this machine has no {dev.type} device (use auto or cpu)")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if dev.index is not None and dev.index >= count:
+        raise OptinvError(f"`device` {name!r} asked for, but this machine has {count} {dev.type} device(s) "
+                          f"(numbered from 0)")
     return dev
 
 

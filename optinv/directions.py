@@ -10,7 +10,7 @@ import torch
 
 from .checkpoints import SAMPLES_MODELS, model_id
 from .errors import OptinvError
-from .fileio import atomic_torch_save, first_line, load_tagged
+from .fileio import atomic_torch_save, load_error, load_tagged
 from .generator import Generator
 
 FORMAT = "optinv-directions"
@@ -33,7 +33,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise OptinvError(f"{path}: not a readable directions file ({first_line(e)})") from None
+        raise OptinvError(f"{path}: not a readable directions file ({load_error(e)})") from None
     if isinstance(obj, torch.Tensor):
         return {"directions": {path.stem: {"vector": obj.float().reshape(-1), "method": "file"}}}
     return load_tagged(path, FORMAT, "directions file", "scripts/fit_directions.py / optinv directions fit")
@@ -62,9 +62,16 @@ def load_direction(spec: str, g: Generator) -> tuple[str, torch.Tensor]:
         name = spec
     if name not in table:
         raise OptinvError(f"unknown direction {name!r} (known: {', '.join(sorted(table))})")
-    vec = table[name]["vector"].float().reshape(-1)
+    vec = table[name].get("vector") if isinstance(table[name], dict) else None
+    if not isinstance(vec, torch.Tensor) or not vec.is_floating_point():
+        raise OptinvError(f"direction {name!r} has no floating-point 'vector'")
+    vec = vec.float().reshape(-1)
     if vec.numel() != g.style_dim:
         raise OptinvError(f"direction {name!r} has {vec.numel()} dimensions, the model's latents have {g.style_dim}")
+    if not torch.isfinite(vec).all():
+        raise OptinvError(f"direction {name!r} contains NaN or Inf values")
+    if not vec.abs().sum() > 0:
+        raise OptinvError(f"direction {name!r} is all zeros: it would change nothing")
     return name, vec
 
 

@@ -8,6 +8,7 @@ and are renamed into place, so a crash never leaves half a file under the real n
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,27 @@ def first_line(e: BaseException, limit: int | None = 160) -> str:
     """The first line of an exception's message (cut to ``limit`` characters), or its type's name."""
     text = str(e).strip()
     return (text.splitlines()[0][:limit] if limit else text.splitlines()[0]) if text else type(e).__name__
+
+
+_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
+
+
+def load_error(e: BaseException, limit: int | None = 200) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one whole sentence.
+
+    torch's own message is several paragraphs (and suggests ``weights_only=False``, which would
+    run the file's code); when the file asks for a Python object we name it and say it was refused.
+    """
+    m = _GLOBAL.search(str(e))
+    if m:
+        return (f"the file asks to run {m.group(1)} when loaded; refused (optinv never runs code "
+                f"stored in a file)")
+    text = str(e)
+    if "Weights only load failed" in text:
+        reasons = [ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "weights_only" not in ln
+                   and not ln.startswith("Check the documentation")]
+        return f"refused by the safe loader: {reasons[0] if reasons else 'it holds more than tensors'}"
+    return first_line(e, limit)
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -41,8 +63,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], fsync: b
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(e, OSError):  # full disk, read-only folder, a folder where the file goes…
+            raise OptinvError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
         raise
     return path
 
@@ -76,7 +103,7 @@ def load_tagged(path: str | os.PathLike, fmt: str, what: str, writer: str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or a pickle that asks for code
-        raise error(f"{path}: not a readable {what} ({first_line(e)})") from None
+        raise error(f"{path}: not a readable {what} ({load_error(e)})") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise error(f"{path}: not an optinv {what} ({writer} writes them)")
     return obj

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -14,11 +15,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputImageError
 from .fileio import atomic_write, first_line
 
-MAX_PIXELS = 64_000_000  # decompression-bomb guard: far above any GAN input, far below a bomb
+MAX_PIXELS = 36_000_000  # decoded in full before any resize (~110 MB as RGB): a 6000×6000 photo
 MIN_SIDE = 4
 
 
+@contextlib.contextmanager
+def _pillow_notes(notes: list[str]) -> Iterator[None]:
+    """Pillow's warnings about a file (odd EXIF, palette transparency…) become the file's notes,
+    not lines on the terminal; the decompression-bomb warning stays an error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+    for w in caught:
+        text = first_line(w.message) if isinstance(w.message, BaseException) else str(w.message)
+        if text not in notes:
+            notes.append(text)
+
+
 def _open(path: Path) -> Image.Image:
+    """Open and decode, refusing files over :data:`MAX_PIXELS` *before* decoding them (a JPEG is
+    decoded at a reduced scale instead, which costs nothing)."""
     if not path.exists():
         raise InputImageError(f"{path}: no such file")
     if path.is_dir():
@@ -26,13 +43,17 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise InputImageError(f"{path}: empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise InputImageError(f"{path}: {w}×{h} is too large (limit {MAX_PIXELS // 1_000_000} MP)")
-            im.load()
+        im = Image.open(path)
+        w, h = im.size
+        if w * h > MAX_PIXELS and im.format == "JPEG":
+            k = 1
+            while (w // (2 * k)) * (h // (2 * k)) > MAX_PIXELS // 4 and k < 8:  # JPEG scales 1/2, 1/4, 1/8
+                k *= 2
+            im.draft(im.mode, (w // (2 * k), h // (2 * k)))
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise InputImageError(f"{path}: {w}×{h} is too large to decode here (limit {MAX_PIXELS // 1_000_000} "
+                                  f"megapixels); resize it first")
+        im.load()
     except InputImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -44,29 +65,63 @@ def _open(path: Path) -> Image.Image:
     return im
 
 
-def _to_8bit_rgba(im: Image.Image, notes: list[str]) -> Image.Image:
+def _declared_max(im: Image.Image) -> float:
+    """The largest value the file's declared sample format can hold (not the largest it holds:
+    a dark 16-bit image must stay dark)."""
+    if im.mode.startswith("I;16"):
+        return 65535.0
+    tags = getattr(im, "tag_v2", None) or {}
+    bits = tags.get(258, 32)
+    bits = int(bits[0] if isinstance(bits, (tuple, list)) else bits)
+    fmt = tags.get(339, 1)
+    signed = int(fmt[0] if isinstance(fmt, (tuple, list)) else fmt) == 2 or (im.mode == "I" and bits == 32 and 339 not in tags)
+    return float(2 ** (bits - 1) - 1 if signed else 2 ** bits - 1)
+
+
+def _high_depth_to_8bit(im: Image.Image, path: Path, notes: list[str]) -> Image.Image:
+    """16/32-bit integers by their declared depth; floats as 0–1 (or 0–255 when they exceed 1)."""
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        bad = int((~np.isfinite(arr)).sum())
+        if bad:
+            raise InputImageError(f"{path}: {bad} pixel(s) are NaN or infinite; fix or mask them before using it")
+        top = 1.0
+        if arr.max() > 1.0:
+            top = 255.0
+            notes.append("float pixels above 1: read as 0–255")
+        if arr.min() < 0 or arr.max() > top:
+            notes.append(f"float pixels outside 0–{top:g} clipped")
+    else:
+        top = _declared_max(im)
+    notes.append("converted from high bit depth to 8 bits")
+    return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _to_8bit_rgba(im: Image.Image, notes: list[str], path: Path | None = None) -> Image.Image:
     """Normalise mode: EXIF orientation, 16-bit, palette, CMYK, grayscale → RGB or RGBA."""
-    transposed = ImageOps.exif_transpose(im)
+    with _pillow_notes(notes):
+        transposed = ImageOps.exif_transpose(im)
     if transposed is not None and transposed.size != im.size:
         notes.append("rotated by its EXIF orientation")
     im = transposed if transposed is not None else im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else max(arr.max(), 1.0)
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-        notes.append("converted from high bit depth to 8 bits")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode == "LA":
-        im = im.convert("RGBA")
-    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "L"):
-        im = im.convert("RGB")
-    if im.mode not in ("RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        im = _high_depth_to_8bit(im, path or Path(im.filename or "image"), notes)
+    with _pillow_notes(notes):
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode == "LA":
+            im = im.convert("RGBA")
+        if im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "L"):
+            im = im.convert("RGB")
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     return im
 
 
-def fit_square(im: Image.Image, path: Path, crop: str) -> Image.Image:
+CROP_HINT = "pass `crop` center (or pad)"
+
+
+def fit_square(im: Image.Image, path: Path, crop: str, hint: str = CROP_HINT) -> Image.Image:
     w, h = im.size
     if w == h:
         return im
@@ -79,11 +134,11 @@ def fit_square(im: Image.Image, path: Path, crop: str) -> Image.Image:
         canvas = Image.new(im.mode, (s, s))
         canvas.paste(im, ((s - w) // 2, (s - h) // 2))
         return canvas
-    raise InputImageError(f"{path}: image is {w}×{h}, not square; pass `crop` center (or pad)")
+    raise InputImageError(f"{path}: image is {w}×{h}, not square; {hint}")
 
 
 def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
-               crop: str = "none", notes: list[str] | None = None) -> torch.Tensor:
+               crop: str = "none", notes: list[str] | None = None, hint: str = CROP_HINT) -> torch.Tensor:
     """Image file → float tensor [C, H, W] in [-1, 1] (RGB; RGBA with alpha in [0, 1] if keep_alpha).
 
     ``size`` resizes (antialiased) to size×size; ``notes`` collects one-line remarks about
@@ -91,13 +146,15 @@ def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: boo
     """
     path = Path(path)
     notes = notes if notes is not None else []
-    im = _to_8bit_rgba(_open(path), notes)
+    with _pillow_notes(notes):
+        raw = _open(path)
+    im = _to_8bit_rgba(raw, notes, path)
     if im.mode == "RGBA" and not keep_alpha:
         notes.append("alpha channel dropped (it has no meaning for this job)")
         im = im.convert("RGB")
     elif im.mode == "RGB" and keep_alpha:
         raise InputImageError(f"{path}: no alpha channel; a paint reference needs RGBA (alpha 0 = unconstrained)")
-    im = fit_square(im, path, crop)
+    im = fit_square(im, path, crop, hint)
     if size is not None and im.size != (size, size):
         im = im.resize((size, size), Image.LANCZOS, reducing_gap=None)
     arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
@@ -109,7 +166,9 @@ def load_photo(path: str | os.PathLike, notes: list[str] | None = None) -> Image
     """A photograph as 8-bit RGB PIL at its own size (EXIF-rotated; alpha dropped): what face alignment reads."""
     path = Path(path)
     notes = notes if notes is not None else []
-    im = _to_8bit_rgba(_open(path), notes)
+    with _pillow_notes(notes):
+        raw = _open(path)
+    im = _to_8bit_rgba(raw, notes, path)
     return im.convert("RGB") if im.mode != "RGB" else im
 
 

@@ -10,17 +10,19 @@ arguments of the same names (``invert(["a.png"], steps=30, space="w")``). Writin
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
 
 from . import warmstart
 from .device import get_model, resolve_device
 from .errors import OptinvError
 from .generator import Generator
-from .inputs import Source, attach_notes, load_many
+from .inputs import Source, attach_notes, load_groups, load_many
 from .latents import model_id, render_latent
 from .operators import Identity, downscale_operator
 from .optimize import Settings
-from .options import JobOptions
+from .options import JobOptions, check_seed
 from .photo import align_sources, attach_alignment
 from .results import ItemResult, measure
 from .solve import latent_record, solve
@@ -55,19 +57,26 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
     if opts.align and (scale is None or scale < 1 or g.size % scale):
         raise OptinvError(f"pulse with `align` needs `scale` (a divisor of {g.size}): the face is cropped to "
                           f"{g.size}/scale pixels, then super-resolved")
+    check_seed(opts.seed, duplicates - 1)
     lowres, alignments = align_sources(lowres, g.size // scale if opts.align else 0, opts, notes)
-    targets, names = load_many(lowres, None, False, opts.crop, notes)
-    side = targets.shape[-1]
-    if scale is not None and side * scale != g.size:
-        raise OptinvError(f"input is {side}×{side} and `scale` {scale} gives {side * scale}², but the model makes "
-                          f"{g.size}²: use `scale` {g.size // side}" if g.size % side == 0 else
-                          f"input is {side}×{side}; it must divide the model resolution {g.size}")
-    op = downscale_operator(g.size, side, "the low-res input")
-    rep_targets = targets.repeat_interleave(duplicates, 0)
-    rep_names = [f"{n}_dup{d}" if duplicates > 1 else n for n in names for d in range(duplicates)]
-    seeds = [opts.seed + d for _ in names for d in range(duplicates)]
-    return attach_alignment(attach_notes(solve("pulse", g, rep_targets, rep_names, op, opts, seeds=seeds), notes),
-                            alignments)
+    groups = load_groups(lowres, None, False, opts.crop, notes)
+    for _, targets, _ in groups:  # every size is checked before any work
+        side = targets.shape[-1]
+        if scale is not None and side * scale != g.size:
+            raise OptinvError(f"input is {side}×{side} and `scale` {scale} gives {side * scale}², but the model makes "
+                              f"{g.size}²: use `scale` {g.size // side}" if g.size % side == 0 else
+                              f"input is {side}×{side}; it must divide the model resolution {g.size}")
+        downscale_operator(g.size, side, "the low-res input")
+
+    def one_size(targets: torch.Tensor, names: list[str]) -> list[ItemResult]:
+        op = downscale_operator(g.size, targets.shape[-1], "the low-res input")
+        rep_targets = targets.repeat_interleave(duplicates, 0)
+        rep_names = [f"{n}_dup{d}" if duplicates > 1 else n for n in names for d in range(duplicates)]
+        seeds = [opts.seed + d for _ in names for d in range(duplicates)]
+        return solve("pulse", g, rep_targets, rep_names, op, opts, seeds=seeds)
+
+    results = _in_input_order(groups, one_size, duplicates)
+    return attach_alignment(attach_notes(results, notes), alignments)
 
 
 def paint(references: Sequence[Source], model: Model = None, device: str | None = "auto",
@@ -79,14 +88,31 @@ def paint(references: Sequence[Source], model: Model = None, device: str | None 
                           "encode and pulse")
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
-    refs, names = load_many(references, None, True, opts.crop, notes)
-    if refs.shape[1] != 4:
-        raise OptinvError("paint references need an alpha channel (RGBA)")
-    for k, n in enumerate(names):
-        if float(refs[k, 3].max()) <= 0:
-            raise OptinvError(f"{n}: alpha is 0 everywhere, so nothing constrains the result")
-    op = downscale_operator(g.size, refs.shape[-1], "the paint reference")
-    return attach_notes(solve("paint", g, refs[:, :3], names, op, opts, alpha=refs[:, 3:4]), notes)
+    groups = load_groups(references, None, True, opts.crop, notes)
+    for _, refs, names in groups:  # every reference is checked before any work
+        if refs.shape[1] != 4:
+            raise OptinvError("paint references need an alpha channel (RGBA)")
+        for k, n in enumerate(names):
+            if float(refs[k, 3].max()) <= 0:
+                raise OptinvError(f"{n}: alpha is 0 everywhere, so nothing constrains the result")
+        downscale_operator(g.size, refs.shape[-1], "the paint reference")
+
+    def one_size(refs: torch.Tensor, names: list[str]) -> list[ItemResult]:
+        op = downscale_operator(g.size, refs.shape[-1], "the paint reference")
+        return solve("paint", g, refs[:, :3], names, op, opts, alpha=refs[:, 3:4])
+
+    return attach_notes(_in_input_order(groups, one_size), notes)
+
+
+def _in_input_order(groups: list[tuple[list[int], torch.Tensor, list[str]]],
+                    run: Callable[[torch.Tensor, list[str]], list[ItemResult]], per_input: int = 1) -> list[ItemResult]:
+    """Run each size group, then put the results back in the order of the inputs."""
+    slots: dict[int, list[ItemResult]] = {}
+    for idx, batch, names in groups:
+        results = run(batch, names)
+        for j, i in enumerate(idx):
+            slots[i] = results[j * per_input:(j + 1) * per_input]
+    return [r for i in sorted(slots) for r in slots[i]]
 
 
 def encode(images: Sequence[Source], model: Model = None, device: str | None = "auto",

@@ -34,6 +34,19 @@ def alpha_mse(pred: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> flo
     return float(((pred - rgb).pow(2) * alpha).mean())
 
 
+def data_error(pred: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image mean squared error [B] of a batch; with ``alpha``, the alpha-weighted mean over the
+    painted pixels only (a small painted patch is judged by itself, not diluted by the free pixels).
+
+    This is what ``eps`` stops at and what paint reports as ``masked_mse``.
+    """
+    err = (pred - target).pow(2)
+    if alpha is None:
+        return err.flatten(1).mean(1)
+    weight = alpha.expand_as(err)
+    return (err * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-8)
+
+
 def job_metrics(job: str, item: Any, lpips: Callable | None = None) -> dict[str, Any]:
     """Final numbers for one result, by job."""
     out: dict[str, Any] = {}
@@ -51,7 +64,7 @@ def job_metrics(job: str, item: Any, lpips: Callable | None = None) -> dict[str,
         rgb, alpha = item.target[:3], item.target[3:4]
         out["fit_mse"] = alpha_mse(item.observed, rgb, alpha)
         covered = float(alpha.sum())
-        out["masked_mse"] = float(((item.observed - rgb).pow(2) * alpha).sum() / max(covered * 3, 1e-8))
+        out["masked_mse"] = float(data_error(item.observed[None], rgb[None], alpha[None])[0]) if covered > 0 else 0.0
         out["alpha_coverage"] = float(alpha.mean())
     return out
 

@@ -8,6 +8,7 @@ job defaults < the model card's recipe < ``preset`` < explicit options.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
@@ -76,13 +77,13 @@ class JobOptions:
                                    type=float)
     tune_locality: float = option(0.1, "weight of the term that keeps random latents near the pivot rendering as "
                                        "before (0 = off)", type=float, show_default=True)
-    lpips_net: str = option("vgg", "LPIPS network", cli=False)
     align: bool = option(False, "find the face in each photo and crop it like FFHQ first (invert, encode, pulse; "
                                 "the [faces] extra)", type=bool)
     face: int | None = option(None, "with `align`: which face when there are several (1 = the largest)", type=int)
     landmarks: str | None = option(None, "with `align`: your own dlib 68-point shape predictor (.dat)", path=True)
     paste_back: bool = option(False, "with `align`: also write NAME.pasted.png, the result put back into the photo",
                               type=bool)
+    lpips_net: str = option("vgg", "LPIPS network", cli=False)
     frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
     frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
     progress: bool = option(True, "show a progress bar", cli=False)
@@ -108,8 +109,14 @@ class JobOptions:
         """Checks that do not need the model (the rest happen when the job resolves its settings)."""
         if not isinstance(self.batch, int) or self.batch < 1:
             raise OptinvError(f"`batch` must be ≥ 1, got {self.batch}")
-        if self.steps is not None and self.steps < 1:
-            raise OptinvError(f"`steps` must be ≥ 1, got {self.steps}")
+        check_steps(self.steps)
+        check_seed(self.seed)
+        for name in ("lr", "eps"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise OptinvError(f"`{name}` must be a finite number, got {value}")
+        if self.trainable_noise is not None and self.trainable_noise < 0:
+            raise OptinvError(f"`trainable_noise` must be ≥ 0 (0 = all layers), got {self.trainable_noise}")
         for name in ("tune_rank", "tune_steps"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
@@ -118,6 +125,25 @@ class JobOptions:
             raise OptinvError(f"`tune_lr` must be > 0, got {self.tune_lr}")
         if not self.tune_locality >= 0:
             raise OptinvError(f"`tune_locality` must be ≥ 0, got {self.tune_locality}")
+
+
+MAX_STEPS = 100_000  # ~days on a CPU for a 1024² model: a larger number is a typo
+SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed's range (pulse adds the duplicate's number)
+
+
+def check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise OptinvError(f"`steps` must be ≥ 1, got {steps}")
+    if steps is not None and steps > MAX_STEPS:
+        raise OptinvError(f"`steps` {steps:,} is more than the limit {MAX_STEPS:,} (days of work per image): "
+                          f"a typo?")
+
+
+def check_seed(seed: int, offset: int = 0) -> None:
+    """Seeds are non-negative integers that torch can take (with ``offset`` added: pulse duplicates)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed + offset > SEED_MAX:
+        raise OptinvError(f"`seed` must be an integer between 0 and {SEED_MAX - offset} (2**63 - 1"
+                          f"{f' - {offset}' if offset else ''}), got {seed}")
 
 
 def cli_fields() -> list:

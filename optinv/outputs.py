@@ -2,6 +2,13 @@
 
 Every file is written to a temporary name and renamed, so an interrupted run leaves either
 a complete result or nothing, and never overwrites a finished file with half of one.
+
+The rules every command follows (README "Re-runs and existing outputs"):
+- all output names of a run are planned before anything is written (:func:`plan_names`), unique
+  by construction, and never the name of one of the run's inputs (such an output is renamed);
+- a result whose files all exist is kept and skipped (:func:`existing`); ``overwrite`` redoes it;
+- one run at a time writes to a folder (:class:`OutputLock`); the ``.NAME.tmp`` files a killed
+  run left there are removed when the next run takes the folder.
 """
 
 from __future__ import annotations
@@ -9,8 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from PIL import Image
@@ -32,6 +40,156 @@ def ensure_out_dir(out: str | os.PathLike) -> Path:
     except OSError as e:
         raise OptinvError(f"cannot write to output folder {path}: {e.strerror or e}") from None
     return path
+
+
+# ------------------------------------------------------------------------------ planning names
+RESULT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
+GIF_SUFFIX = ".gif"
+
+
+def result_files(name: str, gif: bool = False) -> list[str]:
+    """The file names one job result NAME writes."""
+    return [name + s for s in RESULT_SUFFIXES.values()] + ([name + GIF_SUFFIX] if gif else [])
+
+
+def plan_names(stems: Sequence[str], files_of: Callable[[str], Iterable[str]] = result_files,
+               reserved: Iterable[str] = ()) -> list[str]:
+    """One output name per stem, such that no two share a file and none writes a ``reserved`` file.
+
+    ``files_of(name)`` lists the file names an output called ``name`` writes; ``reserved`` are
+    names that must not be written (the run's inputs that live in the output folder). Names are
+    compared case-insensitively (macOS and Windows folders are). A stem keeps its own name when
+    it can; shorter stems choose first, so ``y.png`` keeps ``y.compare.png`` and an input called
+    ``y.compare.png`` becomes ``y.compare_1``; the rest get the first free ``_1``, ``_2``, …
+    suffix, which can never be another input's own name because those were given out first.
+    """
+    taken = {r.casefold() for r in reserved}
+    names: list[str | None] = [None] * len(stems)
+
+    def claim(i: int, name: str) -> bool:
+        files = [f.casefold() for f in files_of(name)]
+        if len(set(files)) != len(files) or taken.intersection(files):
+            return False
+        taken.update(files)
+        names[i] = name
+        return True
+
+    order = sorted(range(len(stems)), key=lambda i: (len(stems[i]), i))
+    later = [i for i in order if not claim(i, stems[i])]
+    for i in sorted(later):
+        k = 1
+        while not claim(i, f"{stems[i]}_{k}"):
+            k += 1
+    return [n for n in names if n is not None]
+
+
+def inputs_in(folder: Path, inputs: Iterable[str | os.PathLike]) -> set[str]:
+    """File names of ``inputs`` that live in ``folder``: names no output may take."""
+    here = _real(folder)
+    return {Path(p).name for p in inputs if _real(Path(p).parent) == here}
+
+
+def _real(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except OSError:
+        return p.absolute()
+
+
+def is_input(path: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> bool:
+    """Whether writing ``path`` would replace one of ``inputs`` (same file, however spelled)."""
+    target = Path(path)
+    for p in inputs:
+        p = Path(p)
+        if _real(p) == _real(target):
+            return True
+        try:
+            if target.exists() and p.exists() and os.path.samefile(p, target):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def refuse_input_target(path: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:
+    """A named output (``convert SRC DST``, ``directions fit -o``) must not be one of the inputs."""
+    if is_input(path, inputs):
+        raise OptinvError(f"the {what} {path} is an input of this command: refusing to write over it "
+                          f"(choose another name)")
+
+
+def existing(folder: Path, files: Iterable[str]) -> bool:
+    """The one rule for existing outputs: a result whose files *all* exist is done (kept, skipped).
+
+    An incomplete set is what a killed run leaves; it is written again.
+    """
+    return all((folder / f).is_file() for f in files)
+
+
+# ------------------------------------------------------------------------------ one writer per folder
+LOCK_NAME = ".optinv.lock"
+
+
+class OutputLock:
+    """An exclusive lock on an output folder for one run (``flock`` on ``.optinv.lock``).
+
+    A second run on the same folder stops with one line instead of racing the first (both
+    doing all the work and deleting each other's temporary files). The lock dies with the
+    process, so a killed run never leaves the folder locked. Taking it also removes the
+    ``.NAME.tmp`` files a killed run left behind (nobody else can be writing them now).
+    """
+
+    def __init__(self, folder: str | os.PathLike, recursive: bool = False) -> None:
+        self.folder, self.recursive = Path(folder), recursive
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        path = self.folder / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OptinvError(f"cannot write to output folder {self.folder}: {e.strerror or e}") from None
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): runs are not kept apart
+            self._fd = fd
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise OptinvError(f"another optinv run ({holder}) is writing to {self.folder}: wait for it "
+                              f"to finish or choose another `out`") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}".encode())
+        self._fd = fd
+        clean_stale_tmp(self.folder, self.recursive)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays (removing it would race)
+            self._fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def clean_stale_tmp(out: Path, recursive: bool = False) -> int:
+    """Temporary files of a killed run (``.NAME.tmp``): never a result, always garbage."""
+    if not out.is_dir():
+        return 0
+    found = out.rglob(".*.tmp") if recursive else out.glob(".*.tmp")
+    n = 0
+    for p in list(found):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def to_pil01(x: torch.Tensor) -> Image.Image:

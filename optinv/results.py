@@ -34,8 +34,26 @@ def check_eps(item: ItemResult, eps: float | None) -> None:
     """pulse/paint: record whether the fit reached ``eps`` and say so when it did not."""
     if item.job == "invert" or eps is None:
         return
-    fit = item.metrics["fit_mse"]
+    fit = item.metrics.get("masked_mse", item.metrics["fit_mse"])  # the error eps stops at (metrics.data_error)
     item.metrics["within_eps"] = bool(fit <= eps)
     if fit > eps:
-        item.notes.append(f"best result downscales to MSE {fit:.4g} > eps {eps:g}: "
+        where = " over the painted pixels" if "masked_mse" in item.metrics else ""
+        item.notes.append(f"best result downscales to MSE {fit:.4g}{where} > eps {eps:g}: "
                           f"returned anyway (try more `steps` or another `seed`)")
+
+
+def diverged(item: ItemResult) -> bool:
+    return item.metrics.get("status") == "nan"
+
+
+def check_divergence(item: ItemResult) -> None:
+    """A loss that became NaN/Inf is said, not hidden behind the best finite result's numbers.
+
+    The optimiser froze the image at that step and kept its best finite latent (what is
+    written); ``metrics["diverged"]`` marks it, and the CLI exits non-zero.
+    """
+    if not diverged(item):
+        return
+    item.metrics["diverged"] = True
+    item.notes.append(f"the optimisation diverged (the loss became NaN or infinite); kept the best finite "
+                      f"result, from step {item.metrics.get('best_step', 0)}: try a smaller `lr`")

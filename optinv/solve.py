@@ -18,7 +18,7 @@ from .generator import Generator
 from .latents import LatentRecord, record_from_space, render_inputs, render_latent
 from .optimize import Problem, Result, Settings, run
 from .options import JobOptions, lpips_for, merged_options, optimizer_settings, tune_settings
-from .results import ItemResult, check_eps, measure
+from .results import ItemResult, check_divergence, check_eps, measure
 from .spaces import LatentSpace, parse_map_sizes
 from .tuning import TuneSettings, tune, tuning_bytes
 
@@ -66,6 +66,7 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
             measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(seconds, 3),
                     batch=tgt.shape[0], recipe=recipe, space=m["space"], seed=seeds[first + k], **extra)
             check_eps(item, settings.eps)
+            check_divergence(item)
             results.append(item)
     return results
 

@@ -153,5 +153,5 @@ def test_encode_command_writes_outputs_without_optimising(tiny_model: Path, tmp_
         assert (tmp_path / "o" / f"x{suffix}").exists()
     lat = torch.load(tmp_path / "o" / "x.latent.pt", weights_only=True)
     assert lat["space"] == "stylemap" and lat["settings"]["steps"] == 0
-    r = CliRunner().invoke(main, ["encode", str(img), "--model", str(tiny_model), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(main, ["encode", str(img), "--model", str(tiny_model), "--out", str(tmp_path / "o2")])
     assert r.exit_code == 1 and "needs an encoder" in r.output

@@ -1,0 +1,61 @@
+"""Click parameter types and options every command shares: finite numbers, seeds, ``--overwrite``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from .options import SEED_MAX
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is a real number: ``nan``/``inf`` are refused (they silently blacken results)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return x
+
+
+FINITE = FiniteFloat()
+SEED = click.IntRange(0, SEED_MAX)
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True,
+    help="redo results whose output files already exist (default: keep them and skip that work)")
+
+
+class Planned:
+    """Names for the results of a command that writes one file per result (generate, edit, mix…):
+    planned up front with :func:`optinv.outputs.plan_names` (never an input's file, never twice the
+    same), and kept when they exist unless ``--overwrite`` (said in one line)."""
+
+    def __init__(self, out: Path, inputs: list[str], overwrite: bool) -> None:
+        from .outputs import inputs_in
+
+        self.out, self.overwrite = Path(out), overwrite
+        self.taken: set[str] = set(inputs_in(self.out, inputs))
+
+    def names(self, stems: list[str], *suffixes: str) -> list[str]:
+        from .outputs import plan_names
+
+        names = plan_names(stems, lambda n: [n + x for x in suffixes], reserved=self.taken)
+        self.taken.update(n + x for n in names for x in suffixes)
+        return names
+
+    def keep(self, *files: str) -> bool:
+        """True (and said) when every file exists and ``--overwrite`` was not given."""
+        from .outputs import existing
+
+        if self.overwrite or not existing(self.out, files):
+            return False
+        click.echo(f"{self.out / files[0]} already exists, kept (--overwrite redoes it)")
+        return True
