@@ -401,6 +401,10 @@ from .cli_formats import register as _register_format_commands  # noqa: E402
 _register_face_commands(main, handle_errors, to_flags)
 _register_format_commands(main, handle_errors)  # after the edit commands: adds `directions sefa`
 
+from .cli_discover import register as _register_discover_command  # noqa: E402
+
+_register_discover_command(main, handle_errors)  # adds `directions discover`
+
 from .studio.command import register as _register_studio_command  # noqa: E402
 
 _register_studio_command(main, handle_errors, to_flags)

@@ -76,8 +76,13 @@ def register(main: click.Group, handle_errors) -> None:
 
     @main.command()
     @click.argument("latent", type=click.Path())
-    @click.option("--direction", "-d", required=True, help="shipped name (e.g. smile) or FILE[:NAME]")
+    @click.option("--direction", "-d", default=None, help="shipped name (e.g. smile) or FILE[:NAME]")
     @click.option("--alpha", "-a", "alphas", type=FINITE, multiple=True, help="strength(s); default -3 … 3")
+    @click.option("--edit", "-e", "path_edits", multiple=True,
+                  help="NAME=AMOUNT along a discovered path, repeatable (e.g. --edit smile=+2 --edit bangs=-1); "
+                  "curvilinear and linear paths give the same result in any order, warped ones do not")
+    @click.option("--paths", default=None, help="paths file for --edit (default: the model's shipped one; "
+                  "or linear / warped / curvilinear)")
     @click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
     @click.option("--paste-back", is_flag=True,
                   help="also write each edit put back into the photo (a latent from invert --align)")
@@ -85,8 +90,18 @@ def register(main: click.Group, handle_errors) -> None:
     @common_out
     @overwrite_option
     @handle_errors
-    def edit(latent, direction, alphas, layers, paste_back, model, out, overwrite):
-        """Move LATENT along a direction; writes a strip over the alphas and each edited latent."""
+    def edit(latent, direction, alphas, path_edits, paths, layers, paste_back, model, out, overwrite):
+        """Move LATENT along a direction (a strip over the alphas and each edited latent), or along
+        several discovered paths at once (--edit NAME=AMOUNT …: the edited latent and before | after)."""
+        if path_edits:
+            if direction or alphas or layers or paste_back:
+                raise OptinvError("--edit moves along discovered paths: it does not combine with "
+                                  "--direction/--alpha/--layers/--paste-back")
+            from .cli_discover import path_edit
+
+            return path_edit(latent, path_edits, paths, model, out, overwrite)
+        if not direction:
+            raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
         from . import edit as E
         from .directions import load_direction
         from .latents import open_latent, save_latent

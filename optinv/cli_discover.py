@@ -1,0 +1,135 @@
+"""``optinv directions discover`` and multi-path edits (``optinv edit LATENT --edit smile=+2``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import click
+
+from .cli_types import overwrite_option
+from .errors import OptinvError
+
+
+def _predictor(g, spec: str | None):
+    from .discover.attributes import load_predictor, shipped_predictor_path
+
+    if spec == "none":
+        return None
+    path = Path(spec) if spec else shipped_predictor_path(g)
+    if not path.exists():
+        if spec:
+            raise OptinvError(f"{path}: no such attribute predictor")
+        return None
+    return load_predictor(path)
+
+
+def describe_paths(ps) -> list[str]:
+    """One line per path: its name and the attributes it moves (signed change per unit shift)."""
+    lines = []
+    for name in ps.names:
+        eff = ps.effects.get(name, {})
+        top = sorted(eff.items(), key=lambda kv: -abs(kv[1]))[:4]
+        lines.append(f"  {name}: " + (", ".join(f"{a} {v:+.3f}" for a, v in top) if top else "(unnamed)"))
+    return lines
+
+
+def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str | None, out: str,
+              overwrite: bool = False) -> None:
+    """Apply several named paths to one latent; write the edited latent and original | edited."""
+    from . import edit as E
+    from .cli_edit import _inputs, _save, _stem
+    from .cli_types import Planned
+    from .discover.apply import edit_record, order_note
+    from .discover.pathsfile import parse_edits, paths_for
+    from .latents import open_latent, save_latent
+    from .outputs import ensure_out_dir
+
+    parsed = parse_edits(edits)
+    outdir = ensure_out_dir(out)
+    rec, g = open_latent(latent, model)
+    ps = paths_for(g, paths)
+    for name, _ in parsed:
+        ps.index(name)  # an unknown name fails before anything is written
+    note = order_note(ps, parsed)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    plan = Planned(outdir, _inputs(latent, paths if paths and Path(paths).exists() else None), overwrite)
+    tag = "_".join(f"{n}{t:+g}" for n, t in parsed)
+    (stem,) = plan.names([f"{_stem(latent)}.{tag}"], ".png", ".latent.pt")
+    if plan.keep(stem + ".png", stem + ".latent.pt"):
+        return
+    edited = edit_record(rec, ps, parsed)
+    if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+        edited["alignment"] = rec["alignment"]
+    save_latent(edited, outdir / f"{stem}.latent.pt")
+    pic = _save(E.render(g, [E.from_latent(rec), E.from_latent(edited)]), outdir / f"{stem}.png")
+    click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")
+
+
+def _finished(dest: Path, checkpoint: Path, steps: int) -> bool:
+    """The paths file exists and its run has nothing left to do (no checkpoint, or one at ≥ steps)."""
+    if not dest.is_file():
+        return False
+    if not checkpoint.is_file():
+        return True
+    import torch
+
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=True).get("step", 0)) >= steps
+    except Exception:
+        return False
+
+
+def register(main: click.Group, handle_errors) -> None:
+    """Attach ``directions discover`` (the ``directions`` group must exist already)."""
+    directions = main.commands.get("directions")
+    if not isinstance(directions, click.Group):
+        raise RuntimeError("register the directions group before cli_discover")
+
+    @directions.command("discover")
+    @click.option("--method", type=click.Choice(["linear", "warped", "curvilinear"]), default="curvilinear",
+                  show_default=True, help="straight directions, RBF vector fields, or a normalizing flow's coordinates")
+    @click.option("--k", "k", type=int, default=8, show_default=True, help="how many paths")
+    @click.option("--space", type=click.Choice(["z", "w"]), default="w", show_default=True,
+                  help="w edits inverted latents; z only random samples")
+    @click.option("--steps", type=int, default=1000, show_default=True, help="training steps (in all, with resumes)")
+    @click.option("--batch", type=int, default=8, show_default=True)
+    @click.option("--max-minutes", type=float, default=None, help="stop after this long (resume later)")
+    @click.option("--alpha", type=float, default=0.1, show_default=True, help="curvilinear: weight of (log|det|)²")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
+                  help="resumable state (default: OUT.ckpt); an existing one is continued")
+    @click.option("--predictor", default=None, help="attribute predictor that names the paths "
+                  "(default: the model's shipped one; 'none' → path0, path1 …)")
+    @click.option("--out", "-o", "dest", default=None, type=click.Path(dir_okay=False),
+                  help="paths file to write (default: MODEL.METHOD.paths.pt here)")
+    @click.option("--model", "-m", default=None, help="generator (default: the embedded one)")
+    @overwrite_option
+    @handle_errors
+    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, seed, checkpoint, predictor, dest,
+                            model, overwrite):
+        """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
+        from .checkpoints import load_generator
+        from .discover.run import discover_paths
+        from .discover.train import DiscoverSettings
+
+        g = load_generator(model)
+        dest = Path(dest or f"{g.card.get('name', 'model')}.{method}.paths.pt")
+        checkpoint = Path(checkpoint or f"{dest}.ckpt")
+        if not overwrite and _finished(dest, checkpoint, steps):
+            click.echo(f"{dest} already exists and its run is done, kept (--overwrite rewrites it; "
+                       "a larger --steps trains further)")
+            return
+        settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, seed=seed)
+        settings.check()
+        if k > g.style_dim:
+            raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")
+        path, ps = discover_paths(g, settings, space, dest, checkpoint, _predictor(g, predictor),
+                                  max_seconds=max_minutes * 60 if max_minutes else None)
+        click.echo(f"{ps.method} paths after {ps.card['steps']} steps (reconstructor accuracy "
+                   f"{ps.card['last_accuracy']:.2f}) → {path}")
+        for line in describe_paths(ps):
+            click.echo(line)
+        if not ps.commutes:
+            click.echo("note: warped paths do not commute: with several edits the order matters")
