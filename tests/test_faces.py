@@ -132,3 +132,28 @@ def test_identity_distance_same_and_different_people(astronaut):
     assert distance(a, a) < 1e-6
     assert distance(a, b) < SAME_PERSON
     assert distance(a, other) > SAME_PERSON
+
+
+@needs_dlib
+def test_own_landmark_model(astronaut, tmp_path):
+    own = backend.model_file(backend.LANDMARKS_68)  # a user's own 68-point file: same result as the default
+    a = faces.align_photo(astronaut, 64, landmarks_model=str(own))
+    b = faces.align_photo(astronaut, 64)
+    assert np.allclose(a.transform.quad, b.transform.quad)
+    with pytest.raises(OptinvError, match="5 points; face alignment needs a 68-point model"):
+        faces.align_photo(astronaut, 64, landmarks_model=str(backend.model_file("shape_predictor_5_face_landmarks.dat")))
+    (tmp_path / "junk.dat").write_bytes(b"not a model")
+    with pytest.raises(OptinvError, match="not a dlib shape predictor"):
+        faces.align_photo(astronaut, 64, landmarks_model=str(tmp_path / "junk.dat"))
+    with pytest.raises(OptinvError, match="`landmarks` .*no such file"):
+        faces.align_photo(astronaut, 64, landmarks_model=str(tmp_path / "missing.dat"))
+
+
+@needs_dlib
+def test_large_photo_is_searched_small_and_landmarked_full_size(astronaut):
+    big = Image.new("RGB", (2600, 1800), (128, 128, 128))
+    big.paste(astronaut.resize((1536, 1536), Image.BICUBIC), (500, 100))
+    al = faces.align_photo(big, 64)
+    small = faces.align_photo(astronaut, 64)
+    expected = (np.asarray(small.transform.quad) * 3 + [500, 100])  # the same face, 3× larger, moved
+    assert np.abs(np.asarray(al.transform.quad) - expected).max() < 0.02 * 3 * 176
