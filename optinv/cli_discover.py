@@ -35,15 +35,16 @@ def describe_paths(ps) -> list[str]:
 
 
 def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str | None, out: str,
-              overwrite: bool = False) -> None:
-    """Apply several named paths to one latent; write the edited latent and original | edited."""
+              overwrite: bool, stem: str, inputs: list[str]) -> None:
+    """Apply several named paths to one latent; write the edited latent and original | edited.
+    ``stem``: the latent's name; ``inputs``: files that must not be overwritten (the edit command's)."""
     from . import edit as E
-    from .cli_edit import _inputs, _save, _stem
     from .cli_types import Planned
     from .discover.apply import edit_record, order_note
     from .discover.pathsfile import parse_edits, paths_for
+    from .imageio import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
-    from .outputs import ensure_out_dir
+    from .outputs import ensure_out_dir, to_pil01
 
     parsed = parse_edits(edits)
     outdir = ensure_out_dir(out)
@@ -54,16 +55,17 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     note = order_note(ps, parsed)
     if note:
         click.echo(f"note: {note}", err=True)
-    plan = Planned(outdir, _inputs(latent, paths if paths and Path(paths).exists() else None), overwrite)
+    plan = Planned(outdir, inputs, overwrite)
     tag = "_".join(f"{n}{t:+g}" for n, t in parsed)
-    (stem,) = plan.names([f"{_stem(latent)}.{tag}"], ".png", ".latent.pt")
+    (stem,) = plan.names([f"{stem}.{tag}"], ".png", ".latent.pt")
     if plan.keep(stem + ".png", stem + ".latent.pt"):
         return
     edited = edit_record(rec, ps, parsed)
     if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
         edited["alignment"] = rec["alignment"]
     save_latent(edited, outdir / f"{stem}.latent.pt")
-    pic = _save(E.render(g, [E.from_latent(rec), E.from_latent(edited)]), outdir / f"{stem}.png")
+    ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
+    pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
     click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")
 
 

@@ -99,7 +99,8 @@ def register(main: click.Group, handle_errors) -> None:
                                   "--direction/--alpha/--layers/--paste-back")
             from .cli_discover import path_edit
 
-            return path_edit(latent, path_edits, paths, model, out, overwrite)
+            return path_edit(latent, path_edits, paths, model, out, overwrite, _stem(latent),
+                             _inputs(latent, paths if paths and Path(paths).exists() else None))
         if not direction:
             raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
         from . import edit as E
