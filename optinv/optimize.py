@@ -21,6 +21,7 @@ from losses.recipe import Objective, StepContext
 
 from .errors import OptinvError
 from .generator import Generator
+from .ranges import to_unit
 from .spaces import LatentSpace
 
 SCHEDULES = ("fixed", "linear1cycledrop", "cosine-ramp")
@@ -151,7 +152,11 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
         *, lpips: Callable | None = None, domain: Callable | None = None,
         callback: Callable[[int, dict, dict], None] | None = None,
         preview: Callable[[int, torch.Tensor], None] | None = None) -> Result:
-    """Minimise the objective over the space's latents (and trainable noise) for a batch."""
+    """Minimise the objective over the space's latents (and trainable noise) for a batch.
+
+    Each step: render and score every image (:func:`_forward`), keep each image's best and
+    freeze the ones that are done (:class:`_Tracker`), then update the active ones (:func:`_update`).
+    """
     settings.validate()
     batch = problem.target.shape[0]
     gen = torch.Generator().manual_seed(settings.seed)
@@ -166,20 +171,7 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
     w_std = None
     if settings.latent_noise > 0:
         w_std = float(space.layer_vectors().detach().std())  # scale of the perturbation
-
-    dev = problem.target.device
-    active = torch.ones(batch, dtype=torch.bool, device=dev)
-    status = ["ok"] * batch
-    best_loss = torch.full((batch,), float("inf"), device=dev)
-    best_step = torch.zeros(batch, dtype=torch.long)
-    best_latent = {k: v.detach().clone() for k, v in space.named_parameters()}
-    best_noise = [n.detach().clone() for n in noise.maps]
-    best_images = torch.zeros(batch, 3, g.size, g.size, device=dev)
-    best_terms: dict[str, torch.Tensor] = {}
-    history: list[dict[str, float]] = []
-    frames: list[torch.Tensor] = []
-    target, alpha = problem.target, problem.alpha
-
+    track = _Tracker(g, space, noise, batch, problem.target.device)
     bar = None
     if settings.progress:
         from tqdm import tqdm
@@ -190,78 +182,130 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
         lr = lr_at(settings, min(step, settings.steps - 1))
         for group in opt.param_groups:
             group["lr"] = lr
-        styles = space.to_styles()
-        if w_std is not None and step < settings.steps:
-            t = step / settings.steps
-            strength = w_std * settings.latent_noise * max(0.0, 1 - t / settings.latent_noise_ramp) ** 2
-            if strength > 0:  # gradient taken at a jittered latent, update applied to the latent
-                styles = space.jitter(styles, strength, gen)
-        image = (g.synthesis(styles, noise=noise.maps) + 1) / 2
-        pred = problem.operator(image)
-        ctx = StepContext(pred=pred, target=target, image=image, w=space.layer_vectors(), w_avg=g.w_avg,
-                          alpha=alpha, maps=space.style_maps(), noises=noise.trainable, lpips=lpips, domain=domain)
-        total, parts = objective(ctx)
+        image, pred, total, parts = _forward(g, space, noise, problem, objective, settings, step, w_std, gen,
+                                             lpips, domain)
         with torch.no_grad():
-            finite = torch.isfinite(total)
-            newly_bad = active & ~finite
-            for k in newly_bad.nonzero().flatten().tolist():
-                status[k] = "nan"
-            active &= finite
-            improved = active & (total < best_loss)
-            if improved.any():
-                best_loss = torch.where(improved, total, best_loss)
-                best_step[improved.cpu()] = step
-                for k, v in space.named_parameters():
-                    best_latent[k] = torch.where(_rows(v, improved), v.detach(), best_latent[k])
-                best_noise = [torch.where(_rows(n, improved), n.detach(), b) for n, b in zip(noise.maps, best_noise)]
-                best_images = torch.where(_rows(image, improved), image.detach(), best_images)
-                for n, v in parts.items():
-                    prev = best_terms.get(n, torch.full_like(v.detach(), float("nan")))
-                    best_terms[n] = torch.where(improved, v.detach(), prev)
-            if settings.eps is not None and problem.data_term in parts:
-                reached = active & (parts[problem.data_term] <= settings.eps)
-                for k in reached.nonzero().flatten().tolist():
-                    status[k] = "eps"
-                active &= ~reached
-            record = {"step": step, "lr": lr, "loss": float(total[finite].sum()) if finite.any() else float("nan"),
-                      **{n: float(v[finite].mean()) if finite.any() else float("nan") for n, v in parts.items()}}
-            history.append(record)
+            record = track.observe(step, lr, total, parts, image, _eps_reached(settings, problem, parts, pred))
             if settings.frame_every and step % settings.frame_every == 0:
-                frames.append(image.detach().cpu())
+                track.frames.append(image.detach().cpu())
         if callback is not None:  # (step, batch-mean record, per-image terms)
             callback(step, record, {n: v.detach() for n, v in parts.items()})
         if preview is not None:  # (step, this step's images [B, 3, R, R] in [0, 1]): live views
             preview(step, image.detach())
-        if step == settings.steps or not active.any():
+        if step == settings.steps or not track.active.any():
             break
-        opt.zero_grad(set_to_none=True)
-        total[active].sum().backward()
-        before = [p.detach().clone() for p in params] if not active.all() else None
-        with torch.no_grad():
-            for p in params:
-                if p.grad is not None:
-                    p.grad[~active] = 0
-                    p.grad.nan_to_num_(0.0, 0.0, 0.0)
-        opt.step()
-        with torch.no_grad():
-            if before is not None:  # frozen images keep their latents exactly (Adam momentum)
-                for p, b in zip(params, before):
-                    p.copy_(torch.where(_rows(p, active), p, b))
-            space.project_()
-            if settings.noise_renorm:
-                noise.renormalise_()
+        _update(opt, params, total, track.active, space, noise, settings)
         steps_run += 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix({n: f"{record[n]:.4g}" for n in parts} | {"lr": f"{lr:.3g}"})
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - t0
+    return track.result(problem.operator, steps_run, time.perf_counter() - t0)
+
+
+def _forward(g: Generator, space: LatentSpace, noise: NoiseState, problem: Problem, objective: Objective,
+             settings: Settings, step: int, w_std: float | None, gen: torch.Generator, lpips: Callable | None,
+             domain: Callable | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(images in [0, 1], what the operator sees, total loss per image, each term per image)."""
+    styles = space.to_styles()
+    if w_std is not None and step < settings.steps:
+        t = step / settings.steps
+        strength = w_std * settings.latent_noise * max(0.0, 1 - t / settings.latent_noise_ramp) ** 2
+        if strength > 0:  # gradient taken at a jittered latent, update applied to the latent
+            styles = space.jitter(styles, strength, gen)
+    image = to_unit(g.synthesis(styles, noise=noise.maps))
+    pred = problem.operator(image)
+    ctx = StepContext(pred=pred, target=problem.target, image=image, w=space.layer_vectors(), w_avg=g.w_avg,
+                      alpha=problem.alpha, maps=space.style_maps(), noises=noise.trainable, lpips=lpips, domain=domain)
+    total, parts = objective(ctx)
+    return image, pred, total, parts
+
+
+def _eps_reached(settings: Settings, problem: Problem, parts: dict[str, torch.Tensor],
+                 pred: torch.Tensor) -> torch.Tensor | None:
+    """Per image: has the data term reached ``eps``? (None without eps.)"""
+    if settings.eps is None or problem.data_term not in parts:
+        return None
+    return parts[problem.data_term] <= settings.eps
+
+
+def _update(opt: torch.optim.Optimizer, params: list[torch.Tensor], total: torch.Tensor, active: torch.Tensor,
+            space: LatentSpace, noise: NoiseState, settings: Settings) -> None:
+    """One optimiser step on the active images; frozen ones keep their latents exactly."""
+    opt.zero_grad(set_to_none=True)
+    total[active].sum().backward()
+    before = [p.detach().clone() for p in params] if not active.all() else None
     with torch.no_grad():
-        observed = problem.operator(best_images)
-    return Result(images=best_images, observed=observed, latent={k: v.cpu() for k, v in best_latent.items()},
-                  noise=[n.cpu() for n in best_noise], loss=best_loss.cpu(), terms={k: v.cpu() for k, v in best_terms.items()},
-                  best_step=best_step, status=status, steps_run=steps_run, seconds=seconds, history=history, frames=frames)
+        for p in params:
+            if p.grad is not None:
+                p.grad[~active] = 0
+                p.grad.nan_to_num_(0.0, 0.0, 0.0)
+    opt.step()
+    with torch.no_grad():
+        if before is not None:  # Adam's momentum would move them otherwise
+            for p, b in zip(params, before):
+                p.copy_(torch.where(_rows(p, active), p, b))
+        space.project_()
+        if settings.noise_renorm:
+            noise.renormalise_()
+
+
+class _Tracker:
+    """Each image's best step so far, which images are still active, and the run's history."""
+
+    def __init__(self, g: Generator, space: LatentSpace, noise: NoiseState, batch: int, dev: torch.device):
+        self.space, self.noise = space, noise
+        self.active = torch.ones(batch, dtype=torch.bool, device=dev)
+        self.status = ["ok"] * batch
+        self.loss = torch.full((batch,), float("inf"), device=dev)
+        self.step = torch.zeros(batch, dtype=torch.long)
+        self.latent = {k: v.detach().clone() for k, v in space.named_parameters()}
+        self.noise_maps = [n.detach().clone() for n in noise.maps]
+        self.images = torch.zeros(batch, 3, g.size, g.size, device=dev)
+        self.terms: dict[str, torch.Tensor] = {}
+        self.history: list[dict[str, float]] = []
+        self.frames: list[torch.Tensor] = []
+
+    def observe(self, step: int, lr: float, total: torch.Tensor, parts: dict[str, torch.Tensor], image: torch.Tensor,
+                reached: torch.Tensor | None) -> dict[str, float]:
+        """Freeze non-finite images, keep improvements, stop images that reached eps; the step's record."""
+        finite = torch.isfinite(total)
+        for k in (self.active & ~finite).nonzero().flatten().tolist():
+            self.status[k] = "nan"
+        self.active &= finite
+        improved = self.active & (total < self.loss)
+        if improved.any():
+            self._keep(improved, step, total, parts, image)
+        if reached is not None:
+            reached = self.active & reached
+            for k in reached.nonzero().flatten().tolist():
+                self.status[k] = "eps"
+            self.active &= ~reached
+        record = {"step": step, "lr": lr, "loss": float(total[finite].sum()) if finite.any() else float("nan"),
+                  **{n: float(v[finite].mean()) if finite.any() else float("nan") for n, v in parts.items()}}
+        self.history.append(record)
+        return record
+
+    def _keep(self, improved: torch.Tensor, step: int, total: torch.Tensor, parts: dict[str, torch.Tensor],
+              image: torch.Tensor) -> None:
+        self.loss = torch.where(improved, total, self.loss)
+        self.step[improved.cpu()] = step
+        for k, v in self.space.named_parameters():
+            self.latent[k] = torch.where(_rows(v, improved), v.detach(), self.latent[k])
+        self.noise_maps = [torch.where(_rows(n, improved), n.detach(), b) for n, b in zip(self.noise.maps, self.noise_maps)]
+        self.images = torch.where(_rows(image, improved), image.detach(), self.images)
+        for n, v in parts.items():
+            prev = self.terms.get(n, torch.full_like(v.detach(), float("nan")))
+            self.terms[n] = torch.where(improved, v.detach(), prev)
+
+    def result(self, operator: torch.nn.Module, steps_run: int, seconds: float) -> Result:
+        with torch.no_grad():
+            observed = operator(self.images)
+        return Result(images=self.images, observed=observed, latent={k: v.cpu() for k, v in self.latent.items()},
+                      noise=[n.cpu() for n in self.noise_maps], loss=self.loss.cpu(),
+                      terms={k: v.cpu() for k, v in self.terms.items()}, best_step=self.step, status=self.status,
+                      steps_run=steps_run, seconds=seconds, history=self.history, frames=self.frames)
 
 
 def settings_dict(s: Settings) -> dict:
