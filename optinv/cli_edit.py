@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import torch
 
-from .cli_types import FINITE, Planned, overwrite_option
+from .cli_types import FINITE, Planned, may_write, overwrite_option
 from .errors import OptinvError
 
 
@@ -73,8 +73,14 @@ common_out = click.option("--out", "-o", default="out", show_default=True, type=
 
 def register(main: click.Group, handle_errors) -> None:
     """Attach the editing commands to the ``optinv`` group."""
+    for make in (_edit_command, _interpolate_command, _mix_command, _blend_command, _directions_group):
+        main.add_command(make(handle_errors))
 
-    @main.command()
+
+def _edit_command(handle_errors) -> click.Command:
+    """``optinv edit``: along a direction, or along discovered paths."""
+
+    @click.command()
     @click.argument("latent", type=click.Path())
     @click.option("--direction", "-d", default=None, help="shipped name (e.g. smile) or FILE[:NAME]")
     @click.option("--alpha", "-a", "alphas", type=FINITE, multiple=True, help="strength(s); default -3 … 3")
@@ -103,41 +109,53 @@ def register(main: click.Group, handle_errors) -> None:
                              _inputs(latent, paths if paths and Path(paths).exists() else None))
         if not direction:
             raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
-        from . import edit as E
-        from .directions import load_direction
-        from .latents import open_latent, save_latent
-        from .outputs import ensure_out_dir
+        _edit_along_direction(latent, direction, alphas, layers, paste_back, model, out, overwrite)
 
-        outdir = ensure_out_dir(out)
-        lat, g = open_latent(latent, model)
-        name, vec = load_direction(direction, g)
-        alphas = list(dict.fromkeys(alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)))
-        base = E.from_latent(lat)
-        sel = E.parse_layers(layers, g.n_latent)
-        plan = Planned(outdir, _inputs(latent, direction), overwrite)
-        suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
-        (stem,) = plan.names([f"{_stem(latent)}.{name}"], *suffixes)
-        if plan.keep(*[stem + x for x in suffixes]):
-            return
-        edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
-        for a, e in zip(alphas, edited):
-            rec = E.to_latent(e, lat)
-            if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
-                rec["alignment"] = lat["alignment"]
-            save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
-        images = E.render(g, edited)
-        strip = _save(images, outdir / f"{stem}.png")
-        click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
-        if paste_back:
-            from types import SimpleNamespace
+    return edit
 
-            from .photo import write_pasted
 
-            for a, img in zip(alphas, images):
-                item = SimpleNamespace(name=f"{stem}{a:+g}", latent=lat, image=img.cpu())
-                click.echo(f"  pasted back → {write_pasted(item, outdir)}")
+def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...], layers: str | None,
+                          paste_back: bool, model: str | None, out: str, overwrite: bool) -> None:
+    """``optinv edit --direction``: one edited latent per alpha, a strip of them, optionally pasted back."""
+    from . import edit as E
+    from .directions import load_direction
+    from .latents import open_latent, save_latent
+    from .outputs import ensure_out_dir
 
-    @main.command()
+    outdir = ensure_out_dir(out)
+    lat, g = open_latent(latent, model)
+    name, vec = load_direction(direction, g)
+    alphas = list(dict.fromkeys(alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)))
+    base = E.from_latent(lat)
+    sel = E.parse_layers(layers, g.n_latent)
+    plan = Planned(outdir, _inputs(latent, direction), overwrite)
+    suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
+    (stem,) = plan.names([f"{_stem(latent)}.{name}"], *suffixes)
+    if plan.keep(*[stem + x for x in suffixes]):
+        return
+    edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
+    for a, e in zip(alphas, edited):
+        rec = E.to_latent(e, lat)
+        if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+            rec["alignment"] = lat["alignment"]
+        save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
+    images = E.render(g, edited)
+    strip = _save(images, outdir / f"{stem}.png")
+    click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
+    if paste_back:
+        from types import SimpleNamespace
+
+        from .photo import write_pasted
+
+        for a, img in zip(alphas, images):
+            item = SimpleNamespace(name=f"{stem}{a:+g}", latent=lat, image=img.cpu())
+            click.echo(f"  pasted back → {write_pasted(item, outdir)}")
+
+
+def _interpolate_command(handle_errors) -> click.Command:
+    """``optinv interpolate``."""
+
+    @click.command()
     @click.argument("a", type=click.Path())
     @click.argument("b", type=click.Path())
     @click.option("--steps", "-k", type=int, default=7, show_default=True, help="images in the row (ends included)")
@@ -163,7 +181,13 @@ def register(main: click.Group, handle_errors) -> None:
         path = _save(E.render(g, row), outdir / f"{stem}.png")
         click.echo(f"interpolation → {path}")
 
-    @main.command()
+    return interpolate
+
+
+def _mix_command(handle_errors) -> click.Command:
+    """``optinv mix``."""
+
+    @click.command()
     @click.argument("a", type=click.Path())
     @click.argument("b", type=click.Path())
     @click.option("--layers", required=True, help="layers taken from B, e.g. 0-3 (coarse) or 6-9 (fine)")
@@ -187,7 +211,13 @@ def register(main: click.Group, handle_errors) -> None:
         path = _write_pair_result(g, ea, eb, m, la, outdir, stem)
         click.echo(f"mix → {path}")
 
-    @main.command()
+    return mix
+
+
+def _blend_command(handle_errors) -> click.Command:
+    """``optinv blend``."""
+
+    @click.command()
     @click.argument("a", type=click.Path())
     @click.argument("b", type=click.Path())
     @click.option("--mask", default="vertical", show_default=True,
@@ -202,13 +232,14 @@ def register(main: click.Group, handle_errors) -> None:
         from . import edit as E
         from .imageio import load_image
         from .outputs import ensure_out_dir
+        from .ranges import to_unit
 
         outdir = ensure_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         if mask == "vertical":
             m = E.vertical_mask(g.size)
         else:
-            m = (load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0) + 1) / 2
+            m = to_unit(load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0))
         plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
         (stem,) = plan.names([f"{_stem(a)}_blend_{_stem(b)}"], ".png", ".latent.pt")
         if plan.keep(stem + ".png", stem + ".latent.pt"):
@@ -218,7 +249,13 @@ def register(main: click.Group, handle_errors) -> None:
         path = _write_pair_result(g, ea, eb, out_e, la, outdir, stem)
         click.echo(f"blend → {path}")
 
-    @main.group()
+    return blend
+
+
+def _directions_group(handle_errors) -> click.Group:
+    """``optinv directions`` and its ``fit`` command (other modules add theirs to the group)."""
+
+    @click.group()
     def directions():
         """Fit and list edit directions."""
 
@@ -234,13 +271,10 @@ def register(main: click.Group, handle_errors) -> None:
         from .directions import save_directions
         from .edit import fit_direction
         from .latents import load_latent
-        from .outputs import refuse_input_target
 
         path = Path(listing)
         latents, labels, first = read_listing(path, label)
-        refuse_input_target(dest, [path, *latents])
-        if Path(dest).is_file() and not overwrite:
-            click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
+        if not may_write(dest, [path, *latents], overwrite):
             return
         records = [load_latent(p) for p in latents]
         _one_model(records, [str(p) for p in latents])
@@ -248,6 +282,8 @@ def register(main: click.Group, handle_errors) -> None:
         vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels))
         save_directions({label: {"vector": vec, "method": "fit", "label": label, "samples": len(labels)}}, g, dest)
         click.echo(f"{label}: direction from {len(labels)} latents → {dest}")
+
+    return directions
 
 
 def read_listing(path: Path, label: str) -> tuple[list[Path], list[float], Path]:
