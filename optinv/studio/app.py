@@ -186,7 +186,8 @@ class Api:
             png, ms = await run_in_threadpool(self.st.render, await self.json_body(request))
         except (OptinvError, ValueError, TypeError) as e:
             return self.fail(e)
-        return Response(png, media_type="image/png", headers={"X-Render-Ms": f"{ms:.1f}"})
+        return Response(png, media_type="image/png",
+                        headers={"X-Render-Ms": f"{ms['wall']:.1f}", "X-Render-Cpu-Ms": f"{ms['cpu']:.1f}"})
 
     async def save(self, request: Request) -> Response:
         try:

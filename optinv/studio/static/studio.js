@@ -5,7 +5,7 @@ const PAGE = (crypto.randomUUID ? crypto.randomUUID() : Array.from(crypto.getRan
   (b) => b.toString(16).padStart(2, "0")).join("")).replace(/[^A-Za-z0-9_-]/g, "");
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-const studio = (window.studio = { info: null, latents: [], timings: { firstProgress: [], frames: [] }, activeJobs: {} });
+const studio = (window.studio = { info: null, latents: [], timings: { firstProgress: [], frames: [], renders: [] }, activeJobs: {} });
 
 function showError(msg) {
   const box = $("#error");
@@ -286,7 +286,7 @@ async function requestRender() {
   const t0 = performance.now();
   try {
     const r = await postJSON("/api/edit/render", editBody());
-    const server = +r.headers.get("X-Render-Ms");
+    const server = +r.headers.get("X-Render-Ms"), cpu = +r.headers.get("X-Render-Cpu-Ms");
     const blob = await r.blob();
     const url = URL.createObjectURL(blob);
     const img = $("#edit-image");
@@ -296,7 +296,8 @@ async function requestRender() {
     $("#edit-png").href = url;
     const ms = performance.now() - t0;
     studio.timings.frames.push(ms);
-    $("#edit-timing").textContent = `frame ${ms.toFixed(0)} ms (render ${server.toFixed(0)} ms on the server)`;
+    studio.timings.renders.push({ wall: server, cpu });
+    $("#edit-timing").textContent = `frame ${ms.toFixed(0)} ms (render ${server.toFixed(0)} ms, ${cpu.toFixed(0)} ms CPU, on the server)`;
     img.dataset.frames = String(studio.timings.frames.length);
   } catch (e) { showError(e.message); }
   edit.inflight = false;
