@@ -27,6 +27,7 @@ from .errors import OptinvError
 from .fileio import atomic_write, atomic_write_text
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
+from .ranges import to_signed
 
 
 def ensure_out_dir(out: str | os.PathLike) -> Path:
@@ -195,8 +196,8 @@ def clean_stale_tmp(out: Path, recursive: bool = False) -> int:
 def to_pil01(x: torch.Tensor) -> Image.Image:
     """[3|4, H, W] with RGB in [0, 1] (alpha in [0, 1]) → PIL."""
     if x.shape[0] == 4:
-        return tensor_to_pil(torch.cat([x[:3] * 2 - 1, x[3:]]))
-    return tensor_to_pil(x * 2 - 1)
+        return tensor_to_pil(torch.cat([to_signed(x[:3]), x[3:]]))
+    return tensor_to_pil(to_signed(x))
 
 
 def _upscale_to(im: Image.Image, size: int) -> Image.Image:

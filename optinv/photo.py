@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import OptinvError
+from .ranges import to_signed
 
 
 def _signed(im) -> torch.Tensor:
@@ -69,7 +70,7 @@ def identity_distance(target: torch.Tensor, image: torch.Tensor) -> float | None
     from .imageio import tensor_to_pil
 
     try:
-        return round(distance(tensor_to_pil(target[:3] * 2 - 1), tensor_to_pil(image * 2 - 1)), 4)
+        return round(distance(tensor_to_pil(to_signed(target[:3])), tensor_to_pil(to_signed(image))), 4)
     except OptinvError:
         return None
 
@@ -87,5 +88,5 @@ def write_pasted(item: Any, out: str | os.PathLike, image: torch.Tensor | None =
     if not Path(photo_path).is_file():
         raise OptinvError(f"{item.name}: the aligned photo {photo_path or '?'} is gone: use optinv paste RESULT --into PHOTO")
     img = item.image if image is None else image
-    pasted = faces.paste_back(tensor_to_pil(img.clamp(0, 1) * 2 - 1), load_photo(photo_path), t)
+    pasted = faces.paste_back(tensor_to_pil(to_signed(img.clamp(0, 1))), load_photo(photo_path), t)
     return atomic_save_image(pasted, Path(out) / f"{item.name}.pasted.png")

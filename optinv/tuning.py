@@ -36,6 +36,7 @@ from torch import nn
 
 from .errors import OptinvError
 from .generator import Generator, ModulatedConv2d
+from .ranges import to_unit
 
 TUNING_FORMAT = "optinv-tuning"
 TUNING_VERSION = 1
@@ -267,7 +268,7 @@ def render_with(g: Generator, weights: dict[str, torch.Tensor], styles: Any, noi
     from torch.func import functional_call
 
     out = functional_call(_Synthesis(g), {f"g.{n}": w for n, w in weights.items()}, (styles, list(noise)))
-    return (out + 1) / 2
+    return to_unit(out)
 
 
 @torch.no_grad()
@@ -339,7 +340,7 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
                 z = torch.randn(1, g.style_dim, generator=gen).to(dev)
                 d = g.mapping(z)[:, None] - w_p
                 w_r = w_p + radius * d / d.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-                before = (g.synthesis(w_r, noise=model_noise) + 1) / 2
+                before = to_unit(g.synthesis(w_r, noise=model_noise))
             both = render_with(g, weights, _cat_styles(styles, w_r), batch_noise)
             image, moved = both[:1], both[1:]
         else:
@@ -378,7 +379,7 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
 @torch.no_grad()
 def render_tuned(g: Generator, styles: Any, noise: Sequence[torch.Tensor]) -> torch.Tensor:
     """Render with a (tuned) generator, [B, 3, R, R] in [0, 1]: the one path every result takes."""
-    return (g.synthesis(styles, noise=list(noise)) + 1) / 2
+    return to_unit(g.synthesis(styles, noise=list(noise)))
 
 
 __all__ = ["MODES", "TUNING_FORMAT", "WeightDelta", "TuneSettings", "TuneResult", "tune", "tuned_generator",
