@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from optinv.errors import OptinvError
+from optinv.fileio import first_line
 from optinv.ranges import to_signed
 
 BACKBONE_WEIGHTS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
@@ -74,7 +75,7 @@ def _load_backbone_into(model, net: str, path: Path) -> None:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise LPIPSUnavailable(f"cannot read LPIPS backbone {path}: {str(e).splitlines()[0][:120]}") from None
+        raise LPIPSUnavailable(f"cannot read LPIPS backbone {path}: {first_line(e, 120)}") from None
     target = model.net.state_dict()
     mapped = {}
     for key in target:

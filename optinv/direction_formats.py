@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import OptinvError
-from .fileio import first_line
+from .fileio import atomic_write, first_line
 from .generator import Generator
 
 
@@ -52,11 +52,11 @@ def write_interfacegan(vector: torch.Tensor, path: str | os.PathLike) -> Path:
     path = Path(path)
     v = vector.detach().float().cpu().reshape(1, -1)
     v = v / v.norm().clamp_min(1e-12)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, v.numpy())
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, v.numpy())
+
+    return atomic_write(path, write)
 
 
 def read_ganspace(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -80,12 +80,12 @@ def write_ganspace(components: torch.Tensor, stdev: torch.Tensor, mean: torch.Te
     path = Path(path)
     comp = components.detach().float().cpu()
     comp = comp / comp.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, lat_comp=comp[:, None].numpy(), lat_stdev=stdev.detach().float().cpu().numpy(),
-                 lat_mean=mean.detach().float().cpu().reshape(1, -1).numpy())
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, lat_comp=comp[:, None].numpy(), lat_stdev=stdev.detach().float().cpu().numpy(),
+                     lat_mean=mean.detach().float().cpu().reshape(1, -1).numpy())
+
+    return atomic_write(path, write)
 
 
 def read_foreign_directions(path: str | os.PathLike) -> dict[str, dict[str, Any]] | None:

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import OptinvError
-from ..fileio import atomic_torch_save, load_tagged
+from ..fileio import atomic_torch_save, first_line, load_tagged
 
 FORMAT = "optinv-attributes"
 ATTRIBUTES: tuple[str, ...] = ("smile", "hair_colour", "hair_length", "bangs", "glasses", "skin_tone",
@@ -87,7 +87,7 @@ def load_predictor(path: str | os.PathLike) -> AttributePredictor:
     try:
         p.load_state_dict(obj["state"])
     except RuntimeError as e:
-        raise OptinvError(f"{path}: attribute predictor weights do not fit ({str(e).splitlines()[0][:120]})") from None
+        raise OptinvError(f"{path}: attribute predictor weights do not fit ({first_line(e, 120)})") from None
     p.card = obj.get("card", {})
     return p.eval().requires_grad_(False)
 

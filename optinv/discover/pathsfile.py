@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import OptinvError
-from ..fileio import atomic_torch_save, load_tagged
+from ..fileio import atomic_torch_save, first_line, load_tagged
 from .models import Paths, build_paths
 
 FORMAT = "optinv-paths"
@@ -97,7 +97,7 @@ def load_paths(path: str | os.PathLike) -> PathSet:
         paths = build_paths(obj["config"])
         paths.load_state_dict({n: v.float() if v.is_floating_point() else v for n, v in obj["state"].items()})
     except (KeyError, ValueError, RuntimeError) as e:
-        raise OptinvError(f"{path}: damaged paths file ({str(e).splitlines()[0][:120]})") from None
+        raise OptinvError(f"{path}: damaged paths file ({first_line(e, 120)})") from None
     names = list(obj["names"])
     if len(names) != paths.k:
         raise OptinvError(f"{path}: {len(names)} names for {paths.k} paths")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from ..errors import OptinvError
+from ..fileio import atomic_write_text
 
 TRANSFORM_FORMAT = "optinv-face-transform"
 MAX_SUPERSAMPLE = 8
@@ -79,11 +80,7 @@ class AlignTransform:
 
 
 def save_transform(t: AlignTransform, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(t.to_json(), indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(json.dumps(t.to_json(), indent=1) + "\n", path)
 
 
 def load_transform(path: str | os.PathLike) -> AlignTransform:

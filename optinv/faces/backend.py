@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptinvError
+from ..fileio import first_line
 
 INSTALL_HINT = 'pip install "optinv[faces]" (or: pip install dlib-bin face-recognition-models)'
 LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
@@ -68,7 +69,7 @@ def shape_predictor(path: str | None = None) -> Any:
     try:
         return d.shape_predictor(os.fspath(p))
     except RuntimeError as e:
-        raise OptinvError(f"{p}: not a dlib shape predictor ({str(e).strip().splitlines()[0][:120]})") from None
+        raise OptinvError(f"{p}: not a dlib shape predictor ({first_line(e, 120)})") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import OptinvError
+from ..fileio import first_line
 
 
 class Cancelled(Exception):
@@ -153,7 +154,7 @@ class JobQueue:
         except OptinvError as e:
             job.error, job.state = self._describe(e), "error"
         except Exception as e:  # a bug or a resource problem: one line for the page, not a dead worker
-            job.error, job.state = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", "error"
+            job.error, job.state = f"{type(e).__name__}: {first_line(e, None) if str(e).strip() else ''}", "error"
         job.version += 1
 
     def _forget_old(self, keep: int = 200) -> None:
