@@ -111,7 +111,7 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"cannot read {path}: {load_error(e)}. Understood formats: {_understood()}") from None
+        raise CheckpointError(f"cannot read {path}: {load_error(e, path=path)}. Understood formats: {_understood()}") from None
 
 
 def load_generator(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -149,9 +149,18 @@ def _load_torch_file(path: Path, obj: Any) -> Generator:
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a generator. Understood formats: {_understood()}")
     if obj.get("format") == FORMAT_TAG:
         return _load_tagged_generator(path, obj)
+    if isinstance(obj.get("format"), str) and obj["format"].startswith("optinv-"):  # a latent, encoder, directions…
+        kind = obj["format"][len("optinv-"):]
+        raise CheckpointError(f"{path} is an optinv {kind} file, not a generator: give it where a {kind} is "
+                              f"expected, and a model file to `model`")
     if "g_ema" in obj:
         sd = obj["g_ema"]
-        config = infer_rosinality_config(sd)
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{path}: 'g_ema' holds a {type(sd).__name__}, not a state dict")
+        try:
+            config = infer_rosinality_config(sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
         g = build_generator(config, sd)
         if isinstance(obj.get("latent_avg"), torch.Tensor):
             g.w_avg.copy_(obj["latent_avg"].float().reshape(-1)[: g.style_dim])
@@ -217,7 +226,11 @@ def save_generator(g: Generator, path: str | os.PathLike, card: dict | None = No
     sd = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in g.state_dict().items()}
     obj = {"format": FORMAT_TAG, "version": 1, "config": g.config(), "card": card,
            "state_dict": sd, "w_avg": g.w_avg.detach().cpu().float()}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise CheckpointError(f"cannot write {path}: {path.parent} cannot be made a folder (a file is in the way, "
+                              f"or it is not writable)") from None
     return atomic_torch_save(obj, path)
 
 

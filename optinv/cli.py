@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_types import FINITE, SEED, Planned, overwrite_option
+from .cli_types import FINITE, SEED, Planned, may_write, overwrite_option
 from .errors import OptinvError
 
 DEBUG_ENV = "OPTINV_DEBUG"
@@ -352,11 +352,7 @@ def info(model):
 def convert(src, dst, half, overwrite):
     """Convert SRC (optinv, rosinality .pt or NVIDIA .pkl) to optinv's format at DST."""
     from .checkpoints import load_generator, resolve_model_path, save_generator
-    from .outputs import refuse_input_target
-
-    refuse_input_target(dst, [resolve_model_path(src)])
-    if Path(dst).is_file() and not overwrite:
-        click.echo(f"{dst} already exists, kept (--overwrite replaces it)")
+    if not may_write(dst, [resolve_model_path(src)], overwrite):
         return
     g = load_generator(src)
     path = save_generator(g, dst, half=half)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .cli_types import Planned, overwrite_option
 from .errors import OptinvError
 
 LANDMARKS_HELP = "your own dlib 68-point shape predictor (.dat) instead of face-recognition-models'"
@@ -35,8 +36,9 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
     @click.option("--face", type=int, default=None, help="which face when there are several (1 = the largest)")
     @click.option("--landmarks", type=click.Path(dir_okay=False), default=None, help=LANDMARKS_HELP)
     @click.option("--model", "-m", default=None, help="generator whose resolution --size defaults to")
+    @overwrite_option
     @handle_errors
-    def align(photos, size, out, face, landmarks, model):
+    def align(photos, size, out, face, landmarks, model, overwrite):
         """Crop PHOTOS like FFHQ: writes OUT/NAME.png and OUT/NAME.align.json (for optinv paste)."""
         from . import faces
         from .outputs import ensure_out_dir
@@ -46,8 +48,12 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
 
             size = load_generator(model).size
         outdir = ensure_out_dir(out)
+        plan = Planned(outdir, list(photos), overwrite)
+        names = plan.names([Path(p).stem for p in photos], ".png", ".align.json")
         failed = 0
-        for photo in photos:
+        for photo, name in zip(photos, names):
+            if plan.keep(name + ".png", name + ".align.json"):
+                continue
             try:
                 al = faces.align_photo(photo, size, face=face, landmarks_model=landmarks)
             except faces.FacesUnavailable:
@@ -58,7 +64,7 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
                 click.echo(f"error: {wording(str(e))}", err=True)  # one bad photo does not stop the others
                 failed += 1
                 continue
-            png, js = faces.write_aligned(al, outdir, Path(photo).stem)
+            png, js = faces.write_aligned(al, outdir, name)
             click.echo(f"{photo} → {png} ({size}×{size}), {js}")
             for note in al.notes:
                 click.echo(f"  note: {wording(note)}", err=True)
@@ -74,8 +80,9 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
     @click.option("--feather", type=float, default=0.1, show_default=True, help="blend width, fraction of the crop side")
     @click.option("--model", "-m", default=None, help="generator for a latent RESULT (default: the one it names)")
     @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
+    @overwrite_option
     @handle_errors
-    def paste(result, photo, transform, feather, model, out):
+    def paste(result, photo, transform, feather, model, out, overwrite):
         """Warp RESULT (an image or a latent file) back into PHOTO: only the face region changes."""
         from . import faces
         from .imageio import atomic_save_image, load_photo
@@ -92,6 +99,9 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
         pasted = faces.paste_back(img, load_photo(photo), t, feather=feather)
         from .cli_edit import _stem
 
-        name = _stem(result) if rec is not None else Path(result).stem
+        plan = Planned(outdir, [result, photo], overwrite)
+        (name,) = plan.names([_stem(result) if rec is not None else Path(result).stem], ".pasted.png")
+        if plan.keep(name + ".pasted.png"):
+            return
         dest = atomic_save_image(pasted, outdir / f"{name}.pasted.png")
         click.echo(f"{result} → {photo} → {dest}")

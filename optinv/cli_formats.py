@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import torch
 
+from .cli_types import may_write, overwrite_option
 from .errors import OptinvError
 
 SUFFIX = {"npz": ".projected_w.npz", "rosinality": ".rosinality.pt"}
@@ -22,8 +23,9 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--dest", "-o", default=None, type=click.Path(dir_okay=False),
                   help="file to write (default: NAME.projected_w.npz / NAME.rosinality.pt beside LATENT)")
     @click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
+    @overwrite_option
     @handle_errors
-    def export(latent, fmt, dest, model):
+    def export(latent, fmt, dest, model, overwrite):
         """Write LATENT (any latent file optinv reads) in another project's format."""
         from .cli_edit import _stem
         from .latent_formats import split_key, write_foreign
@@ -32,6 +34,8 @@ def register(main: click.Group, handle_errors) -> None:
         rec, g = open_latent(latent, model)
         name = _stem(latent)
         dest = Path(dest) if dest else split_key(latent)[0].with_name(name + SUFFIX[fmt])
+        if not may_write(dest, [split_key(latent)[0]], overwrite):
+            return
         image = None
         if fmt == "rosinality":  # the projector stores the rendered image too
             image = render_latent(g, rec)[0]
@@ -53,8 +57,9 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--preview", default=None, type=click.Path(dir_okay=False),
                   help="also write a PNG: one row per direction, −3σ … +3σ from the average face")
     @click.option("--model", "-m", default=None, help="generator (default: the embedded model)")
+    @overwrite_option
     @handle_errors
-    def directions_sefa(k, layers, dest, preview, model):
+    def directions_sefa(k, layers, dest, preview, model, overwrite):
         """Unsupervised directions in closed form from the generator's modulation weights (SeFa)."""
         from .checkpoints import load_generator
         from .direction_formats import sefa_directions, write_ganspace
@@ -62,6 +67,9 @@ def register(main: click.Group, handle_errors) -> None:
         from .edit import parse_layers
 
         g = load_generator(model)
+        dest = Path(dest or f"{g.card.get('name') or 'model'}.sefa.pt")
+        if not may_write(dest, [g.card.get("source_file", "")], overwrite):
+            return
         sel = parse_layers(layers, g.n_latent) if layers else None
         named = None
         shipped = shipped_directions_path(g)
@@ -72,7 +80,6 @@ def register(main: click.Group, handle_errors) -> None:
         for entry, s in zip(table.values(), std):
             entry["stdev"] = float(s)
             entry["vector"] = entry["vector"] * s  # alpha 1 = one standard deviation of w along it
-        dest = Path(dest or f"{g.card.get('name') or 'model'}.sefa.pt")
         if dest.suffix == ".npz":
             vecs = torch.stack([v["vector"] / v["stdev"] for v in table.values()])
             write_ganspace(vecs, std, g.w_avg, dest)

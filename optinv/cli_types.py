@@ -59,3 +59,15 @@ class Planned:
             return False
         click.echo(f"{self.out / files[0]} already exists, kept (--overwrite redoes it)")
         return True
+
+
+def may_write(dest: str | Path, inputs: list, overwrite: bool) -> bool:
+    """A named output file (``convert SRC DST``, ``export -o``, ``directions … -o``): never one of
+    ``inputs`` (one-line error); kept, and said, when it exists unless ``--overwrite``."""
+    from .outputs import refuse_input_target
+
+    refuse_input_target(dest, inputs)
+    if Path(dest).is_file() and not overwrite:
+        click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
+        return False
+    return True

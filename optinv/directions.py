@@ -33,7 +33,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise OptinvError(f"{path}: not a readable directions file ({load_error(e)})") from None
+        raise OptinvError(f"{path}: not a readable directions file ({load_error(e, path=path)})") from None
     if isinstance(obj, torch.Tensor):
         return {"directions": {path.stem: {"vector": obj.float().reshape(-1), "method": "file"}}}
     return load_tagged(path, FORMAT, "directions file", "scripts/fit_directions.py / optinv directions fit")

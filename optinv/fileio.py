@@ -26,12 +26,14 @@ def first_line(e: BaseException, limit: int | None = 160) -> str:
 _GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
 
 
-def load_error(e: BaseException, limit: int | None = 200) -> str:
+def load_error(e: BaseException, limit: int | None = 200, path: str | os.PathLike | None = None) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in one whole sentence.
 
     torch's own message is several paragraphs (and suggests ``weights_only=False``, which would
     run the file's code); when the file asks for a Python object we name it and say it was refused.
     """
+    if path is not None and truncated_zip(path):
+        return "damaged or truncated: its zip directory is missing; copy or write it again"
     m = _GLOBAL.search(str(e))
     if m:
         return (f"the file asks to run {m.group(1)} when loaded; refused (optinv never runs code "
@@ -42,6 +44,18 @@ def load_error(e: BaseException, limit: int | None = 200) -> str:
                    and not ln.startswith("Check the documentation")]
         return f"refused by the safe loader: {reasons[0] if reasons else 'it holds more than tensors'}"
     return first_line(e, limit)
+
+
+def truncated_zip(path: str | os.PathLike) -> bool:
+    """A torch file (a zip) cut short: torch would say only "Invalid argument"."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" and not zipfile.is_zipfile(path)
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -103,7 +117,7 @@ def load_tagged(path: str | os.PathLike, fmt: str, what: str, writer: str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or a pickle that asks for code
-        raise error(f"{path}: not a readable {what} ({load_error(e)})") from None
+        raise error(f"{path}: not a readable {what} ({load_error(e, path=path)})") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise error(f"{path}: not an optinv {what} ({writer} writes them)")
     return obj

@@ -86,7 +86,7 @@ def rosinality_entries(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise OptinvError(f"{path}: not a readable latent file ({load_error(e)})") from None
+        raise OptinvError(f"{path}: not a readable latent file ({load_error(e, path=path)})") from None
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) and "latent" in v for v in obj.values()):
         return obj
     return None
@@ -137,7 +137,7 @@ def sniff(path: str | os.PathLike) -> str:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise OptinvError(f"{p}: not a readable latent file ({load_error(e)})") from None
+        raise OptinvError(f"{p}: not a readable latent file ({load_error(e, path=p)})") from None
     if isinstance(obj, dict) and obj.get("format") == "optinv-latent":
         return "optinv"
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) and "latent" in v for v in obj.values()):

@@ -115,6 +115,9 @@ class JobOptions:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise OptinvError(f"`{name}` must be a finite number, got {value}")
+        if self.lr is not None and self.lr > MAX_LR:
+            raise OptinvError(f"`lr` {self.lr:g} is above {MAX_LR:g}, where the optimisers' float32 arithmetic "
+                              f"overflows")
         if self.trainable_noise is not None and self.trainable_noise < 0:
             raise OptinvError(f"`trainable_noise` must be ≥ 0 (0 = all layers), got {self.trainable_noise}")
         for name in ("tune_rank", "tune_steps"):
@@ -127,6 +130,7 @@ class JobOptions:
             raise OptinvError(f"`tune_locality` must be ≥ 0, got {self.tune_locality}")
 
 
+MAX_LR = 1e30  # Adam's first step divides lr by 0.1 in float32 (max 3.4e38)
 MAX_STEPS = 100_000  # ~days on a CPU for a 1024² model: a larger number is a typo
 SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed's range (pulse adds the duplicate's number)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -55,5 +56,9 @@ def check_divergence(item: ItemResult) -> None:
     if not diverged(item):
         return
     item.metrics["diverged"] = True
+    if not math.isfinite(item.metrics.get("loss", math.inf)):
+        item.notes.append("the optimisation diverged at once (no step gave a finite loss): the result is the "
+                          "starting latent; check the model and try a smaller `lr`")
+        return
     item.notes.append(f"the optimisation diverged (the loss became NaN or infinite); kept the best finite "
                       f"result, from step {item.metrics.get('best_step', 0)}: try a smaller `lr`")

@@ -60,7 +60,7 @@ def test_align_messages_for_two_faces_and_none(photos, tmp_path):
     assert code == 1  # the photo without a face fails alone; the other is written
     assert err.startswith("error: ") and "blank.png: no face found (try" in err
     assert (tmp_path / "astronaut.png").exists()
-    code, _, err = run("align", photos / "two.png", "--face", 3, "--size", 32, "--out", tmp_path)
+    code, _, err = run("align", photos / "two.png", "--face", 3, "--size", 32, "--out", tmp_path / "f3")
     assert code == 1 and "--face 3, but 2 faces found" in err
 
 
