@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import torch
 
-from .cli_types import FINITE, Planned, overwrite_option
+from .cli_types import FINITE, Planned, may_write, overwrite_option
 from .errors import OptinvError
 
 
@@ -271,13 +271,10 @@ def _directions_group(handle_errors) -> click.Group:
         from .directions import save_directions
         from .edit import fit_direction
         from .latents import load_latent
-        from .outputs import refuse_input_target
 
         path = Path(listing)
         latents, labels, first = read_listing(path, label)
-        refuse_input_target(dest, [path, *latents])
-        if Path(dest).is_file() and not overwrite:
-            click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
+        if not may_write(dest, [path, *latents], overwrite):
             return
         records = [load_latent(p) for p in latents]
         _one_model(records, [str(p) for p in latents])
