@@ -450,18 +450,38 @@ def outcome(r) -> str:
     return "error"
 
 
-def check(case: Case, w: World) -> tuple[str, list[str], str]:
-    """Run one case; returns its outcome, the rules it broke (empty: passed) and what it said."""
+class CaseTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise CaseTimeout
+
+
+def check(case: Case, w: World, limit: int = 120) -> tuple[str, list[str], str]:
+    """Run one case; returns its outcome, the rules it broke (empty: passed) and what it said.
+    A case still running after ``limit`` seconds is stopped and counts as broken (``--steps 10**9``
+    used to run forever)."""
+    import signal
+
     args = [str(a) for a in case.args(w)]
     inputs = case.inputs(w)
     before = _digest(inputs)
     ctx = case.before(w) if case.before else contextlib.nullcontext()
-    with ctx:
-        r = CliRunner().invoke(optinv_main, args)
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(limit)
+    try:
+        with ctx:
+            r = CliRunner().invoke(optinv_main, args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     got, problems = outcome(r), []
     stderr = r.stderr or ""
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        problems.append(f"raised {type(r.exception).__name__}: {r.exception}")
+    if isinstance(r.exception, CaseTimeout):
+        problems.append(f"still running after {limit} s")
+    elif r.exception is not None and not isinstance(r.exception, SystemExit):
+        problems.append(f"raised {type(r.exception).__name__}: {str(r.exception)[:150]}")
     if "Traceback" in stderr or "Traceback" in r.stdout:
         problems.append("printed a traceback")
     if got == "error":
@@ -481,7 +501,7 @@ def check(case: Case, w: World) -> tuple[str, list[str], str]:
     return got, problems, said or (r.stdout.strip().splitlines() or [""])[-1]
 
 
-def run(only: str | None, verbose: bool) -> int:
+def run(only: str | None, verbose: bool, limit: int = 120) -> int:
     selected = [c for c in cases() if only is None or c.group == only]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="optinv-hostile-") as tmp:
@@ -489,7 +509,10 @@ def run(only: str | None, verbose: bool) -> int:
         rows: dict[str, Counter] = {}
         failures: list[str] = []
         for case in selected:
-            got, problems, said = check(case, w)
+            try:
+                got, problems, said = check(case, w, limit)
+            except Exception as e:  # the case itself could not be set up with this version of optinv
+                got, problems, said = "error", [f"could not run: {type(e).__name__}: {str(e)[:120]}"], ""
             rows.setdefault(case.group, Counter())[got] += 1
             rows[case.group]["cases"] += 1
             if problems:
@@ -513,9 +536,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="one class of input (e.g. images, numbers, outputs)")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--case-timeout", type=int, default=120, help="seconds before a case counts as hanging")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    sys.exit(run(a.only, a.verbose))
+    sys.exit(run(a.only, a.verbose, a.case_timeout))
 
 
 if __name__ == "__main__":
