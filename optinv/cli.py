@@ -211,8 +211,9 @@ def handle_errors(f):
         except (MemoryError, RuntimeError, ValueError, OverflowError) as e:
             if os.environ.get(DEBUG_ENV):
                 raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            click.echo(f"error: {type(e).__name__}: {msg[:300]} (set {DEBUG_ENV}=1 for a traceback)", err=True)
+            from .fileio import first_line
+
+            click.echo(f"error: {type(e).__name__}: {first_line(e, 300)} (set {DEBUG_ENV}=1 for a traceback)", err=True)
             sys.exit(1)
     return wrapper
 
