@@ -21,6 +21,7 @@ from losses.recipe import Objective, StepContext
 
 from .errors import OptinvError
 from .generator import Generator
+from .metrics import data_error
 from .ranges import to_unit
 from .spaces import LatentSpace
 
@@ -56,8 +57,8 @@ class Settings:
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise OptinvError(f"unknown {what} {value!r} (known: {', '.join(known)})")
-        if self.eps is not None and not (self.eps >= 0):
-            raise OptinvError(f"eps must be ≥ 0, got {self.eps}")
+        if self.eps is not None and not (0 <= self.eps < math.inf):
+            raise OptinvError(f"eps must be a finite number ≥ 0, got {self.eps}")
 
 
 def lr_at(s: Settings, step: int) -> float:
@@ -115,6 +116,9 @@ class NoiseState:
         dev = g.w_avg.device
         self.maps: list[torch.Tensor] = []
         self.trainable: list[torch.Tensor] = []
+        if mode == "trainable" and not 0 <= trainable <= g.num_layers:
+            raise OptinvError(f"`trainable_noise` must be between 0 (all) and {g.num_layers}, the number of "
+                              f"noise layers of this model; got {trainable}")
         k = trainable or g.num_layers
         for i, buf in enumerate(g.noise_list()):
             if mode == "zero":
@@ -224,10 +228,10 @@ def _forward(g: Generator, space: LatentSpace, noise: NoiseState, problem: Probl
 
 def _eps_reached(settings: Settings, problem: Problem, parts: dict[str, torch.Tensor],
                  pred: torch.Tensor) -> torch.Tensor | None:
-    """Per image: has the data term reached ``eps``? (None without eps.)"""
-    if settings.eps is None or problem.data_term not in parts:
+    """Per image: has the data error reached ``eps``? (None without eps.)"""
+    if settings.eps is None:
         return None
-    return parts[problem.data_term] <= settings.eps
+    return data_error(pred, problem.target, problem.alpha) <= settings.eps  # over painted pixels for paint
 
 
 def _update(opt: torch.optim.Optimizer, params: list[torch.Tensor], total: torch.Tensor, active: torch.Tensor,
