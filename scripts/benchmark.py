@@ -629,6 +629,15 @@ def write_markdown(data: dict) -> None:
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
     table(data.get("paint", []), "Paint (RGBA references, 100·L2A + 0.05·GEOCROSS)", "Picture: docs/paint.png.")
+    table(data.get("studio", []), "Studio (written by scripts/studio_docs.py)",
+          "The studio in headless chromium on the embedded model, 2 torch threads for jobs, 1 for slider renders. "
+          "`frame`: a direction slider moved → the new image shown in the page (request, render of the "
+          "StyleMap latent of a 100-step inversion, PNG, decode), one move at a time; target ≤ 150 ms. `render_*`: "
+          "the server's part of a frame, wall and CPU time of its thread. `first_progress`: Run clicked → the "
+          "first step's numbers shown (paint; median of the runs after a server's first, whose time is "
+          "`first_progress_fresh_ms`). The machine is shared: `load_1min` is its load average during the run; "
+          "commands: `python scripts/studio_docs.py --no-screenshots --record` (shared machine) and the same "
+          "under `nice -n -15` with `--label 'priority (nice -n -15)'`.")
     table(data.get("photos", []), "Real photographs (written by scripts/real_photos.py)",
           "scikit-image's public-domain astronaut, aligned with `optinv align` to 64² and inverted (the invert job's "
           "defaults; L2, as no LPIPS backbone is on this machine); LFW: scikit-image's `lfw_subset` (25² grey crops, "

@@ -1,6 +1,6 @@
 """Screenshots of every studio tab (docs/studio_*.png) and its two timings, in the headless chromium.
 
-    python scripts/studio_docs.py [--threads 2] [--frames 40] [--no-screenshots]
+    python scripts/studio_docs.py [--threads 2] [--frames 40] [--no-screenshots] [--record --label TEXT]
 
 Timings (printed as JSON, recorded in docs/BENCHMARKS.md):
 - frame: a direction slider moved → the new image shown in the page (request, render, PNG,
@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -63,6 +66,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is 2 cores)")
     ap.add_argument("--frames", type=int, default=40, help="slider moves to time")
     ap.add_argument("--no-screenshots", action="store_true")
+    ap.add_argument("--label", default="shared machine", help="the conditions, the row's key in docs/benchmarks.json")
+    ap.add_argument("--record", action="store_true", help="write the row to docs/benchmarks.json and BENCHMARKS.md")
     args = ap.parse_args()
     reason = why_no_browser()
     if reason:
@@ -114,15 +119,36 @@ def main() -> None:
     finally:
         browser.close()
         server.stop()
-    def summary(xs: list[float]) -> dict[str, float]:
-        return {"median": round(statistics.median(xs), 1), "p90": round(statistics.quantiles(xs, n=10)[-1], 1)}
+    row = {"conditions": args.label, "load_1min": round(os.getloadavg()[0], 1), "frames": len(frames),
+           "frame_median_ms": median(frames), "frame_p90_ms": p90(frames),
+           "render_wall_median_ms": median([r["wall"] for r in renders]),
+           "render_cpu_median_ms": median([r["cpu"] for r in renders]),
+           "first_progress_ms": median(first[1:]), "first_progress_fresh_ms": round(first[0], 1)}
+    print(json.dumps(row, indent=2))
+    if args.record:
+        niced = f"nice -n {os.nice(0)} " if os.nice(0) else ""
+        record(row, niced + shlex.join(["python", "scripts/studio_docs.py", *sys.argv[1:]]))
 
-    print(json.dumps({"threads": args.threads, "frames": len(frames), "frame_ms": summary(frames),
-                      "server_render_wall_ms": summary([r["wall"] for r in renders]),
-                      "server_render_cpu_ms": summary([r["cpu"] for r in renders]),
-                      "run_to_first_progress_ms": [round(x) for x in first],
-                      "load_average": [round(x, 1) for x in os.getloadavg()]}, indent=2))
 
+def median(xs: list[float]) -> float:
+    return round(statistics.median(xs), 1)
+
+
+def p90(xs: list[float]) -> float:
+    return round(statistics.quantiles(xs, n=10)[-1], 1)
+
+
+def record(row: dict, command: str) -> None:
+    """The row (replacing one of the same conditions) in docs/benchmarks.json, and BENCHMARKS.md redrawn."""
+    sys.path.insert(0, str(DOCS.parent / "scripts"))
+    import benchmark
+
+    path = DOCS / "benchmarks.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["studio"] = [r for r in data.get("studio", []) if r["conditions"] != row["conditions"]] + [row]
+    data.setdefault("sections", {})["studio"] = {"command": command, "date": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    benchmark.write_markdown(data)
 
 if __name__ == "__main__":
     main()

@@ -177,3 +177,13 @@ def test_bad_requests_get_one_line_messages(server):
     status, out = _post(f"{url}api/jobs", {"page": PAGE, "job": "invert", "source": {"sample": "1000000.png"}},
                         ctype="text/plain")
     assert status == 400  # plain form posts from other sites are refused
+
+
+def test_a_photo_for_alignment_may_be_any_shape(server):
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 40), (120, 90, 80)).save(buf, format="PNG")
+    url = f"{server.url}api/upload?page={PAGE}&purpose=invert&name=photo.png"
+    status, out = _post(url + "&align=0", buf.getvalue(), "application/octet-stream")
+    assert status == 400 and out["error"] == "photo.png: image is 60×40, not square; pass --crop center (or pad)"
+    status, out = _post(url + "&align=1", buf.getvalue(), "application/octet-stream")
+    assert status == 200 and out["name"] == "photo" and out["preview"].startswith("data:image/png")

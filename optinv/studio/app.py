@@ -111,7 +111,7 @@ class Api:
                 if len(data) > MAX_UPLOAD_BYTES:
                     raise InputImageError(f"{name}: larger than {MAX_UPLOAD_BYTES // 2**20} MB (the upload limit)")
             return JSONResponse(await run_in_threadpool(self.st.check_upload, page, q.get("purpose", ""), name,
-                                                        bytes(data)))
+                                                        bytes(data), q.get("align") == "1"))
         except OptinvError as e:
             return self.fail(e)
 

@@ -24,7 +24,7 @@ from ..checkpoints import samples_dir
 from ..directions import shipped_directions
 from ..errors import InputImageError, OptinvError
 from ..generator import Generator
-from ..imageio import load_image
+from ..imageio import load_image, load_photo
 from ..latent_formats import read_foreign, sniff
 from ..latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
 from ..operators import downscale_operator
@@ -109,8 +109,11 @@ class Studio:
                 "max_upload_mb": MAX_UPLOAD_BYTES // 2**20}
 
     # ---------------------------------------------------------------- uploads
-    def check_upload(self, page: Page, purpose: str, name: str, data: bytes) -> dict[str, Any]:
-        """Read an upload exactly as the CLI reads the same file (same messages); keep it for the page."""
+    def check_upload(self, page: Page, purpose: str, name: str, data: bytes, align: bool = False) -> dict[str, Any]:
+        """Read an upload exactly as the CLI reads the same file (same messages); keep it for the page.
+
+        ``align``: a photograph of any size and shape for invert/pulse, to be face-aligned by the job.
+        """
         if len(data) > MAX_UPLOAD_BYTES:
             raise InputImageError(f"{safe_name(name)}: {len(data) / 2**20:.1f} MB is too large "
                                   f"(limit {MAX_UPLOAD_BYTES // 2**20} MB)")
@@ -121,6 +124,12 @@ class Studio:
             key = page.add(LatentEntry(name=_stem(path.name), record=rec), "l")
             image = E.render(self.g, [E.from_latent(rec)])[0]
             return {"id": key, "name": _stem(path.name), "preview": _data_url(png_bytes(image)), "notes": notes}
+        if align and purpose in ("invert", "pulse"):
+            photo = load_photo(path, notes=notes)
+            photo.thumbnail((4 * self.g.size, 4 * self.g.size))
+            key = page.add(Upload(name=path.stem, path=path, purpose=purpose), "u")
+            return {"id": key, "name": path.stem, "preview": _data_url(png_bytes(photo)),
+                    "notes": [self.say(n) for n in notes]}
         if purpose == "pulse":
             t = load_image(path, notes=notes)
             downscale_operator(self.g.size, t.shape[-1], "the low-res input")
@@ -158,7 +167,7 @@ class Studio:
         if space is not None and space not in SPACES:
             raise OptinvError(f"unknown `space` {space!r} (known: {', '.join(SPACES)})")
         return JobOptions.of(space=space, steps=steps, recipe=(o.get("recipe") or "").strip() or None,
-                             seed=num("seed", int, 0), progress=False)
+                             seed=num("seed", int, 0), progress=False, align=bool(o.get("align")) and kind != "paint")
 
     def submit(self, body: dict[str, Any]) -> Job:
         page_id = body.get("page")

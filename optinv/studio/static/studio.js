@@ -21,8 +21,8 @@ async function postJSON(url, body) {
   return r;
 }
 
-async function upload(file, purpose) {
-  const q = new URLSearchParams({ page: PAGE, purpose, name: file.name });
+async function upload(file, purpose, align = false) {
+  const q = new URLSearchParams({ page: PAGE, purpose, name: file.name, align: align ? "1" : "0" });
   const r = await fetch(`/api/upload?${q}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
   const out = await r.json();
   if (!r.ok) throw new Error(out.error);
@@ -174,7 +174,7 @@ function jobTab(section) {
       const f = uploadInput.files[0];
       if (!f) return;
       try {
-        const up = await upload(f, uploadInput.dataset.purpose);
+        const up = await upload(f, uploadInput.dataset.purpose, ($(".opt-align", section) || {}).checked);
         state.upload = up.id; preview.src = up.preview; showError("");
         if (up.notes.length) status.textContent = up.notes.join("; ");
       } catch (e) { showError(e.message); } finally { uploadInput.value = ""; }
@@ -191,7 +191,7 @@ function jobTab(section) {
     const t0 = performance.now();
     const body = { job: kind, source: source(), runs: +(($(".opt-runs", section) || {}).value || 1),
       options: { space: space.value, steps: $(".opt-steps", section).value, recipe: $(".opt-recipe", section).value,
-        seed: $(".opt-seed", section).value } };
+        seed: $(".opt-seed", section).value, align: ($(".opt-align", section) || {}).checked || false } };
     let job;
     try { job = await (await postJSON("/api/jobs", body)).json(); } catch (e) { showError(e.message); return; }
     state.job = job.id; studio.activeJobs[kind] = job.id;
