@@ -23,7 +23,8 @@ def test_every_cli_field_is_a_click_option_with_its_declared_default() -> None:
             assert list(params[f.name].type.choices) == list(f.metadata["choices"])
     assert params["recipe"].opts == ["--loss"]
     python_only = {f.name for f in fields(JobOptions)} - {f.name for f in cli_fields()}
-    assert python_only == {"lpips_net", "frames", "frame_every", "progress", "callback", "extra"}
+    assert {"lpips_net", "frames", "frame_every", "progress", "callback", "extra"} <= python_only
+    assert all(f.metadata.get("cli") is False for f in fields(JobOptions) if f.name in python_only)
 
 
 def test_keyword_arguments_are_the_option_names() -> None:
