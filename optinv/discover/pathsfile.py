@@ -121,7 +121,7 @@ def parse_edits(specs: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def shipped_paths_path(g, method: str | None = None) -> Path:
-    """``samples/models/NAME.paths.pt`` (the default set) or ``NAME.METHOD.paths.pt``."""
+    """``samples/models/NAME.METHOD.paths.pt`` (the default for edits: curvilinear)."""
     from ..checkpoints import SAMPLES_MODELS
 
     name = g.card.get("name", "")
@@ -132,7 +132,7 @@ def paths_for(g, spec: str | os.PathLike | None = None) -> PathSet:
     """A paths file by path, by method name (``curvilinear`` → the shipped one), or the default set."""
     from ..checkpoints import model_id
 
-    p = Path(spec) if spec else shipped_paths_path(g)
+    p = Path(spec) if spec else shipped_paths_path(g, "curvilinear")
     if spec and not p.exists() and str(spec) in ("linear", "warped", "curvilinear"):
         p = shipped_paths_path(g, str(spec))
     if not p.exists():

@@ -15,7 +15,7 @@ from .train import DiscoverSettings, DiscoverState, Domain, discover, generator_
 
 
 def path_set(state: DiscoverState, domain: Domain, g, predictor: AttributePredictor | None = None,
-             n: int = 64, t: float = 2.0, seed: int = 0) -> PathSet:
+             n: int = 32, t: float = 2.0, seed: int = 0) -> PathSet:
     """The trained paths as a :class:`PathSet`, named by ``predictor`` (``path0`` … without one)."""
     paths = state.paths.eval().requires_grad_(False)
     names, signs, effects = [f"path{k}" for k in range(paths.k)], [1.0] * paths.k, {}

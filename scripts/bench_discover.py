@@ -1,0 +1,172 @@
+"""Discovered paths on the embedded model: commutativity, side effects and the order grid.
+
+Used by ``scripts/benchmark.py --only discover``. For each paths file (linear, warped,
+curvilinear; w space) and with the attribute predictor as judge (values in [0, 1], differences
+×100 = % of an attribute's range):
+
+- commutativity: for every pair of paths k < l, apply k then l by +t, then undo k then l (not the
+  reverse order) on ``n_comm`` held-out w; mean |attribute change| per pair; mean and max over
+  pairs (and the latent distance, in standardised units);
+- side effects: each path at ±t on ``n_eff`` held-out w; per attribute the mean |change| as % of
+  the change of the path's target (the attribute it moves most); summary = mean off-target entry
+  over the paths that move their target by at least 2 %;
+- the order grid: original → A → A+B against original → B → B+A (A, B the two strongest paths of
+  each method), on 4 held-out samples and 2 W+ inversions of held-out renders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from optinv import edit as E
+from optinv import jobs
+from optinv.discover.apply import edit_editable
+from optinv.discover.attributes import load_predictor
+from optinv.discover.measure import QUIET, commutativity, path_effects, side_effects
+from optinv.discover.pathsfile import load_paths
+from optinv.discover.train import Domain
+from optinv.imageio import atomic_save_image, make_grid
+from optinv.outputs import to_pil01
+
+HELD_OUT_SEED = 1_000_000_007  # torch seeds ≥ 1e9 never drew training z
+
+
+def w_domain(g, ps) -> Domain:
+    """The paths' standardised w units rendered through every layer (no gradients needed here)."""
+    def render(x):
+        w = ps.unstandardise(x)
+        return g.synthesis(w[:, None, :].expand(-1, g.n_latent, -1))
+    return Domain(g.style_dim, lambda n: torch.zeros(n, g.style_dim), render, "w", ps.mean, ps.std)
+
+
+@torch.no_grad()
+def held_out_x(g, ps, n: int) -> torch.Tensor:
+    z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED))
+    return ps.standardise(g.mapping(z))
+
+
+def measure_paths(g, ps, predictor, n_eff: int, n_comm: int, t: float) -> dict:
+    dom = w_domain(g, ps)
+    x = held_out_x(g, ps, max(n_eff, n_comm))
+    t0 = time.perf_counter()
+    signed, absolute = path_effects(dom, ps.paths, predictor, x[:n_eff], t)
+    matrix, target = side_effects(absolute)
+    pairs = [(k, l) for k in range(ps.paths.k) for l in range(k + 1, ps.paths.k)]
+    comm = commutativity(dom, ps.paths, predictor, x[:n_comm], t, pairs)
+    strong = [k for k in range(ps.paths.k) if float(absolute[k, target[k]]) >= QUIET]
+    off = [float(matrix[k, a]) for k in strong for a in range(matrix.shape[1]) if a != int(target[k])]
+    names = predictor.names
+    return {
+        "method": ps.method, "steps": ps.card.get("steps"), "paths": ps.names,
+        "commutativity_mean_pct": round(comm["mean"], 4), "commutativity_max_pct": round(comm["max"], 4),
+        "commutativity_latent_mean": round(comm["latent_mean"], 6), "commutativity_latent_max": round(comm["latent_max"], 6),
+        "side_effect_mean_pct": round(sum(off) / len(off), 2) if off else None,
+        "paths_with_target": len(strong),
+        "targets": {ps.names[k]: {"attribute": names[int(target[k])],
+                                  "change_pct": round(100 * float(absolute[k, target[k]]), 2),
+                                  "side_effects_pct": {names[a]: round(float(matrix[k, a]), 1)
+                                                       for a in range(len(names)) if a != int(target[k])}}
+                    for k in range(ps.paths.k)},
+        "n_effects": n_eff, "n_commutativity": n_comm, "shift": t, "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def strongest_two(result: dict) -> tuple[str, str]:
+    """The two paths with the largest target change whose targets differ."""
+    ranked = sorted(result["targets"].items(), key=lambda kv: -kv[1]["change_pct"])
+    a = ranked[0]
+    b = next((kv for kv in ranked[1:] if kv[1]["attribute"] != a[1]["attribute"]), ranked[1])
+    return a[0], b[0]
+
+
+def label_blocks(grid, labels: list[str], rows_per_block: int, row_h: int, width: int = 110):
+    """A left margin naming each block of rows (one block per method)."""
+    from PIL import Image, ImageDraw
+
+    out = Image.new("RGB", (grid.width + width, grid.height), (255, 255, 255))
+    out.paste(grid, (width, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(labels):
+        y = 2 + i * rows_per_block * row_h
+        draw.multiline_text((4, y + 4), text + "\n\norig | +A | +A+B\n| +B | +B+A", fill=(0, 0, 0))
+        draw.line([(0, y - 1), (out.width, y - 1)], fill=(0, 0, 0), width=1)
+    return out
+
+
+def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, t: float = 3.0,
+               inversion_steps: int = 150) -> dict:
+    """Rows per method and source: original | +A | +A then +B | +B | +B then +A."""
+    z = torch.randn(4, g.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED + 1))
+    with torch.no_grad():
+        w = g.mapping(z)
+    noise = [n[0] for n in g.noise_list()]
+    sources = [E.Editable(wi[None].expand(g.n_latent, -1).clone(), None, noise) for wi in w]
+    opts = jobs.JobOptions(space="wplus", steps=inversion_steps, batch=1, recipe="1*L2", lr=0.05, schedule="fixed",
+                           noise="fixed", init="mean", progress=False)
+    for im in images[:2]:
+        res = jobs.invert([im], model=g, device="cpu", options=opts)[0]
+        sources.append(E.from_latent(res.latent))
+    tiles, rows = [], []
+    for method, ps in sets.items():
+        a, b = strongest_two(results[method])
+        rows.append({"method": method, "A": a, "B": b})
+        for e in sources:
+            seq = [e, edit_editable(e, ps, [(a, t)]), edit_editable(e, ps, [(a, t), (b, t)]),
+                   edit_editable(e, ps, [(b, t)]), edit_editable(e, ps, [(b, t), (a, t)])]
+            tiles += [to_pil01(x) for x in E.render(g, seq)]
+    grid = make_grid(tiles, cols=5, scale=2)
+    atomic_save_image(label_blocks(grid, [f"{r['method']}\nA = {r['A']}\nB = {r['B']}" for r in rows],
+                                   len(sources), 64 * 2 + 2), path)
+    return {"picture": path.name, "rows": rows, "shift": t, "sources": "4 held-out samples + 2 W+ inversions "
+            f"({', '.join(p.name for p in images[:2])}, {inversion_steps} steps)"}
+
+
+def bench_discover(g, paths_files: dict[str, Path], predictor_path: Path, images: list[Path], picture: Path,
+                   n_eff: int = 32, n_comm: int = 16, t: float = 2.0, inversion_steps: int = 150) -> dict:
+    predictor = load_predictor(predictor_path)
+    sets = {m: load_paths(p) for m, p in paths_files.items() if p.exists()}
+    results = {m: measure_paths(g, ps, predictor, n_eff, n_comm, t) for m, ps in sets.items()}
+    out = {"methods": results, "predictor": predictor.card, "files": {m: str(p) for m, p in paths_files.items()}}
+    if sets:
+        out["grid"] = order_grid(g, sets, results, images, picture, inversion_steps=inversion_steps)
+    return out
+
+
+def markdown(section: dict | None) -> list[str]:
+    """The two tables (commutativity; side effects per method) and the order grid, for BENCHMARKS.md."""
+    if not section or not section.get("methods"):
+        return []
+    methods = section["methods"]
+    any_r = next(iter(methods.values()))
+    lines = ["## Discovered paths: commutativity and side effects (w space, attribute predictor as judge)", "",
+             f"Shift t = {any_r['shift']} (standardised w units). Commutativity: every pair k < l: +t along k, +t "
+             f"along l, then −t along k, −t along l, on {any_r['n_commutativity']} held-out w; mean |attribute "
+             "change| in % of the attribute's range per pair, mean and max over pairs; `latent_*`: distance to the "
+             "start in standardised units. Side effects: each path at ±t on "
+             f"{any_r['n_effects']} held-out w; every other attribute's mean |change| in % of the target's (the "
+             "attribute the path moves most); `side_effect_mean_pct` averages the off-target entries of the paths "
+             "that move their target by ≥ 2 %. Code: scripts/bench_discover.py; method: docs/EDITING.md.", "",
+             "| method | training steps | commutativity mean % | max % | latent mean | latent max | "
+             "paths with a target | side effect mean % |", "|---|---|---|---|---|---|---|---|"]
+    for m, r in methods.items():
+        lines.append(f"| {m} | {r['steps']} | {r['commutativity_mean_pct']} | {r['commutativity_max_pct']} | "
+                     f"{r['commutativity_latent_mean']} | {r['commutativity_latent_max']} | {r['paths_with_target']}"
+                     f"/{len(r['paths'])} | {r['side_effect_mean_pct']} |")
+    lines.append("")
+    for m, r in methods.items():
+        attrs = list(section.get("predictor", {}).get("attributes", []))
+        lines += [f"### Side effects, {m} (% of the target's change)", "",
+                  "| path | target change % | " + " | ".join(attrs) + " |", "|---|---|" + "---|" * len(attrs)]
+        for name, t in r["targets"].items():
+            cells = ["**100**" if a == t["attribute"] else str(t["side_effects_pct"].get(a, "")) for a in attrs]
+            lines.append(f"| {name} | {t['change_pct']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    grid = section.get("grid")
+    if grid:
+        rows = "; ".join(f"{r['method']}: A = {r['A']}, B = {r['B']}" for r in grid["rows"])
+        lines += [f"Order grid ([{grid['picture']}]({grid['picture']})): per method, 6 rows ({grid['sources']}): "
+                  f"original | +A | +A then +B | +B | +B then +A, shift {grid['shift']}. {rows}.", ""]
+    return lines
