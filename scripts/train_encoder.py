@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.checkpoints import load_generator
-from optinv.encoder import build_for, save_encoder
+from optinv.encoder import build_for, load_encoder, save_encoder
 from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save, first_line
 from optinv.imageio import load_image, save_grid
@@ -120,6 +120,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lpips-backbone", default=None, help="ImageNet backbone weights for LPIPS (never downloaded)")
     ap.add_argument("--data", default=None, help="optional folder of real images (image loss only; 'none' drops it on resume)")
     ap.add_argument("--real-fraction", type=float, default=None, help="with --data: share of each batch (default 0.25)")
+    ap.add_argument("--init", default=None,
+                    help="a new run starts from this exported encoder (fine-tuning it for a retrained generator)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
@@ -168,6 +170,13 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     if state is not None:
         resume(run, state)
         print(f"resumed {ckpt} at step {run.step}")
+    elif args.init:
+        init = load_encoder(args.init, device=dev)
+        if init.config != enc.config:
+            raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {enc.config}")
+        enc.load_state_dict(init.state_dict())
+        history.extend(init.card.get("history", []))
+        print(f"initialised from {args.init}")
     return run
 
 
