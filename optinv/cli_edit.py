@@ -125,7 +125,7 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     outdir = ensure_out_dir(out)
     lat, g = open_latent(latent, model)
     name, vec = load_direction(direction, g)
-    alphas = list(dict.fromkeys(alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)))
+    alphas = list({f"{a:+g}": a for a in alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)}.values())  # one file per name
     base = E.from_latent(lat)
     sel = E.parse_layers(layers, g.n_latent)
     plan = Planned(outdir, _inputs(latent, direction), overwrite)

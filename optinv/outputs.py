@@ -75,6 +75,11 @@ def plan_names(stems: Sequence[str], files_of: Callable[[str], Iterable[str]] = 
         names[i] = name
         return True
 
+    for stem in set(stems):  # a result whose own files coincide could never be named
+        files = [f.casefold() for f in files_of(stem)]
+        if len(set(files)) != len(files):
+            raise OptinvError(f"two outputs of {stem} would be the same file: "
+                              f"{next(f for f in files if files.count(f) > 1)}")
     order = sorted(range(len(stems)), key=lambda i: (len(stems[i]), i))
     later = [i for i in order if not claim(i, stems[i])]
     for i in sorted(later):

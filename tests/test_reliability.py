@@ -89,6 +89,8 @@ def test_output_names_are_unique_when_stems_suffixes_and_output_names_collide(mo
     names = plan_names(["a", "a", "a_1", "y.compare", "y"])
     files = [f for n in names for f in result_files(n)]
     assert len(files) == len(set(files))
+    with pytest.raises(OptinvError, match="same file"):  # e.g. two --alpha values that print alike
+        plan_names(["a"], lambda n: [n + "+1.latent.pt", n + "+1.latent.pt"])
 
 
 def test_batch_names_never_collide_and_the_manifest_has_one_line_per_input(model_file, tmp_path) -> None:
