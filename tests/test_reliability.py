@@ -228,6 +228,12 @@ def test_damaged_optinv_model_files_are_one_clear_error(model_file, tmp_path, ho
     assert "damaged" in str(info.value) or "truncated" in str(info.value)
 
 
+def test_an_optinv_file_of_another_kind_given_as_model_is_named_as_such(model_file, tmp_path) -> None:
+    lat = _latent(model_file, tmp_path / "a.latent.pt")
+    with pytest.raises(CheckpointError, match="is an optinv latent file, not a generator"):
+        load_generator(lat)
+
+
 @pytest.mark.parametrize("seed", [str(2 ** 64), "-1"])
 def test_seeds_out_of_range_are_refused(model_file, tmp_path, seed: str) -> None:
     one_line_error(invoke("generate", "--seed", seed, "--model", model_file, "--out", tmp_path))
