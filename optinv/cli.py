@@ -306,6 +306,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     from .cli_edit import _stem
     from .latents import open_latent, render_latent
     from .outputs import OutputLock, ensure_out_dir, to_pil01
+    from .ranges import to_unit
 
     outdir = ensure_out_dir(out)
     dev = resolve_device(device)
@@ -330,7 +331,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(s)).to(dev)
             with torch.no_grad():
                 img = g(z, truncation=truncation, truncation_latent=g.w_avg)
-            dest = atomic_save_image(to_pil01(((img[0] + 1) / 2).cpu()), outdir / f"{name}.png")
+            dest = atomic_save_image(to_pil01(to_unit(img[0]).cpu()), outdir / f"{name}.png")
             click.echo(f"seed {s} → {dest}")
 
 
