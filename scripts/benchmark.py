@@ -679,13 +679,16 @@ def write_markdown(data: dict) -> None:
           "Steps are capped at 300 (published counts in `published_steps`). LPIPS needs ImageNet backbone "
           "weights that this machine does not have, so those presets stop, as they do for a user; the "
           "`(LPIPS→L2)` rows run the same space/schedule/noise procedure with L2 in LPIPS's place.")
+    from bench_discover import markdown as discover_markdown
+
+    lines += discover_markdown(data.get("discover"))
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
-            "directions", "lec", "domain", "presets")
+            "directions", "lec", "domain", "presets", "discover")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -748,6 +751,14 @@ def main(argv: list[str] | None = None) -> None:
         data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
     if "presets" in only:
         data["presets"] = bench_presets(g, images[:4], args.quick)
+    if "discover" in only:
+        from bench_discover import bench_discover
+
+        name = g.card.get("name", "")
+        data["discover"] = bench_discover(
+            g, {m: SAMPLES / "models" / f"{name}.{m}.paths.pt" for m in ("linear", "warped", "curvilinear")},
+            SAMPLES / "models" / f"{name}.attributes.pt", sample_images(2), DOCS / "discover_order_grid.png",
+            n_eff=16 if args.quick else 32, n_comm=8 if args.quick else 16, inversion_steps=50 if args.quick else 150)
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     json_path.write_text(json.dumps(data, indent=2) + "\n")
