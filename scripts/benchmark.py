@@ -679,16 +679,26 @@ def write_markdown(data: dict) -> None:
           "Steps are capped at 300 (published counts in `published_steps`). LPIPS needs ImageNet backbone "
           "weights that this machine does not have, so those presets stop, as they do for a user; the "
           "`(LPIPS→L2)` rows run the same space/schedule/noise procedure with L2 in LPIPS's place.")
-    from bench_discover import markdown as discover_markdown
-
-    lines += discover_markdown(data.get("discover"))
+    tuning = data.get("tuning", {})
+    table(tuning.get("rows", []), "Pivotal tuning: W+ against PTI (full and low rank) at equal time (CPU seconds, 1 thread)",
+          f"{tuning.get('images', '?')} held-out renders, each in its own process with 1 torch thread; `seconds`: "
+          "that process's CPU time (what wall time is on an idle core). Pivot: W, L2, Adam lr 0.05 "
+          "fixed; stage 2: L2 + 0.1·locality (a random latent at the typical ‖w − w_avg‖ from the pivot, drawn by "
+          "the tuned and the untuned generator); W+ gets the time of pivot + rank-4 tuning (`seconds`: "
+          "median per image). `gain_over_wplus_db`: median per-image PSNR gain. `bytes_stored`: the delta in "
+          "the latent file (torch.save of its tensors). `edit_ratio_*`: pixel change of each shipped direction "
+          "at α = 3 in the edited region (the quarter of pixels the untuned edit changes most), tuned ÷ untuned "
+          "generator at the pivot (median over directions and images; min = the worst). `random_samples_psnr`: "
+          "16 random samples, tuned against untuned generator (median). LPIPS and identity distance: not "
+          "measured (no LPIPS backbone offline; the renders are not photos). "
+          "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
-            "directions", "lec", "domain", "presets", "discover")
+            "directions", "lec", "domain", "presets", "tuning")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -702,6 +712,7 @@ def main(argv: list[str] | None = None) -> None:
     DOCS.mkdir(exist_ok=True)
     json_path = DOCS / "benchmarks.json"
     data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    before = json.dumps(data, sort_keys=True)
     data.update({"command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                  "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                  "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -751,16 +762,19 @@ def main(argv: list[str] | None = None) -> None:
         data["domain_sweep"] = bench_domain_sweep(g, images[:4], 50 if args.quick else 200)
     if "presets" in only:
         data["presets"] = bench_presets(g, images[:4], args.quick)
-    if "discover" in only:
-        from bench_discover import bench_discover
+    if "tuning" in only:
+        from bench_tuning import bench_tuning
 
-        name = g.card.get("name", "")
-        data["discover"] = bench_discover(
-            g, {m: SAMPLES / "models" / f"{name}.{m}.paths.pt" for m in ("linear", "warped", "curvilinear")},
-            SAMPLES / "models" / f"{name}.attributes.pt", sample_images(2), DOCS / "discover_order_grid.png",
-            n_eff=16 if args.quick else 32, n_comm=8 if args.quick else 16, inversion_steps=50 if args.quick else 150)
+        data["tuning"] = bench_tuning(args.model, images[:2 if args.quick else 4], 50 if args.quick else 150,
+                                      30 if args.quick else 200, DOCS / "tuning.png")
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
+    start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
+    fresh = json.loads(json_path.read_text()) if json_path.exists() else {}
+    sections = {**fresh.get("sections", {}), **{n: data["sections"][n] for n in only & set(SECTIONS)}}
+    fresh.update({k: v for k, v in data.items() if start.get(k) != v})
+    fresh["sections"] = sections
+    data = fresh
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(data)
     update_readme(data)
