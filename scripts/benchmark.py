@@ -692,13 +692,16 @@ def write_markdown(data: dict) -> None:
           "16 random samples, tuned against untuned generator (median). LPIPS and identity distance: not "
           "measured (no LPIPS backbone offline; the renders are not photos). "
           "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
+    from bench_discover import markdown as discover_markdown
+
+    lines += discover_markdown(data.get("discover"))
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
-            "directions", "lec", "domain", "presets", "tuning")
+            "directions", "lec", "domain", "presets", "tuning", "discover")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -767,6 +770,14 @@ def main(argv: list[str] | None = None) -> None:
 
         data["tuning"] = bench_tuning(args.model, images[:2 if args.quick else 4], 50 if args.quick else 150,
                                       30 if args.quick else 200, DOCS / "tuning.png")
+    if "discover" in only:
+        from bench_discover import bench_discover
+
+        name = g.card.get("name", "")
+        data["discover"] = bench_discover(
+            g, {m: SAMPLES / "models" / f"{name}.{m}.paths.pt" for m in ("linear", "warped", "curvilinear")},
+            SAMPLES / "models" / f"{name}.attributes.pt", sample_images(2), DOCS / "discover_order_grid.png",
+            n_eff=16 if args.quick else 32, n_comm=8 if args.quick else 16, inversion_steps=50 if args.quick else 150)
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
