@@ -96,19 +96,32 @@ def label_blocks(grid, labels: list[str], rows_per_block: int, row_h: int, width
     return out
 
 
-def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, t: float = 3.0,
-               inversion_steps: int = 150) -> dict:
+def invert_one(model: str, image: Path, steps: int) -> dict:
+    """A W+ inversion (the benchmark's L2 settings) in its own process: its latent record."""
+    torch.set_num_threads(1)
+    opts = jobs.JobOptions(space="wplus", steps=steps, batch=1, recipe="1*L2", lr=0.05, schedule="fixed",
+                           noise="fixed", init="mean", progress=False)
+    return jobs.invert([image], model=model, device="cpu", options=opts)[0].latent
+
+
+def measure_file(model: str, paths_file: Path, predictor_path: Path, n_eff: int, n_comm: int, t: float) -> dict:
+    """:func:`measure_paths` in its own process (one torch thread)."""
+    from optinv.checkpoints import load_generator
+
+    torch.set_num_threads(1)
+    g = load_generator(model).requires_grad_(False)
+    return measure_paths(g, load_paths(paths_file), load_predictor(predictor_path), n_eff, n_comm, t)
+
+
+def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, inversions: list[dict],
+               inversion_steps: int, t: float = 3.0) -> dict:
     """Rows per method and source: original | +A | +A then +B | +B | +B then +A."""
     z = torch.randn(4, g.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED + 1))
     with torch.no_grad():
         w = g.mapping(z)
     noise = [n[0] for n in g.noise_list()]
     sources = [E.Editable(wi[None].expand(g.n_latent, -1).clone(), None, noise) for wi in w]
-    opts = jobs.JobOptions(space="wplus", steps=inversion_steps, batch=1, recipe="1*L2", lr=0.05, schedule="fixed",
-                           noise="fixed", init="mean", progress=False)
-    for im in images[:2]:
-        res = jobs.invert([im], model=g, device="cpu", options=opts)[0]
-        sources.append(E.from_latent(res.latent))
+    sources += [E.from_latent(rec) for rec in inversions]
     tiles, rows = [], []
     for method, ps in sets.items():
         a, b = strongest_two(results[method])
@@ -126,12 +139,21 @@ def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, t: 
 
 def bench_discover(g, paths_files: dict[str, Path], predictor_path: Path, images: list[Path], picture: Path,
                    n_eff: int = 32, n_comm: int = 16, t: float = 2.0, inversion_steps: int = 150) -> dict:
+    """Each method and each inversion in its own process (one thread each), then the grid here."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     predictor = load_predictor(predictor_path)
     sets = {m: load_paths(p) for m, p in paths_files.items() if p.exists()}
-    results = {m: measure_paths(g, ps, predictor, n_eff, n_comm, t) for m, ps in sets.items()}
+    model = g.card.get("source_file") or g.card.get("name")
+    with ProcessPoolExecutor(len(sets) + 2, mp_context=get_context("spawn")) as pool:
+        jobs_ = {m: pool.submit(measure_file, model, paths_files[m], predictor_path, n_eff, n_comm, t) for m in sets}
+        inv = [pool.submit(invert_one, model, im, inversion_steps) for im in images[:2]]
+        results = {m: f.result() for m, f in jobs_.items()}
+        inversions = [f.result() for f in inv]
     out = {"methods": results, "predictor": predictor.card, "files": {m: str(p) for m, p in paths_files.items()}}
     if sets:
-        out["grid"] = order_grid(g, sets, results, images, picture, inversion_steps=inversion_steps)
+        out["grid"] = order_grid(g, sets, results, images, picture, inversions, inversion_steps)
     return out
 
 
