@@ -721,11 +721,13 @@ def main(argv: list[str] | None = None) -> None:
                  "threads": torch.get_num_threads(), "torch": torch.__version__,
                  "date": time.strftime("%Y-%m-%d")})
     g = load_generator(args.model, device="cpu")
-    data["model"] = f"{g.card.get('name', '?')} ({g.size}², {g.card.get('training', {}).get('kimg', '?')} kimg)"
+    if only - {"world"}:  # the world table names its own model per row; the header is every other section's
+        data["model"] = f"{g.card.get('name', '?')} ({g.size}², {g.card.get('training', {}).get('kimg', '?')} kimg)"
     n = args.images or (4 if args.quick else 8)
     images = sample_images(n)
     if "world" in only:
-        data["world"] = bench_world(g, images, args.quick)
+        rows = bench_world(g, images, args.quick)  # one row per model: earlier models stay for comparison
+        data["world"] = [r for r in data.get("world", []) if r.get("model") != rows[0]["model"]] + rows
     if "generator" in only:
         data["generator"] = bench_generator(args.quick)
     curves: dict = {}

@@ -70,14 +70,33 @@ def test_teacher_is_a_function_of_the_pixel_normalised_z() -> None:
     assert not torch.equal(a[0], a[1])
 
 
-def test_shipped_model_loads_and_generates() -> None:
-    path = ROOT / "samples" / "models" / "synthfaces64.pt"
+@pytest.mark.parametrize("name", ["synthfaces64", "synthfaces64v2"])
+def test_shipped_model_loads_and_generates(name: str) -> None:
+    path = ROOT / "samples" / "models" / f"{name}.pt"
     if not path.exists():
         pytest.skip("embedded model not exported yet")
     assert path.stat().st_size < 30 * 2 ** 20
-    g = load_generator("synthfaces64")
+    g = load_generator(name)
     assert g.size == g.card["resolution"] == 64
     with torch.no_grad():
         img = g(torch.randn(2, g.style_dim))
     assert img.shape == (2, 3, 64, 64) and torch.isfinite(img).all()
     assert g.card["training"]["kimg"] > 0 and "trained_on" in g.card
+
+
+def test_relevant_style_init_blinds_the_affines_to_non_renderer_dimensions(tmp_path: Path) -> None:
+    """A distill run from scratch starts with zero style weights on z's dimensions ≥ N_PARAMS."""
+    run(tmp_path / "r", "--kimg", "1", "--max-steps", "1", "--lr", "0")
+    g = weights(tmp_path / "r")
+    mods = [k for k in g if k.endswith("modulation.weight")]
+    assert mods and all(g[k][:, synthfaces.N_PARAMS:].abs().max() == 0 for k in mods)
+    assert all(g[k][:, : synthfaces.N_PARAMS].abs().max() > 0 for k in mods)
+
+
+def test_laplacian_pyramid_loss_is_zero_on_equal_images_and_sees_edges() -> None:
+    a = torch.zeros(1, 3, 16, 16)
+    b = a.clone()
+    b[..., 8:, :] = 1.0  # one sharp edge
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(b, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    assert train_generator.laplacian_pyramid_l1(b, b).item() == 0.0
+    assert train_generator.laplacian_pyramid_l1(blurred, b) > 0
