@@ -28,7 +28,11 @@ def _result_image(result: str, model: str | None):
 
 def register(main: click.Group, handle_errors, wording=lambda text: text) -> None:
     """Attach ``align`` and ``paste`` to the ``optinv`` group (``wording``: engine `names` → CLI flags)."""
+    _register_align(main, handle_errors, wording)
+    _register_paste(main, handle_errors)
 
+
+def _register_align(main: click.Group, handle_errors, wording) -> None:
     @main.command()
     @click.argument("photos", nargs=-1, required=True, type=click.Path())
     @click.option("--size", type=int, default=None, help="side of the aligned image (default: the model's resolution)")
@@ -71,6 +75,8 @@ def register(main: click.Group, handle_errors, wording=lambda text: text) -> Non
         if failed:
             sys.exit(1)
 
+
+def _register_paste(main: click.Group, handle_errors) -> None:
     @main.command()
     @click.argument("result", type=click.Path())
     @click.option("--into", "photo", default=None, type=click.Path(dir_okay=False),

@@ -15,7 +15,14 @@ SUFFIX = {"npz": ".projected_w.npz", "rosinality": ".rosinality.pt"}
 
 def register(main: click.Group, handle_errors) -> None:
     """Attach ``export`` and ``directions sefa`` (the ``directions`` group must exist already)."""
+    directions = main.commands.get("directions")
+    if not isinstance(directions, click.Group):
+        raise RuntimeError("register the directions group before cli_formats")
+    _register_export(main, handle_errors)
+    _register_sefa(directions, handle_errors)
 
+
+def _register_export(main: click.Group, handle_errors) -> None:
     @main.command()
     @click.argument("latent", type=click.Path())
     @click.option("--format", "fmt", type=click.Choice(["npz", "rosinality"]), required=True,
@@ -45,10 +52,9 @@ def register(main: click.Group, handle_errors) -> None:
         for note in notes:
             click.echo(f"  note: {note}", err=True)
 
-    directions = main.commands.get("directions")
-    if not isinstance(directions, click.Group):
-        raise RuntimeError("register the directions group before cli_formats")
 
+
+def _register_sefa(directions: click.Group, handle_errors) -> None:
     @directions.command("sefa")
     @click.option("--k", "k", type=int, default=10, show_default=True, help="how many directions")
     @click.option("--layers", default=None, help="latent layers whose modulations count, e.g. 0-3 (default: all)")
@@ -62,24 +68,15 @@ def register(main: click.Group, handle_errors) -> None:
     def directions_sefa(k, layers, dest, preview, model, overwrite):
         """Unsupervised directions in closed form from the generator's modulation weights (SeFa)."""
         from .checkpoints import load_generator
-        from .direction_formats import sefa_directions, write_ganspace
-        from .directions import save_directions, shipped_directions_path
+        from .direction_formats import write_ganspace
+        from .directions import save_directions
         from .edit import parse_layers
 
         g = load_generator(model)
         dest = Path(dest or f"{g.card.get('name') or 'model'}.sefa.pt")
         if not may_write(dest, [g.card.get("source_file", "")], overwrite):
             return
-        sel = parse_layers(layers, g.n_latent) if layers else None
-        named = None
-        shipped = shipped_directions_path(g)
-        if shipped.exists():  # name each direction after the labelled one it is closest to
-            named = {n: d["vector"] for n, d in torch.load(shipped, weights_only=True)["directions"].items()}
-        table = sefa_directions(g, k, sel, named=named)
-        std = _stdev_along(g, torch.stack([v["vector"] for v in table.values()]))
-        for entry, s in zip(table.values(), std):
-            entry["stdev"] = float(s)
-            entry["vector"] = entry["vector"] * s  # alpha 1 = one standard deviation of w along it
+        table, std = _sefa_table(g, k, parse_layers(layers, g.n_latent) if layers else None)
         if dest.suffix == ".npz":
             vecs = torch.stack([v["vector"] / v["stdev"] for v in table.values()])
             write_ganspace(vecs, std, g.w_avg, dest)
@@ -91,6 +88,23 @@ def register(main: click.Group, handle_errors) -> None:
         click.echo(f"{len(table)} directions → {dest}")
         if preview:
             click.echo(f"preview → {_preview(g, table, Path(preview))}")
+
+
+def _sefa_table(g, k: int, sel) -> tuple[dict, torch.Tensor]:
+    """SeFa directions scaled so that alpha 1 is one standard deviation of w along each."""
+    from .direction_formats import sefa_directions
+    from .directions import shipped_directions_path
+
+    named = None
+    shipped = shipped_directions_path(g)
+    if shipped.exists():  # name each direction after the labelled one it is closest to
+        named = {n: d["vector"] for n, d in torch.load(shipped, weights_only=True)["directions"].items()}
+    table = sefa_directions(g, k, sel, named=named)
+    std = _stdev_along(g, torch.stack([v["vector"] for v in table.values()]))
+    for entry, s in zip(table.values(), std):
+        entry["stdev"] = float(s)
+        entry["vector"] = entry["vector"] * s
+    return table, std
 
 
 def _stdev_along(g, vecs: torch.Tensor, n: int = 2000) -> torch.Tensor:

@@ -333,29 +333,9 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
         bar = tqdm(total=s.steps, unit="step", desc=desc, dynamic_ncols=True, leave=False)
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
+    locality = (w_p, radius, model_noise, batch_noise, gen) if use_locality else None
     for step in range(s.steps if params else 0):
-        weights = delta.weights(g)
-        if use_locality:
-            with torch.no_grad():
-                z = torch.randn(1, g.style_dim, generator=gen).to(dev)
-                d = g.mapping(z)[:, None] - w_p
-                w_r = w_p + radius * d / d.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-                before = to_unit(g.synthesis(w_r, noise=model_noise))
-            both = render_with(g, weights, _cat_styles(styles, w_r), batch_noise)
-            image, moved = both[:1], both[1:]
-        else:
-            image = render_with(g, weights, styles, noise)
-        terms = {"L2": (image - target).pow(2).mean()}
-        loss = s.l2 * terms["L2"]
-        if lpips is not None and s.lpips > 0:
-            terms["LPIPS"] = lpips(image, target).mean()
-            loss = loss + s.lpips * terms["LPIPS"]
-        if use_locality:
-            loc = (moved - before).pow(2).mean()
-            if lpips is not None and s.lpips > 0:
-                loc = loc + lpips(moved, before).mean()
-            terms["LOCALITY"] = loc
-            loss = loss + s.locality * loc
+        loss, terms = _tune_loss(g, delta.weights(g), styles, noise, target, s, lpips, locality)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -374,6 +354,35 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
     if not torch.isfinite(image).all():
         raise OptinvError("generator tuning diverged (non-finite image): try a smaller tuning lr")
     return TuneResult(record=record, image=image.cpu(), seconds=seconds, history=history)
+
+
+def _tune_loss(g: Generator, weights, styles: Any, noise: Sequence[torch.Tensor], target: torch.Tensor,
+               s: TuneSettings, lpips: Callable | None, locality: tuple | None) -> tuple[torch.Tensor, dict]:
+    """One step's loss: fit the target, and (with ``locality``) keep a random nearby latent as it was."""
+    use_lpips = lpips is not None and s.lpips > 0
+    if locality is not None:
+        w_p, radius, model_noise, batch_noise, gen = locality
+        with torch.no_grad():
+            z = torch.randn(1, g.style_dim, generator=gen).to(g.w_avg.device)
+            d = g.mapping(z)[:, None] - w_p
+            w_r = w_p + radius * d / d.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+            before = to_unit(g.synthesis(w_r, noise=model_noise))
+        both = render_with(g, weights, _cat_styles(styles, w_r), batch_noise)
+        image, moved = both[:1], both[1:]
+    else:
+        image = render_with(g, weights, styles, noise)
+    terms = {"L2": (image - target).pow(2).mean()}
+    loss = s.l2 * terms["L2"]
+    if use_lpips:
+        terms["LPIPS"] = lpips(image, target).mean()
+        loss = loss + s.lpips * terms["LPIPS"]
+    if locality is not None:
+        loc = (moved - before).pow(2).mean()
+        if use_lpips:
+            loc = loc + lpips(moved, before).mean()
+        terms["LOCALITY"] = loc
+        loss = loss + s.locality * loc
+    return loss, terms
 
 
 @torch.no_grad()
