@@ -359,8 +359,8 @@ def export(run: Run, path: str, half: bool) -> None:
         args.init_record = load_generator(args.init).card.get("training")
     g_ema.w_avg.copy_(g_ema.mean_latent(10000))
     kimg = run.step * args.batch / 1000
-    last = (run.history or [""])[-1]
-    device = "cuda" if "--device cuda" in last else "CPU"
+    heads = [h.split(":", 1)[0] for h in run.history or [] if h.startswith("from step")]
+    device = ", ".join(sorted({head.split(" on ", 1)[1] for head in heads if " on " in head})) or "CPU"
     save_generator(g_ema.cpu(), path, card=build_card(args, kimg, run.seconds, run.history or [], device), half=half)
     print(f"wrote {path} ({kimg:.1f} kimg, {run.seconds / 60:.0f} min of training)")
 
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.export:
         export(run, args.export, args.half)
         return
-    run.history.append(f"from step {run.step}: python scripts/train_generator.py "
+    run.history.append(f"from step {run.step} on {dev.type}: python scripts/train_generator.py "
                        + " ".join(argv if argv is not None else sys.argv[1:]))
     train(run, dev)
 

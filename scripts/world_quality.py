@@ -24,34 +24,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from optinv import metrics
 from optinv.checkpoints import load_generator
 from optinv.generator import Generator
+from optinv.ranges import to_unit
+from optinv.world.teacher import render_teacher
 
 HELD_OUT_SEED = 10**9 + 7
 LAPLACE4 = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
-def render_teacher(z: torch.Tensor, size: int) -> torch.Tensor:
-    """The renderer's portraits for z (imported late: the renderer is training-side code)."""
-    try:
-        from optinv.world.teacher import render_teacher as teacher
-    except ImportError:  # older layout
-        from optinv.teacher import render_teacher as teacher
-    return teacher(z, size)
-
-
 def high_freq_energy(images: torch.Tensor) -> torch.Tensor:
-    """Per-image mean squared 4-neighbour Laplacian of [B,3,H,W] images in [-1, 1] (reflect borders)."""
-    x = (images.float().clamp(-1, 1) + 1) / 2
+    """Per-image mean squared 4-neighbour Laplacian of [B,3,H,W] images in [0, 1] (reflect borders)."""
+    x = images.float().clamp(0, 1)
     k = LAPLACE4.to(x)[None, None].expand(x.shape[1], 1, 3, 3)
     lap = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, groups=x.shape[1])
     return lap.pow(2).flatten(1).mean(1)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB) of [-1, 1] images, peak 1 on the [0, 1] scale."""
-    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-12))
 
 
 def held_out_z(n: int, style_dim: int, seed: int = HELD_OUT_SEED) -> torch.Tensor:
@@ -66,8 +54,8 @@ def sample(g: Generator, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
 
 def detail_and_fidelity(g: Generator, n: int = 64) -> dict:
     z = held_out_z(n, g.style_dim)
-    fake, real = sample(g, z), render_teacher(z, g.size)
-    p = psnr(fake, real).tolist()
+    fake, real = to_unit(sample(g, z)).clamp(0, 1), to_unit(render_teacher(z, g.size))
+    p = [metrics.psnr(a, b) for a, b in zip(fake, real)]
     return {"detail_ratio": round(high_freq_energy(fake).mean().item() / high_freq_energy(real).mean().item(), 3),
             "teacher_psnr_median": round(statistics.median(p), 2), "teacher_psnr_min": round(min(p), 2),
             "teacher_psnr_max": round(max(p), 2), "z": n}
@@ -82,10 +70,10 @@ def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict
     t = time.time()
     results = jobs.invert([str(p) for p in images], model=g, device="cpu", options=opts)
     seconds = time.time() - t
-    target = torch.stack([r.target[:3] for r in results]) * 2 - 1  # results are in [0, 1]
-    out = torch.stack([r.image for r in results]) * 2 - 1
+    target = torch.stack([r.target[:3] for r in results])
+    out = torch.stack([r.image for r in results])
     kept = (high_freq_energy(out) / high_freq_energy(target)).tolist()
-    p = psnr(out, target).tolist()
+    p = [r.metrics["psnr"] for r in results]
     return {"images": len(images), "steps": steps, "psnr_median": round(statistics.median(p), 2),
             "detail_kept_median": round(statistics.median(kept), 3), "s_per_step": round(seconds / steps, 4)}
 
