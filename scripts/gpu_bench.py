@@ -5,7 +5,8 @@ Times what one inversion step costs on an accelerator, to tell whether batching 
 off and whether a 500-step 1024² inversion fits in 15 s. Generators are StyleGAN2 config-f
 (style_dim 512, n_mlp 8, channel_multiplier 2) with random weights: speed only, no quality.
 
-On a GPU machine (about 10–20 minutes with compile on; JSON and markdown kept after each row):
+On a GPU machine (compile on adds one compile per row, up to minutes each at 1024²; the JSON
+is rewritten after every row, so a cut-short run keeps what it measured):
 
   python scripts/gpu_bench.py --out docs/gpu_bench.json --markdown docs/gpu_bench.md
 
