@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -186,8 +187,10 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
         lr = lr_at(settings, min(step, settings.steps - 1))
         for group in opt.param_groups:
             group["lr"] = lr
-        image, pred, total, parts = _forward(g, space, noise, problem, objective, settings, step, w_std, gen,
-                                             lpips, domain)
+        last = step == settings.steps
+        with torch.no_grad() if last else nullcontext():  # the closing pass only scores: no graph to build
+            image, pred, total, parts = _forward(g, space, noise, problem, objective, settings, step, w_std, gen,
+                                                 lpips, domain)
         with torch.no_grad():
             record = track.observe(step, lr, total, parts, image, _eps_reached(settings, problem, parts, pred))
             if settings.frame_every and step % settings.frame_every == 0:
@@ -196,7 +199,7 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
             callback(step, record, {n: v.detach() for n, v in parts.items()})
         if preview is not None:  # (step, this step's images [B, 3, R, R] in [0, 1]): live views
             preview(step, image.detach())
-        if step == settings.steps or not track.active.any():
+        if last or not track.active.any():
             break
         _update(opt, params, total, track.active, space, noise, settings)
         steps_run += 1
@@ -239,11 +242,13 @@ def _update(opt: torch.optim.Optimizer, params: list[torch.Tensor], total: torch
     """One optimiser step on the active images; frozen ones keep their latents exactly."""
     opt.zero_grad(set_to_none=True)
     total[active].sum().backward()
-    before = [p.detach().clone() for p in params] if not active.all() else None
+    all_active = bool(active.all())
+    before = None if all_active else [p.detach().clone() for p in params]
     with torch.no_grad():
         for p in params:
             if p.grad is not None:
-                p.grad[~active] = 0
+                if not all_active:
+                    p.grad[~active] = 0
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
     opt.step()
     with torch.no_grad():

@@ -220,8 +220,16 @@ class ZPlusSpace(LatentSpace):
         self.z.mul_(r / self.z.norm(dim=-1, keepdim=True).clamp_min(1e-8))
 
 
-def default_map_sizes(n_latent: int, coarse: int = 2, medium: int = 4, fine: int = 1) -> list[int]:
-    """Map side per layer: pSp's coarse/medium/fine split (0–2 / 3–6 / 7–17 of 18), scaled."""
+DEFAULT_MAP_SIDES = (4, 8, 1)
+
+
+def default_map_sizes(n_latent: int, coarse: int = DEFAULT_MAP_SIDES[0], medium: int = DEFAULT_MAP_SIDES[1],
+                      fine: int = DEFAULT_MAP_SIDES[2]) -> list[int]:
+    """Map side per layer: pSp's coarse/medium/fine split (0–2 / 3–6 / 7–17 of 18), scaled.
+
+    Default sides 4,8,1, chosen by measurement (docs/BENCHMARKS.md, map-size table): at equal
+    steps and equal seconds per step they reach ~1.3 dB more than 2,4,1 and ≥ 2 dB over W+.
+    """
     c_end = max(1, round(n_latent * 3 / 18))
     m_end = max(c_end + 1, round(n_latent * 7 / 18))
     return [coarse if i < c_end else medium if i < m_end else fine for i in range(n_latent)]

@@ -29,7 +29,7 @@ def test_encoder_output_shapes(size: int, kind: str) -> None:
     else:
         from optinv.spaces import default_map_sizes
 
-        assert [tuple(m.shape) for m in out] == [(2, 16, s, s) for s in default_map_sizes(g.n_latent)]
+        assert [tuple(m.shape) for m in out] == [(2, 16, s, s) for s in default_map_sizes(g.n_latent, 2, 4, 1)]  # the encoder's own sides
     # untrained heads start near w_avg (offsets are added to it)
     vec = out if kind == "wplus" else torch.stack([m.mean(dim=(2, 3)) for m in out], 1)
     assert (vec.mean(dim=(0, 1)) - g.w_avg).abs().mean() < (g.w_avg.abs().mean() + 1.0)

@@ -54,8 +54,10 @@ def test_stylemap_with_one_by_one_maps_renders_like_wplus(tiny32: Generator) -> 
 
 
 def test_map_size_parsing() -> None:
-    assert default_map_sizes(18) == [2] * 3 + [4] * 4 + [1] * 11
-    assert parse_map_sizes("2,4,1", 10) == default_map_sizes(10)
+    assert default_map_sizes(18) == [4] * 3 + [8] * 4 + [1] * 11
+    assert default_map_sizes(18, 2, 4, 1) == [2] * 3 + [4] * 4 + [1] * 11
+    assert parse_map_sizes("4,8,1", 10) == default_map_sizes(10)
+    assert parse_map_sizes("2,4,1", 10) == default_map_sizes(10, 2, 4, 1)
     assert parse_map_sizes("3", 4) == [3, 3, 3, 3]
     with pytest.raises(OptinvError, match="needs 1, 3"):
         parse_map_sizes("1,2", 10)
