@@ -68,7 +68,7 @@ def render(g, pred) -> torch.Tensor:
 
 
 RECIPE_DEFAULTS = {"lr": 1e-3, "latent_weight": 1.0, "image_weight": 100.0, "lpips_weight": 0.0, "image_every": 1,
-                   "data": None, "real_fraction": 0.25}
+                   "data": None, "real_fraction": 0.25, "model": None}
 RECIPE_KEYS = tuple(RECIPE_DEFAULTS)
 LOSS_KEYS = ("latent_weight", "image_weight", "lpips_weight", "image_every")  # a change rescales the gradients
 
@@ -87,7 +87,8 @@ def describe_recipe(seg: dict) -> str:
     data = f" + real images ({seg['data']}, {seg['real_fraction']:.0%} of a batch)" if seg.get("data") else ""
     lp = f" + {seg['lpips_weight']}·LPIPS" if seg.get("lpips_weight") else ""
     return (f"steps {seg['from']}–{seg['to']}: {seg.get('latent_weight', 1)}·latent MSE + {seg['image_weight']}·image MSE"
-            f"{lp} every {seg['image_every']} steps{data}, lr {seg['lr']}")
+            f"{lp} every {seg['image_every']} steps{data}, lr {seg['lr']}"
+            + (f", generator {Path(seg['model']).name}" if seg.get("model") else ""))
 
 
 def attach_to_card(model: str | None, kind: str, encoder_file: Path) -> None:
@@ -153,8 +154,12 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     """A new run, or the one in ``ckpt`` resumed (unset flags continue its last recipe)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
     if state is not None:
-        for k in ("kind", "width", "batch", "seed", "model"):
+        for k in ("kind", "width", "batch", "seed"):
             setattr(args, k, state["args"][k])
+        if args.model is None:  # an explicit --model continues the run on that generator (a retrained one)
+            args.model = state["args"]["model"]
+        elif args.model != state["args"]["model"]:
+            print(f"continuing on {args.model} (the run so far trained on {state['args']['model']})")
     history = list(state.get("history", [])) if state is not None else []
     for k, default in RECIPE_DEFAULTS.items():
         if getattr(args, k) is None:
