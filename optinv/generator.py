@@ -138,24 +138,49 @@ class ModulatedConv2d(nn.Module):
         s = self.modulation(w.permute(0, 2, 3, 1))
         return s.permute(0, 3, 1, 2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        weight = self.weight[0] * self.scale
+    def frozen_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(scaled weight, its [in, out] transpose for the up-conv, Σ_k w² as [in, out]).
+
+        Inversion renders hundreds of times with the same weights: recomputing these every step
+        cost ~10 % of a 64² step. They are cached while no gradient flows to the weight, keyed on
+        the weight object itself (held, so its memory cannot be reused), its version counter
+        (in-place updates), storage, dtype and device (``.to()``/``.half()``).
+        """
+        w = self.weight
+        cacheable = not (w.requires_grad and torch.is_grad_enabled())  # else the weight must be in the graph
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        cache = self.__dict__.get("_weight_cache")
+        if cacheable and cache is not None and cache[0] is w and cache[1] == key:
+            return cache[2]
+        weight = w[0] * self.scale
+        parts = (weight, weight.transpose(0, 1).contiguous() if self.upsample else None,
+                 weight.pow(2).sum(dim=(2, 3)).t().contiguous())
+        if cacheable:
+            self.__dict__["_weight_cache"] = (w, key, parts)
+        return parts
+
+    def modulated(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The convolution of the style-scaled input, and the demodulation factor (None without)."""
+        weight, weight_t, w2 = self.frozen_weights()
         s = _fit_style(self.modulate(w), x.shape[-2:])
         x = x * s
         if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-            out = self.blur(out)
+            out = self.blur(F.conv_transpose2d(x, weight_t, stride=2))
         else:
             out = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            out = out * self._demod(weight, s, out.shape[-2:])
-        return out
+        if not self.demodulate:
+            return out, None
+        if s.shape[-1] == 1 and s.shape[-2] == 1:
+            return out, torch.rsqrt(s[:, :, 0, 0].pow(2) @ w2 + 1e-8)[:, :, None, None]
+        return out, self._demod(weight, s, out.shape[-2:])
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        out, d = self.modulated(x, w)
+        return out if d is None else out * d
 
     def _demod(self, weight: torch.Tensor, s: torch.Tensor, out_size: torch.Size) -> torch.Tensor:
+        """Per-pixel demodulation for style maps."""
         w2 = weight.pow(2)
-        if s.shape[-1] == 1 and s.shape[-2] == 1:
-            d = s[:, :, 0, 0].pow(2) @ w2.sum(dim=(2, 3)).t()
-            return torch.rsqrt(d + 1e-8)[:, :, None, None]
         p = self.padding
         s2 = F.pad(s.pow(2), (p, p, p, p), mode="replicate") if p else s.pow(2)
         d = torch.rsqrt(F.conv2d(s2, w2) + 1e-8)
@@ -195,7 +220,14 @@ class StyledConv(nn.Module):
         self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        out = self.activate(self.noise(self.conv(x, w), noise))
+        """leaky(conv·d + nw·noise + bias)·√2 as one addcmul and one in-place leaky ReLU (√2 > 0
+        moves inside): five full-size passes become two."""
+        out, d = self.conv.modulated(x, w)
+        if noise is None:
+            b, _, h, wd = out.shape
+            noise = out.new_empty(b, 1, h, wd).normal_()
+        shift = (self.noise.weight * SQRT2) * noise + (self.activate.bias * SQRT2)[None, :, None, None]
+        out = F.leaky_relu_(torch.addcmul(shift, out, SQRT2 * d if d is not None else out.new_tensor(SQRT2)), 0.2)
         return out.clamp(-self.clamp, self.clamp) if self.clamp is not None else out
 
 

@@ -165,13 +165,54 @@ def test_layer_sizes_are_the_feature_sizes_each_style_meets() -> None:
     seen: dict[int, set[int]] = {}
     wplus = torch.randn(1, g.n_latent, 16)
     calls = []
-    for m in g.modules():
-        if m.__class__.__name__ == "ModulatedConv2d":
-            m.register_forward_pre_hook(lambda mod, args: calls.append((args[0].shape[-1], args[1])))
-    with torch.no_grad():
-        g.synthesis(list(wplus.unbind(1)))
+    from optinv.generator import ModulatedConv2d
+
+    original = ModulatedConv2d.modulated  # every modulated conv (StyledConv's fused path too) goes through it
+
+    def spy(self, x, w):
+        calls.append((x.shape[-1], w))
+        return original(self, x, w)
+
+    ModulatedConv2d.modulated = spy
+    try:
+        with torch.no_grad():
+            g.synthesis(list(wplus.unbind(1)))
+    finally:
+        ModulatedConv2d.modulated = original
     for size, style in calls:
         idx = next(i for i in range(g.n_latent) if style is wplus.unbind(1)[i] or torch.equal(style, wplus[:, i]))
         seen.setdefault(idx, set()).add(size)
     assert [sorted(seen[i]) for i in range(g.n_latent)] == [[s] for s in g.layer_sizes()]
     assert g.layer_sizes() == [4, 4, 8, 8, 16, 16, 32, 32]
+
+
+def test_cached_weight_work_follows_every_change_of_the_weights() -> None:
+    """The per-conv cache of weight-only work must never serve stale weights."""
+    g = tiny_generator(32, style_dim=16).requires_grad_(False)
+    w = torch.randn(2, g.n_latent, 16)
+
+    def fresh() -> torch.Tensor:  # the same weights in a generator that never cached anything
+        other = tiny_generator(32, style_dim=16)
+        other.load_state_dict(g.state_dict())
+        return other.synthesis(w)
+
+    before = g.synthesis(w)  # fills the caches
+    with torch.no_grad():  # in place: the version counter moves (a scale alone would be demodulated away)
+        g.convs[0].conv.weight.add_(torch.randn_like(g.convs[0].conv.weight))
+    assert not torch.allclose(before, g.synthesis(w), atol=1e-3)
+    assert torch.allclose(g.synthesis(w), fresh(), atol=1e-6)
+    g.load_state_dict(tiny_generator(32, style_dim=16).state_dict())
+    assert torch.allclose(g.synthesis(w), fresh(), atol=1e-6)
+    out64 = g.double().synthesis(w.double())
+    assert out64.dtype == torch.float64
+    g.float()
+    original = g.convs[0].conv.weight  # a swapped-in tensor (what torch.func.functional_call does)
+    g.convs[0].conv.weight = torch.nn.Parameter(original + torch.randn_like(original), requires_grad=False)
+    doubled = g.synthesis(w)
+    g.convs[0].conv.weight = original
+    assert not torch.allclose(doubled, g.synthesis(w), atol=1e-3)
+    assert torch.allclose(g.synthesis(w), fresh(), atol=1e-6)
+    grad_w = torch.randn(1, g.n_latent, 16, requires_grad=True)
+    g.requires_grad_(True)
+    g.synthesis(grad_w).sum().backward()
+    assert g.convs[0].conv.weight.grad is not None  # with gradients on, the weights are in the graph
