@@ -676,12 +676,26 @@ def write_markdown(data: dict) -> None:
     if data.get("overhead"):
         table([data["overhead"]], "Optimiser overhead",
               "Seconds per step of optinv's loop (best-so-far tracking, per-image losses, projections) ÷ a bare "
-              "loop (generator forward, L2, backward, Adam) on the same model and batch. Target ≤ 1.10.")
+              "loop (generator forward, L2, backward, Adam) on the same model and batch, interleaved, best of each. "
+              "Target ≤ 1.03.")
+    table(data.get("efficiency", []), "Generator forward+backward against this CPU's sgemm rate",
+          "W+ inversion's forward + backward (FLOPs counted by torch's FlopCounterMode) ÷ a 2048² fp32 torch.mm in "
+          "the same run; `ratio_cpu` uses process CPU seconds (steadier on a shared machine). Target ≥ 0.70. "
+          "Code: scripts/bench_speed.py.")
+    table(data.get("rosinality", []), "Against rosinality's stylegan2-pytorch on the same weights",
+          "One inversion step (forward, MSE, backward, Adam) each, alternated; rosinality's compiled ops replaced "
+          "by pure-PyTorch reference versions (one depthwise conv for upfirdn2d). Target: ours ≥ 2× faster. Run "
+          "with `python scripts/benchmark.py --only rosinality --rosinality PATH` (a checkout of it).")
     table(data.get("batch_scaling", []), "Batch scaling (W+, L2)")
     table(data.get("batch_throughput", []), "optinv batch: one process against torchrun with two (8 images, W+)",
           "The same 2-core CPU either way: one process with 2 torch threads, or 2 ranks (gloo) with 1 thread each.")
     if (DOCS / "quality_vs_time.png").exists():
         lines.extend(["## Quality against time", "", "![PSNR against seconds](quality_vs_time.png)", ""])
+    if (DOCS / "time_to_quality.png").exists():
+        lines.extend(["## Time to quality: cold against encoder-started", "",
+                      "Best-so-far PSNR against seconds, W+ and StyleMap, from w_avg (pale) and from the encoder "
+                      "(its time included), L2, Adam lr 0.05 fixed, batch of 8 held-out renders.", "",
+                      "![time to quality](time_to_quality.png)", ""])
     table(data.get("encoder", []), "Encoders alone (held-out renders)", "Milliseconds per image on this CPU, batch = all images.")
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
           "Cold start: w_avg init, L2, Adam lr 0.05 fixed; warm start: the encoder's prediction, same settings. "
@@ -724,7 +738,8 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "batch", "throughput", "encoder",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
+            "batch", "throughput", "encoder",
             "directions", "lec", "domain", "presets", "tuning", "discover")
 
 
@@ -734,6 +749,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
+    ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
+                    "beside ours on the same weights (section rosinality)")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     DOCS.mkdir(exist_ok=True)
@@ -772,6 +789,16 @@ def main(argv: list[str] | None = None) -> None:
         data["paint"] = bench_paint(g, 100 if args.quick else 200, batch=6)
     if "overhead" in only:
         data["overhead"] = bench_overhead(g, 4, 20 if args.quick else 50)
+    if "efficiency" in only:
+        from bench_speed import bench_efficiency
+
+        data["efficiency"] = bench_efficiency(g, 4, sizes=() if args.quick else (256,))
+    if "rosinality" in only and args.rosinality:
+        from bench_speed import bench_rosinality
+
+        data["rosinality"] = bench_rosinality(args.rosinality, g, 4, sizes=() if args.quick else (256,))
+    elif "rosinality" in only and args.only != ",".join(SECTIONS):
+        print("rosinality: skipped (pass --rosinality PATH, a checkout of rosinality/stylegan2-pytorch)")
     if "batch" in only:
         data["batch_scaling"] = bench_batch_scaling(g, 10 if args.quick else 30)
     if "throughput" in only:
