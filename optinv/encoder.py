@@ -138,9 +138,13 @@ def build_for(g: Generator, kind: str, width: int = 64) -> Encoder:
     return enc
 
 
-def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
-    obj = {"format": FORMAT, "version": 1, "config": enc.config, "card": card or {},
-           "state_dict": {k: v.detach().cpu() for k, v in enc.state_dict().items()}}
+def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | None = None,
+                 half: bool = False) -> Path:
+    """``half`` stores float16 (a shipped encoder under half the size; loading restores float32)."""
+    sd = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    obj = {"format": FORMAT, "version": 1, "config": enc.config, "card": card or {}, "state_dict": sd}
     return atomic_torch_save(obj, path)
 
 

@@ -226,6 +226,7 @@ class TuneSettings:
     lpips: float = 1.0                 # weight of LPIPS (used only when an LPIPS model is given)
     locality: float = 0.1              # weight of the locality regulariser (0 = off); PTI: 0.1
     locality_radius: float = 1.0       # sample distance from the pivot, in typical ‖w − w_avg‖ units
+    locality_every: int = 1            # apply the locality term on every k-th step (PTI's interval)
     seed: int = 0
     progress: bool = True
 
@@ -238,6 +239,8 @@ class TuneSettings:
             raise OptinvError(f"unknown tuning mode {self.mode!r} (known: {', '.join(MODES)})")
         if self.mode == "lowrank" and (not isinstance(self.rank, int) or self.rank < 0):
             raise OptinvError(f"tuning rank must be an integer ≥ 0, got {self.rank!r}")
+        if not isinstance(self.locality_every, int) or self.locality_every < 1:
+            raise OptinvError(f"tuning locality_every must be an integer ≥ 1, got {self.locality_every!r}")
         for name in ("l2", "lpips", "locality", "locality_radius"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -335,7 +338,8 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
     t0 = time.perf_counter()
     locality = (w_p, radius, model_noise, batch_noise, gen) if use_locality else None
     for step in range(s.steps if params else 0):
-        loss, terms = _tune_loss(g, delta.weights(g), styles, noise, target, s, lpips, locality)
+        this_locality = locality if step % s.locality_every == 0 else None
+        loss, terms = _tune_loss(g, delta.weights(g), styles, noise, target, s, lpips, this_locality)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

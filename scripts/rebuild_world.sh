@@ -31,7 +31,7 @@ encoders() {
   wait
   for kind in wplus stylemap; do
     python scripts/train_encoder.py "runs/enc_${kind}_v2" --kind "$kind" --model "$MODEL" \
-      --export "samples/models/synthfaces64.enc_${kind}.pt" --attach
+      --export "samples/models/synthfaces64.enc_${kind}.pt" --attach --half
   done
 }
 

@@ -133,6 +133,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--export", default=None, help="write the trained encoder to this file and exit")
     ap.add_argument("--attach", action="store_true",
                     help="with --export: record the encoder in the generator's model card (optinv format only)")
+    ap.add_argument("--half", action="store_true", help="with --export: store float16 weights (half the size; "
+                    "loaded back as float32)")
     return ap.parse_args(argv)
 
 
@@ -204,7 +206,7 @@ def export(run: Run) -> None:
     card = {"kind": args.kind, "generator": run.g.card.get("name", ""), "steps": run.step, "batch": args.batch,
             "kimg": round(run.step * args.batch / 1000, 2), "seconds": round(run.seconds),
             "losses": " then ".join(describe_recipe(h) for h in run.history) or "unknown", "history": run.history}
-    save_encoder(run.enc.cpu(), args.export, card)
+    save_encoder(run.enc.cpu(), args.export, card, half=args.half)
     print(f"wrote {args.export} ({card['kimg']} kimg, {run.seconds / 60:.0f} min)")
     if args.attach:
         attach_to_card(args.model, args.kind, Path(args.export))

@@ -41,6 +41,11 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 32, 32)
     again = load_encoder(save_encoder(enc, tmp_path / "e.pt"))
     assert all(torch.equal(a, b) for a, b in zip(enc(x), again(x)))
+    small = save_encoder(enc, tmp_path / "h.pt", half=True)
+    assert small.stat().st_size < 0.6 * (tmp_path / "e.pt").stat().st_size
+    halved = load_encoder(small)
+    assert all(p.dtype == torch.float32 for p in halved.parameters())
+    assert max((a - b).abs().max().item() for a, b in zip(enc(x), halved(x))) < 1e-2
 
 
 @pytest.fixture(scope="module")
