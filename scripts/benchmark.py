@@ -749,6 +749,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
+    ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
     args = ap.parse_args(argv)
@@ -774,8 +775,7 @@ def main(argv: list[str] | None = None) -> None:
     curves: dict = {}
     if "invert" in only:
         checkpoints = [50, 100, 150] if args.quick else [200, 500, 1000]
-        data["invert"], curves = bench_invert(g, images, checkpoints, ["w", "wplus", "zplus", "stylemap"],
-                                              batch=len(images))
+        data["invert"], curves = bench_invert(g, images, checkpoints, args.spaces.split(","), batch=len(images))
         sps = {r["space"]: r["s_per_step"] for r in data["invert"]}
         plot_quality_vs_time(curves, sps, DOCS / "quality_vs_time.png")
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])
