@@ -4,8 +4,8 @@
 #   bash scripts/rebuild_world.sh STEP [STEP ...]     # or: all
 #
 # Steps (each one a command you can also run by hand):
-#   encoders     fine-tune both encoders on the current samples/models/synthfaces64.pt from their
-#                runs (runs/enc_wplus_v2, runs/enc_stylemap_v2, resumed; ENC_KIMG in all), export, attach
+#   encoders     fine-tune both encoders on the current samples/models/synthfaces64.pt (runs/enc_*_v2:
+#                resumed, or started from the shipped encoders; ENC_KIMG in all), export float16, attach
 #   directions   refit the named directions from the model's own samples (renderer labels)
 #   attributes   retrain the attribute predictor that names discovered paths
 #   paths        resume the three discovered path sets for DISCOVER_MINUTES each, then name and write them
@@ -24,9 +24,13 @@ MODEL=samples/models/synthfaces64.pt
 export OMP_NUM_THREADS=$THREADS
 
 encoders() {
+  [ -d runs/renders ] || python scripts/make_dataset.py runs/renders --start 0 --count 4000 --size 64
   for kind in wplus stylemap; do
+    init=()  # a new run starts from the shipped encoder (fitted to the previous generator)
+    [ -f "runs/enc_${kind}_v2/latest.pt" ] || init=(--init "samples/models/synthfaces64.enc_${kind}.pt" --lr 0.0005)
     OMP_NUM_THREADS=1 python scripts/train_encoder.py "runs/enc_${kind}_v2" --kind "$kind" --model "$MODEL" \
-      --kimg "$ENC_KIMG" --threads 1 --data runs/renders --real-fraction 0.5 > "runs/enc_${kind}_v2.rebuild.log" 2>&1 &
+      --kimg "$ENC_KIMG" --threads 1 --data runs/renders --real-fraction 0.5 "${init[@]}" \
+      > "runs/enc_${kind}_v2.rebuild.log" 2>&1 &
   done
   wait
   for kind in wplus stylemap; do
