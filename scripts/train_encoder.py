@@ -99,7 +99,9 @@ def attach_to_card(model: str | None, kind: str, encoder_file: Path) -> None:
     g = load_generator(path)
     rel = os.path.relpath(encoder_file.resolve(), path.resolve().parent)
     g.card.setdefault("encoders", {})[kind] = rel
-    save_generator(g, path)
+    stored = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+    half = any(v.dtype == torch.float16 for v in stored.values() if isinstance(v, torch.Tensor))
+    save_generator(g, path, half=half)  # keep a float16 model float16
     print(f"{path}: card now lists the {kind} encoder {rel}")
 
 
