@@ -539,8 +539,8 @@ def plot_time_to_quality(cold: dict, warm: dict, s_per_step: dict, encoder_s: di
     for space in warm:
         colour = SPACE_COLOURS.get(space, (0, 0, 0))
         pale = tuple(int(c + (255 - c) * 0.55) for c in colour)
-        lines[f"{space} cold"] = (cold[space], s_per_step[space], 0.0, pale)
-        lines[f"{space} encoder + steps"] = (warm[space], s_per_step[space], encoder_s.get(space, 0.0), colour)
+        lines[f"{space}, cold"] = (cold[space], s_per_step[space], 0.0, pale)
+        lines[f"{space}, encoder+steps"] = (warm[space], s_per_step[space], encoder_s.get(space, 0.0), colour)
     plot_curves(lines, path, tmax=max(100 * s_per_step[s] for s in warm) * 3)
 
 
