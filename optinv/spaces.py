@@ -228,7 +228,7 @@ def default_map_sizes(n_latent: int, coarse: int = DEFAULT_MAP_SIDES[0], medium:
     """Map side per layer: pSp's coarse/medium/fine split (0–2 / 3–6 / 7–17 of 18), scaled.
 
     Default sides 4,8,1, chosen by measurement (docs/BENCHMARKS.md, map-size table): at equal
-    steps and equal seconds per step they reach ~1.3 dB more than 2,4,1 and ≥ 2 dB over W+.
+    steps and equal seconds per step they reach 0.7–1.1 dB more than pSp's 2,4,1 on the embedded model.
     """
     c_end = max(1, round(n_latent * 3 / 18))
     m_end = max(c_end + 1, round(n_latent * 7 / 18))
