@@ -17,6 +17,16 @@ os.environ["OPTINV_OFFLINE"] = "1"  # tests never download (LPIPS backbones woul
 from optinv.generator import Generator  # noqa: E402
 
 
+def load_script(name: str):
+    """A module of scripts/ (not a package) by file name, for tests of the benchmark scripts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def fixture_path(name: str) -> Path:
     """A reference fixture, or skip the test where ../shared/fixtures is absent (user clones)."""
     p = FIXTURES / name

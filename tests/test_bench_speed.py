@@ -8,30 +8,20 @@ without it that test is skipped.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_generator
+from conftest import load_script, tiny_generator
 from optinv.generator import Blur, Upsample
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_speed", ROOT / "scripts" / "bench_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load_bench()
+bench = load_script("bench_speed")
 
 
 def test_efficiency_row_on_tiny_generator():

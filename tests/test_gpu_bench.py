@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "scripts" / "gpu_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-bench = _load_bench()
+bench = load_script("gpu_bench")
 TINY_ARGS = ["--tiny", "--device", "cpu", "--steps", "2", "--warmup", "1", "--batches", "1,2",
              "--compile", "off", "--threads", "1"]
 
