@@ -5,6 +5,11 @@ scaled down): coarse styles are read from the deepest features, medium from the 
 fine from the shallowest. Outputs are offsets added to w_avg, so an untrained encoder
 already predicts the mean face. The StyleMap encoder's Map2Map heads keep space: they pool
 features to the map size (2×2 coarse, 4×4 medium) instead of to a vector.
+
+An iterative W+ encoder (``passes`` > 1, ReStyle) sees the target beside the current
+reconstruction (6 channels) and predicts a correction to the current codes; starting from
+w_avg and its image, ``passes`` rounds of encode → render → encode again refine the start.
+A one-pass encoder is the special case that never looks at a reconstruction.
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ class ResidualDown(nn.Module):
 class Backbone(nn.Module):
     """Image → three feature maps at 1/4, 1/8 and 1/16 of the input side (FPN-merged)."""
 
-    def __init__(self, size: int, width: int = 64):
+    def __init__(self, size: int, width: int = 64, in_channels: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width // 2, 3, padding=1), nn.LeakyReLU(0.2))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width // 2, 3, padding=1), nn.LeakyReLU(0.2))
         self.down = nn.ModuleList([ResidualDown(width // 2, width), ResidualDown(width, width),
                                    ResidualDown(width, width * 2), ResidualDown(width * 2, width * 2)])
         self.lat_fine, self.lat_mid = nn.Conv2d(width, width * 2, 1), nn.Conv2d(width * 2, width * 2, 1)
@@ -102,13 +107,18 @@ def layer_groups(n_latent: int) -> list[str]:
 class Encoder(nn.Module):
     """kind 'wplus' → [B, L, D]; kind 'stylemap' → list of L maps ([B, D, h, h], fine as 1×1)."""
 
-    def __init__(self, size: int, n_latent: int, style_dim: int, kind: str = "wplus", width: int = 64):
+    def __init__(self, size: int, n_latent: int, style_dim: int, kind: str = "wplus", width: int = 64,
+                 passes: int = 1):
         super().__init__()
         if kind not in ("wplus", "stylemap"):
             raise ValueError(f"encoder kind must be 'wplus' or 'stylemap', got {kind!r}")
+        if passes < 1 or (passes > 1 and kind != "wplus"):
+            raise ValueError(f"passes must be 1, or > 1 for a 'wplus' encoder (got {passes} for {kind!r})")
         self.config = {"size": size, "n_latent": n_latent, "style_dim": style_dim, "kind": kind, "width": width}
-        self.kind, self.n_latent, self.style_dim, self.size = kind, n_latent, style_dim, size
-        self.backbone = Backbone(size, width)
+        if passes > 1:  # one-pass files keep their old config
+            self.config["passes"] = passes
+        self.kind, self.n_latent, self.style_dim, self.size, self.passes = kind, n_latent, style_dim, size, passes
+        self.backbone = Backbone(size, width, in_channels=6 if passes > 1 else 3)
         c = self.backbone.width
         sides = {"coarse": size // 16, "medium": size // 8, "fine": size // 4}
         self.groups = layer_groups(n_latent)
@@ -120,22 +130,70 @@ class Encoder(nn.Module):
                 heads.append(Map2Style(c, style_dim, max(1, sides[grp])))
         self.heads = nn.ModuleList(heads)
         self.register_buffer("w_avg", torch.zeros(style_dim))
+        if passes > 1:  # G(w_avg): the reconstruction the first pass corrects
+            self.register_buffer("start_image", torch.full((1, 3, size, size), 0.5))
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes."""
+    @property
+    def iterative(self) -> bool:
+        return self.passes > 1
+
+    def forward(self, img: torch.Tensor, previous: torch.Tensor | None = None,
+                codes: torch.Tensor | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes. An iterative
+        encoder also takes the current reconstruction ``previous`` (in [0, 1]) and its W+
+        ``codes`` (default: w_avg and its image, i.e. the first pass) and returns codes + correction."""
         if img.shape[-1] != self.size:
             img = F.interpolate(img, size=(self.size, self.size), mode="area")
-        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(to_signed(img))))
+        x = to_signed(img)
+        if self.iterative:
+            b = img.shape[0]
+            previous = self.start_image.expand(b, -1, -1, -1) if previous is None else previous
+            if previous.shape[-1] != self.size:
+                previous = F.interpolate(previous, size=(self.size, self.size), mode="area")
+            codes = self.w_avg.expand(b, self.n_latent, -1) if codes is None else codes
+            x = torch.cat([x, to_signed(previous)], 1)
+        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(x)))
         outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
+        if self.iterative:
+            return codes + torch.stack(outs, 1)
         if self.kind == "wplus":
             return torch.stack(outs, 1) + self.w_avg
         return [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
 
 
-def build_for(g: Generator, kind: str, width: int = 64) -> Encoder:
-    enc = Encoder(g.size, g.n_latent, g.style_dim, kind, width)
+def build_for(g: Generator, kind: str, width: int = 64, passes: int = 1) -> Encoder:
+    enc = Encoder(g.size, g.n_latent, g.style_dim, kind, width, passes)
     enc.w_avg.copy_(g.w_avg.detach().cpu())
+    if passes > 1:
+        with torch.no_grad():
+            w = g.w_avg[None, None].expand(1, g.n_latent, -1)
+            enc.start_image.copy_(((g.synthesis(w) + 1) / 2).clamp(0, 1).cpu())
     return enc
+
+
+def widen_to_iterative(one_pass: Encoder, g: Generator, passes: int) -> Encoder:
+    """An iterative encoder whose first pass is ``one_pass`` exactly: the new input channels
+    (the reconstruction) start at zero weight, so training begins from the old encoder's answer."""
+    enc = build_for(g, one_pass.kind, one_pass.config["width"], passes)
+    sd = dict(one_pass.state_dict())
+    stem = sd["backbone.stem.0.weight"]
+    sd["backbone.stem.0.weight"] = torch.cat([stem, torch.zeros_like(stem)], 1)
+    sd["start_image"] = enc.start_image
+    enc.load_state_dict(sd)
+    return enc
+
+
+def iterate(enc: Encoder, render, img: torch.Tensor, passes: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """Run an encoder to its answer: one call for a one-pass encoder; for an iterative one,
+    ``passes`` rounds (default: as trained) of codes ← enc(img, render(codes), codes).
+    ``render`` maps W+ codes to images in [0, 1]."""
+    if not enc.iterative:
+        return enc(img)
+    codes, previous = None, None
+    for _ in range(passes or enc.passes):
+        codes = enc(img, previous, codes)
+        previous = render(codes)
+    return codes
 
 
 def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | None = None,
@@ -150,7 +208,10 @@ def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | N
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
     obj = load_tagged(path, FORMAT, "encoder", "scripts/train_encoder.py", CheckpointError)
-    enc = Encoder(**obj["config"])
+    try:
+        enc = Encoder(**obj["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a valid encoder config ({first_line(e, limit=None)})") from None
     try:
         enc.load_state_dict({k: v.float() for k, v in obj["state_dict"].items()})
     except RuntimeError as e:

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import SAMPLES_MODELS
-from .encoder import Encoder, load_encoder
+from .encoder import Encoder, iterate, load_encoder
 from .errors import OptinvError
 from .generator import Generator
+from .ranges import to_unit
 from .spaces import LatentSpace, StyleMapSpace, make_space
 
 
@@ -57,9 +58,16 @@ def _maps_to_sizes(maps: list[torch.Tensor], sizes: list[int]) -> list[torch.Ten
 
 
 @torch.no_grad()
-def encode(enc: Encoder, images: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-    """Images in [0, 1] → the encoder's codes (W+ tensor or list of maps)."""
-    return enc(images.to(enc.w_avg.device))
+def encode(enc: Encoder, images: torch.Tensor, g: Generator | None = None,
+           passes: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """Images in [0, 1] → the encoder's codes (W+ tensor or list of maps). An iterative
+    encoder renders its intermediate answers with ``g`` (``passes`` rounds, default as trained)."""
+    images = images.to(enc.w_avg.device)
+    if not enc.iterative:
+        return enc(images)
+    if g is None:
+        raise OptinvError("an iterative encoder needs the generator to render its intermediate answers")
+    return iterate(enc, lambda codes: to_unit(g.synthesis(codes)).clamp(0, 1), images, passes)
 
 
 def initial_maps(codes: torch.Tensor | list[torch.Tensor], sizes: list[int]) -> list[torch.Tensor]:
@@ -76,7 +84,9 @@ def initial_wplus(codes: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
 
 
 def domain_term(enc: Encoder) -> Callable:
-    """In-Domain inversion's ‖latent − E(G(latent))‖², per image, mean over layers and dims."""
+    """In-Domain inversion's ‖latent − E(G(latent))‖², per image, mean over layers and dims.
+    An iterative encoder contributes its first pass (each further pass would add a render and
+    its backward to every step)."""
 
     def domain(ctx) -> torch.Tensor:
         pred = enc(ctx.image)
@@ -147,7 +157,7 @@ def starting_space(g: Generator, start: Start, targets: torch.Tensor, seeds: Seq
     b = targets.shape[0]
     init_w, init_maps, init_z = None, None, None
     if start.init == "encoder":
-        codes = encode(start.encoder, targets)
+        codes = encode(start.encoder, targets, g)
         init_w = initial_wplus(codes)
         if start.space == "stylemap":
             init_maps = initial_maps(codes, start.map_sizes)

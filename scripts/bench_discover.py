@@ -25,7 +25,7 @@ from optinv import edit as E
 from optinv import jobs
 from optinv.discover.apply import edit_editable
 from optinv.discover.attributes import load_predictor
-from optinv.discover.measure import QUIET, commutativity, path_effects, side_effects
+from optinv.discover.measure import QUIET, commutativity, path_effects, side_effects, side_effects_at_level
 from optinv.discover.pathsfile import load_paths
 from optinv.discover.train import Domain
 from optinv.imageio import atomic_save_image, make_grid
@@ -48,7 +48,10 @@ def held_out_x(g, ps, n: int) -> torch.Tensor:
     return ps.standardise(g.mapping(z))
 
 
-def measure_paths(g, ps, predictor, n_eff: int, n_comm: int, t: float) -> dict:
+LEVEL = 0.10  # equal-change side effects: every path's target moved by 10 % of its range
+
+
+def measure_paths(g, ps, predictor, n_eff: int, n_comm: int, t: float, level: float = LEVEL) -> dict:
     dom = w_domain(g, ps)
     x = held_out_x(g, ps, max(n_eff, n_comm))
     t0 = time.perf_counter()
@@ -59,16 +62,25 @@ def measure_paths(g, ps, predictor, n_eff: int, n_comm: int, t: float) -> dict:
     strong = [k for k in range(ps.paths.k) if float(absolute[k, target[k]]) >= QUIET]
     off = [float(matrix[k, a]) for k in strong for a in range(matrix.shape[1]) if a != int(target[k])]
     names = predictor.names
+    calibrated = side_effects_at_level(dom, ps.paths, predictor, x[:n_eff], target.tolist(), level)
+    off_level = [v for k, row in enumerate(calibrated) if row["side_effects_pct"]
+                 for a, v in enumerate(row["side_effects_pct"]) if a != int(target[k])]
     return {
         "method": ps.method, "steps": ps.card.get("steps"), "paths": ps.names,
         "commutativity_mean_pct": round(comm["mean"], 4), "commutativity_max_pct": round(comm["max"], 4),
         "commutativity_latent_mean": round(comm["latent_mean"], 6), "commutativity_latent_max": round(comm["latent_max"], 6),
         "side_effect_mean_pct": round(sum(off) / len(off), 2) if off else None,
         "paths_with_target": len(strong),
+        "level_pct": round(100 * level), "paths_reaching_level": sum(1 for r in calibrated if r["side_effects_pct"]),
+        "side_effect_at_level_mean_pct": round(sum(off_level) / len(off_level), 2) if off_level else None,
         "targets": {ps.names[k]: {"attribute": names[int(target[k])],
                                   "change_pct": round(100 * float(absolute[k, target[k]]), 2),
                                   "side_effects_pct": {names[a]: round(float(matrix[k, a]), 1)
-                                                       for a in range(len(names)) if a != int(target[k])}}
+                                                       for a in range(len(names)) if a != int(target[k])},
+                                  "shift_at_level": None if calibrated[k]["shift"] is None else round(calibrated[k]["shift"], 3),
+                                  "side_effects_at_level_pct": None if calibrated[k]["side_effects_pct"] is None else
+                                  {names[a]: round(v, 1) for a, v in enumerate(calibrated[k]["side_effects_pct"])
+                                   if a != int(target[k])}}
                     for k in range(ps.paths.k)},
         "n_effects": n_eff, "n_commutativity": n_comm, "shift": t, "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -262,7 +262,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
             continue
         res = jobs.encode(images, model=g, device="cpu", options=jobs.JobOptions(space=space, batch=len(images)))
         x = torch.stack([r.target for r in res])
-        t = timed(lambda: warmstart.encode(enc, x), 5) / len(res)
+        t = timed(lambda: warmstart.encode(enc, x, g), 5) / len(res)
         rows.append({"space": space, "images": len(res), "median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
                      "median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
                      "median_mse": round(median([r.metrics["fit_mse"] for r in res]), 5), "ms_per_image": round(t * 1000, 2)})
@@ -402,7 +402,7 @@ def bench_lec(g, images, steps: int) -> list[dict]:
         if enc is not None:  # LEC's E is the encoder: codes E(x) and re-encodings both come from it
             items = [E.from_latent(r.latent) for r in jobs.encode(images, model=g, device="cpu",
                                                                   options=jobs.JobOptions(space=space, batch=len(images)))]
-            encode = lambda x, enc=enc: [E.Editable(*_codes_to_editable(c, items[0]), items[0].noise) for c in _split(warmstart.encode(enc, x))]
+            encode = lambda x, enc=enc: [E.Editable(*_codes_to_editable(c, items[0]), items[0].noise) for c in _split(warmstart.encode(enc, x, g))]
             how = "encoder"
         else:
             items = [E.from_latent(r.latent) for r in jobs.invert(images, model=g, device="cpu", options=opts)]
@@ -450,7 +450,7 @@ def bench_domain_sweep(g, images, steps: int, lambdas=(0.0, 0.5, 2.0, 8.0)) -> l
                                progress=False)
         res = jobs.invert(images, model=g, device="cpu", options=opts)
         items = [E.from_latent(r.latent) for r in res]
-        encode = lambda x: [E.Editable(c, None, items[0].noise) for c in warmstart.encode(enc, x)]
+        encode = lambda x: [E.Editable(c, None, items[0].noise) for c in warmstart.encode(enc, x, g)]
         lec = latent_editing_consistency(g, items, vec, 3.0, encode)
         rows.append({"lambda_dom": lam, "median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
                      "lec_smile_avg": round(lec["avg"], 3)})

@@ -6,6 +6,12 @@ Synthetic pairs: w+ (mixing two w's half of the time) → x = G(w+); loss = late
 Optionally real images from ``--data`` (a ``--real-fraction`` of each batch) get the image loss
 only (the domain-guided encoder idea). Resumes exactly from OUT/latest.pt.
 
+``--passes P`` (> 1, W+ only) trains an iterative encoder (ReStyle): it sees the target beside
+the current reconstruction and predicts a correction. Each step draws how many passes precede
+the trained one (0 … P−1, run without gradients), so every pass learns from the states the
+earlier ones leave. From a one-pass ``--init`` it starts as that encoder (the new input
+channels at zero weight).
+
 Why the image term is weighted 100: the latent MSE cannot go below the variance of the latent
 dimensions the generator ignores (≈0.7 on the embedded model), while image MSE is ~0.01; at
 weight 1 the image term is drowned out and the encoder learns to be right in latent space and
@@ -13,6 +19,7 @@ wrong on screen. Changing a loss weight on resume restarts Adam (its second mome
 to the old losses; keeping them makes the first steps ~100× too large and wrecks the encoder).
 
   python scripts/train_encoder.py runs/enc_wplus --kind wplus --kimg 60
+  python scripts/train_encoder.py runs/restyle --init samples/models/synthfaces64.enc_wplus.pt --passes 3
   python scripts/train_encoder.py runs/enc_wplus --export samples/models/synthfaces64.enc_wplus.pt
 """
 
@@ -33,7 +40,7 @@ from tqdm import tqdm
 
 from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.checkpoints import load_generator
-from optinv.encoder import build_for, load_encoder, save_encoder
+from optinv.encoder import build_for, load_encoder, save_encoder, widen_to_iterative
 from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save, first_line
 from optinv.imageio import load_image, save_grid
@@ -54,6 +61,19 @@ def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) ->
             wplus[i, cut[i]:] = w[i, 1]
         x = to_unit(g.synthesis(wplus)).clamp(0, 1)
     return x, wplus
+
+
+def predict(g, enc, x: torch.Tensor, prior_passes: int = 0):
+    """The encoder's codes for x; an iterative encoder first runs ``prior_passes`` rounds
+    without gradients (their reconstructions are its input), then the pass being trained."""
+    if not enc.iterative:
+        return enc(x)
+    codes, previous = None, None
+    with torch.no_grad():
+        for _ in range(prior_passes):
+            codes = enc(x, previous, codes)
+            previous = render(g, codes).clamp(0, 1)
+    return enc(x, previous, codes)
 
 
 def latent_loss(pred, wplus: torch.Tensor) -> torch.Tensor:
@@ -111,6 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--model", default=None, help="generator (default: the embedded model)")
     ap.add_argument("--kind", choices=["wplus", "stylemap"], default="wplus")
     ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--passes", type=int, default=1, help="> 1: an iterative W+ encoder (ReStyle) with this many passes")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None, help=f"default {RECIPE_DEFAULTS['lr']}")
     ap.add_argument("--kimg", type=float, default=60.0)
@@ -160,6 +181,7 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     if state is not None:
         for k in ("kind", "width", "batch", "seed"):
             setattr(args, k, state["args"][k])
+        args.passes = state["args"].get("passes", 1)
         if args.model is None:  # an explicit --model continues the run on that generator (a retrained one)
             args.model = state["args"]["model"]
         elif args.model != state["args"]["model"]:
@@ -173,7 +195,9 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     dev = torch.device(args.device)
     g = load_generator(args.model, device=dev)
     torch.manual_seed(args.seed)
-    enc = build_for(g, args.kind, args.width).to(dev)
+    if args.passes > 1 and args.kind != "wplus":
+        raise SystemExit("error: --passes > 1 trains an iterative W+ encoder (use --kind wplus)")
+    enc = build_for(g, args.kind, args.width, args.passes).to(dev)
     run = Run(args, g, enc, torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999)),
               torch.Generator().manual_seed(args.seed), history)
     if state is not None:
@@ -181,10 +205,13 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
         print(f"resumed {ckpt} at step {run.step}")
     elif args.init:
         init = load_encoder(args.init, device=dev)
+        card = init.card
+        if args.passes > 1 and not init.iterative:
+            init = widen_to_iterative(init, g, args.passes).to(dev)
         if init.config != enc.config:
             raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {enc.config}")
         enc.load_state_dict(init.state_dict())
-        history.extend(init.card.get("history", []))
+        history.extend(card.get("history", []))
         print(f"initialised from {args.init}")
     return run
 
@@ -235,7 +262,8 @@ def train_step(run: Run, lpips, reals: torch.Tensor | None) -> tuple[torch.Tenso
     """One Adam step on a synthetic batch (+ real images on image steps); (latent loss, image loss)."""
     args, g, enc = run.args, run.g, run.enc
     x, wplus = synthetic_batch(g, args.batch, run.gen)
-    pred = enc(x)
+    prior = int(torch.randint(0, enc.passes, (1,), generator=run.gen)) if enc.iterative else 0
+    pred = predict(g, enc, x, prior)
     l_lat = latent_loss(pred, wplus)
     loss = args.latent_weight * l_lat
     l_img = torch.zeros(())
@@ -245,7 +273,7 @@ def train_step(run: Run, lpips, reals: torch.Tensor | None) -> tuple[torch.Tenso
             idx = torch.randint(0, len(reals), (max(1, round(args.batch * args.real_fraction)),), generator=run.gen)
             xr = reals[idx].to(g.w_avg.device)
             targets.append(xr)
-            recons.append(render(g, enc(xr)))
+            recons.append(render(g, predict(g, enc, xr, prior)))
         l_img = sum(F.mse_loss(r, t) for r, t in zip(recons, targets))
         loss = loss + args.image_weight * l_img
         if lpips is not None:
@@ -263,7 +291,7 @@ def save(run: Run, ckpt: Path, out: Path) -> None:
                        "history": run.history}, ckpt)
     with torch.no_grad():
         xs, _ = synthetic_batch(run.g, 8, torch.Generator().manual_seed(99))
-        rec = render(run.g, run.enc(xs))
+        rec = render(run.g, predict(run.g, run.enc, xs, run.enc.passes - 1))
     save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
 
 

@@ -78,3 +78,45 @@ def commutativity(domain: Domain, paths: Paths, predictor: AttributePredictor, x
         latent.append(float((y - x).norm(dim=1).mean()))
     return {"pairs": pairs, "per_pair": per_pair, "mean": sum(per_pair) / len(per_pair), "max": max(per_pair),
             "latent_mean": sum(latent) / len(latent), "latent_max": max(latent)}
+
+
+@torch.no_grad()
+def shift_for_change(domain: Domain, paths: Paths, predictor: AttributePredictor, x: torch.Tensor, k: int,
+                     attribute: int, level: float, t_max: float = 8.0, iters: int = 8) -> float | None:
+    """The shift t at which path k moves ``attribute`` by ``level`` (mean |change| at ±t, bisection
+    over (0, t_max]); None if even t_max moves it less. Side effects are only comparable between
+    methods at equal target change: a path that moves its target twice as far at the same t also
+    drags the other attributes into regions where everything changes."""
+    base = judge(domain, predictor, x)[:, attribute]
+
+    def change(t: float) -> float:
+        up = judge(domain, predictor, paths.shift(x, k, t))[:, attribute]
+        down = judge(domain, predictor, paths.shift(x, k, -t))[:, attribute]
+        return float((((up - base).abs() + (down - base).abs()) / 2).mean())
+
+    if change(t_max) < level:
+        return None
+    lo, hi = 0.0, t_max
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if change(mid) < level else (lo, mid)
+    return (lo + hi) / 2
+
+
+@torch.no_grad()
+def side_effects_at_level(domain: Domain, paths: Paths, predictor: AttributePredictor, x: torch.Tensor,
+                          targets: Sequence[int], level: float = 0.10, t_max: float = 8.0) -> list[dict]:
+    """Per path: the shift that moves its target by ``level`` and every attribute's mean |change|
+    there as % of the target's (None where the path cannot reach ``level`` within ``t_max``)."""
+    base = judge(domain, predictor, x)
+    rows = []
+    for k, a in enumerate(targets):
+        t = shift_for_change(domain, paths, predictor, x, k, int(a), level, t_max)
+        if t is None:
+            rows.append({"shift": None, "side_effects_pct": None})
+            continue
+        up = judge(domain, predictor, paths.shift(x, k, t))
+        down = judge(domain, predictor, paths.shift(x, k, -t))
+        absolute = (((up - base).abs() + (down - base).abs()) / 2).mean(0)
+        rows.append({"shift": t, "side_effects_pct": (100.0 * absolute / absolute[int(a)].clamp_min(1e-8)).tolist()})
+    return rows
