@@ -99,6 +99,8 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--batch", type=int, default=8, show_default=True)
     @click.option("--max-minutes", type=float, default=None, help="stop after this long (resume later)")
     @click.option("--alpha", type=float, default=0.1, show_default=True, help="curvilinear: weight of (log|det|)²")
+    @click.option("--speed", type=float, default=1.0, show_default=True,
+                  help="curvilinear: weight of (log path speed)², keeping a shift of t about t latent units")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
                   help="resumable state (default: OUT.ckpt); an existing one is continued")
@@ -109,7 +111,7 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--model", "-m", default=None, help="generator (default: the embedded one)")
     @overwrite_option
     @handle_errors
-    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, seed, checkpoint, predictor, dest,
+    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, seed, checkpoint, predictor, dest,
                             model, overwrite):
         """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
         from .checkpoints import load_generator
@@ -123,7 +125,7 @@ def register(main: click.Group, handle_errors) -> None:
             click.echo(f"{dest} already exists and its run is done, kept (--overwrite rewrites it; "
                        "a larger --steps trains further)")
             return
-        settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, seed=seed)
+        settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, speed=speed, seed=seed)
         settings.check()
         if k > g.style_dim:
             raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")

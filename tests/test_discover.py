@@ -61,6 +61,22 @@ def test_penalty_is_alpha_log_det_squared():
     assert torch.allclose(p.penalty(x), 0.5 * p.flow(x)[1].pow(2).mean())
 
 
+def test_path_speed_matches_autograd_and_the_speed_term_penalises_stretch():
+    fresh = CurvilinearPaths(8, 3, layers=2, hidden=8, speed=1.0)
+    x = torch.randn(5, 8)
+    assert torch.allclose(fresh.speeds(x), torch.ones(5, 3), atol=1e-4)  # rotation + identity couplings
+    assert fresh.penalty(x) < 1e-6
+    p = _scramble(CurvilinearPaths(8, 3, layers=2, hidden=8, alpha=0.5, speed=2.0)).double()
+    xd = x.double()
+    for k in range(3):
+        _, d = torch.autograd.functional.jvp(lambda t: p.shift(xd, k, t), torch.zeros((), dtype=torch.float64),
+                                             torch.ones((), dtype=torch.float64))
+        assert torch.allclose(p.speeds(xd)[:, k], d.norm(dim=-1), atol=1e-5)
+    expected = 0.5 * p.flow(xd)[1].pow(2).mean() + 2.0 * p.speeds(xd).log().pow(2).mean()
+    assert torch.allclose(p.penalty(xd), expected) and p.penalty(xd) > 0.5 * p.flow(xd)[1].pow(2).mean()
+    assert build_paths(p.config()).speed_weight == 2.0 and "speed" not in CurvilinearPaths(8, 3).config()
+
+
 def test_linear_shapes_and_units():
     lin = LinearPaths(10, 4)
     d = lin.directions()

@@ -180,15 +180,24 @@ class Flow(nn.Module):
 
 
 class CurvilinearPaths(Paths):
-    """``φ_k(x, t) = f⁻¹(f(x) + t·e_k)`` with f a :class:`Flow`; ``penalty`` = α·mean(log|det|²)."""
+    """``φ_k(x, t) = f⁻¹(f(x) + t·e_k)`` with f a :class:`Flow`.
+
+    ``penalty`` = α·mean(log|det|²) + β·mean over paths of (log speed)², speed = ‖∂φ_k/∂t‖ at t = 0.
+    Why the speed term: a volume-preserving f can still stretch e_k by 30× and squeeze the other
+    axes to pay for it; the reconstructor then rewards a path that changes everything at once
+    (measured: 10 % of an attribute's range at t ≈ 0.08, with more side effects than Linear's).
+    At unit speed t means the same latent distance as for Linear's unit directions, and a path
+    can only win by moving something distinct.
+    """
 
     method = "curvilinear"
     commutes = True
 
-    def __init__(self, dim: int, k: int, layers: int = 4, hidden: int = 256, alpha: float = 0.1, seed: int = 0):
+    def __init__(self, dim: int, k: int, layers: int = 4, hidden: int = 256, alpha: float = 0.1,
+                 speed: float = 0.0, seed: int = 0):
         super().__init__(dim, k)
         self.flow = Flow(dim, layers, hidden, seed)
-        self.layers, self.hidden, self.alpha = layers, hidden, alpha
+        self.layers, self.hidden, self.alpha, self.speed_weight = layers, hidden, alpha, speed
 
     def to_v(self, x: torch.Tensor) -> torch.Tensor:
         return self.flow(x)[0]
@@ -209,11 +218,26 @@ class CurvilinearPaths(Paths):
             delta[k] += t
         return self.from_v(v + delta)
 
+    def speeds(self, x: torch.Tensor, h: float = 1e-2) -> torch.Tensor:
+        """‖∂φ_k/∂t‖ at t = 0 for every row of x and every path k: [B, K] (central differences)."""
+        v, _ = self.flow(x)
+        b = v.shape[0]
+        e = h * torch.eye(self.dim, dtype=v.dtype, device=v.device)[: self.k]        # [K, D]
+        up = self.from_v((v[:, None, :] + e[None]).reshape(b * self.k, -1))
+        down = self.from_v((v[:, None, :] - e[None]).reshape(b * self.k, -1))
+        return ((up - down) / (2 * h)).norm(dim=-1).reshape(b, self.k)
+
     def penalty(self, x):
-        return self.alpha * self.flow(x)[1].pow(2).mean()
+        pen = self.alpha * self.flow(x)[1].pow(2).mean()
+        if self.speed_weight:
+            pen = pen + self.speed_weight * self.speeds(x).clamp_min(1e-8).log().pow(2).mean()
+        return pen
 
     def config(self):
-        return {**super().config(), "layers": self.layers, "hidden": self.hidden, "alpha": self.alpha}
+        c = {**super().config(), "layers": self.layers, "hidden": self.hidden, "alpha": self.alpha}
+        if self.speed_weight:
+            c["speed"] = self.speed_weight
+        return c
 
 
 def build_paths(config: dict[str, Any], seed: int = 0) -> Paths:
@@ -227,5 +251,5 @@ def build_paths(config: dict[str, Any], seed: int = 0) -> Paths:
         return WarpedPaths(dim, k, support=int(c.get("support", 8)), steps=int(c.get("steps", 4)), seed=seed)
     if method == "curvilinear":
         return CurvilinearPaths(dim, k, layers=int(c.get("layers", 4)), hidden=int(c.get("hidden", 256)),
-                                alpha=float(c.get("alpha", 0.1)), seed=seed)
+                                alpha=float(c.get("alpha", 0.1)), speed=float(c.get("speed", 0.0)), seed=seed)
     raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")

@@ -83,6 +83,7 @@ class DiscoverSettings:
     shift_min: float = 0.5
     shift_weight: float = 0.25
     alpha: float = 0.1            # curvilinear: weight of (log|det|)²
+    speed: float = 1.0            # curvilinear: weight of (log path speed)² (0: the flow may stretch freely)
     layers: int = 4               # curvilinear: couplings
     hidden: int = 256             # curvilinear: coupling MLP width
     support: int = 8              # warped: RBF centres per path
@@ -105,7 +106,7 @@ class DiscoverSettings:
         if self.method == "warped":
             c.update(support=self.support, steps=self.euler_steps)
         if self.method == "curvilinear":
-            c.update(layers=self.layers, hidden=self.hidden, alpha=self.alpha)
+            c.update(layers=self.layers, hidden=self.hidden, alpha=self.alpha, speed=self.speed)
         return c
 
 
@@ -176,7 +177,7 @@ def load_checkpoint(path: str | os.PathLike, dim: int, image_size: int = 64, mod
     obj = load_tagged(path, CHECKPOINT_FORMAT, "discovery checkpoint", "optinv directions discover")
     if model_id and obj.get("model_id") and obj["model_id"] != model_id:
         raise OptinvError(f"{path}: checkpoint of another model ({obj['model_id']}), not {model_id}")
-    settings = DiscoverSettings(**obj["settings"])
+    settings = DiscoverSettings(**{"speed": 0.0, **obj["settings"]})  # runs from before the speed term had none
     if obj["paths_config"]["dim"] != dim:
         raise OptinvError(f"{path}: checkpoint latents have {obj['paths_config']['dim']} dimensions, not {dim}")
     state = new_state(settings, dim, image_size)
