@@ -9,7 +9,8 @@ curvilinear; w space) and with the attribute predictor as judge (values in [0, 1
   pairs (and the latent distance, in standardised units);
 - side effects: each path at ±t on ``n_eff`` held-out w; per attribute the mean |change| as % of
   the change of the path's target (the attribute it moves most); summary = mean off-target entry
-  over the paths that move their target by at least 2 %;
+  over the paths that move their target by at least 2 %; and again at equal target change (each
+  path at the shift that moves its target by ``LEVEL`` of its range), the comparison that counts;
 - the order grid: original → A → A+B against original → B → B+A (A, B the two strongest paths of
   each method), on 4 held-out samples and 2 W+ inversions of held-out renders.
 """
@@ -179,24 +180,33 @@ def markdown(section: dict | None) -> list[str]:
              f"Shift t = {any_r['shift']} (standardised w units). Commutativity: every pair k < l: +t along k, +t "
              f"along l, then −t along k, −t along l, on {any_r['n_commutativity']} held-out w; mean |attribute "
              "change| in % of the attribute's range per pair, mean and max over pairs; `latent_*`: distance to the "
-             "start in standardised units. Side effects: each path at ±t on "
-             f"{any_r['n_effects']} held-out w; every other attribute's mean |change| in % of the target's (the "
-             "attribute the path moves most); `side_effect_mean_pct` averages the off-target entries of the paths "
-             "that move their target by ≥ 2 %. Code: scripts/bench_discover.py; method: docs/EDITING.md.", "",
+             "start in standardised units. Side effects: each path on "
+             f"{any_r['n_effects']} held-out w, at the shift (±) that moves its target (the attribute it moves most "
+             f"at ±t) by {any_r.get('level_pct', 10)} % of that attribute's range, found by bisection in (0, 8]; every "
+             "other attribute's mean |change| in % of the target's; mean over the off-target entries of the paths "
+             "that reach that level. Equal target change is what makes methods comparable: a path that moves its "
+             "target twice as far at the same t drags everything else further too. The fixed-t figure (±t, paths "
+             "that move their target by ≥ 2 %) is shown beside it. Code: scripts/bench_discover.py; method: "
+             "docs/EDITING.md.", "",
              "| method | training steps | commutativity mean % | max % | latent mean | latent max | "
-             "paths with a target | side effect mean % |", "|---|---|---|---|---|---|---|---|"]
+             "side effect at equal change, mean % | paths reaching it | side effect at ±t, mean % |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m, r in methods.items():
         lines.append(f"| {m} | {r['steps']} | {r['commutativity_mean_pct']} | {r['commutativity_max_pct']} | "
-                     f"{r['commutativity_latent_mean']} | {r['commutativity_latent_max']} | {r['paths_with_target']}"
-                     f"/{len(r['paths'])} | {r['side_effect_mean_pct']} |")
+                     f"{r['commutativity_latent_mean']} | {r['commutativity_latent_max']} | "
+                     f"{r.get('side_effect_at_level_mean_pct')} | {r.get('paths_reaching_level')}/{len(r['paths'])} | "
+                     f"{r['side_effect_mean_pct']} |")
     lines.append("")
     for m, r in methods.items():
         attrs = list(section.get("predictor", {}).get("attributes", []))
-        lines += [f"### Side effects, {m} (% of the target's change)", "",
-                  "| path | target change % | " + " | ".join(attrs) + " |", "|---|---|" + "---|" * len(attrs)]
+        lines += [f"### Side effects, {m} (% of the target's change, at equal target change)", "",
+                  "| path | target change at ±t % | shift for the level | " + " | ".join(attrs) + " |",
+                  "|---|---|---|" + "---|" * len(attrs)]
         for name, t in r["targets"].items():
-            cells = ["**100**" if a == t["attribute"] else str(t["side_effects_pct"].get(a, "")) for a in attrs]
-            lines.append(f"| {name} | {t['change_pct']} | " + " | ".join(cells) + " |")
+            at = t.get("side_effects_at_level_pct")
+            cells = ["**100**" if a == t["attribute"] else ("–" if at is None else str(at.get(a, ""))) for a in attrs]
+            lines.append(f"| {name} | {t['change_pct']} | {t.get('shift_at_level') or 'not reached'} | "
+                         + " | ".join(cells) + " |")
         lines.append("")
     grid = section.get("grid")
     if grid:
