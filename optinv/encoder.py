@@ -6,10 +6,11 @@ fine from the shallowest. Outputs are offsets added to w_avg, so an untrained en
 already predicts the mean face. The StyleMap encoder's Map2Map heads keep space: they pool
 features to the map size (2×2 coarse, 4×4 medium) instead of to a vector.
 
-An iterative W+ encoder (``passes`` > 1, ReStyle) sees the target beside the current
-reconstruction (6 channels) and predicts a correction to the current codes; starting from
-w_avg and its image, ``passes`` rounds of encode → render → encode again refine the start.
-A one-pass encoder is the special case that never looks at a reconstruction.
+An iterative W+ encoder (``passes`` > 1, ReStyle-style) adds a refiner to a one-pass
+encoder: the first pass predicts codes from the target alone, then each further pass renders
+the current codes and a second network, seeing target and reconstruction side by side (6
+channels), predicts a correction. The refiner's output layers start at zero, so an untrained
+refiner leaves the first pass's answer unchanged and training can only start from it.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Encoder(nn.Module):
         if passes > 1:  # one-pass files keep their old config
             self.config["passes"] = passes
         self.kind, self.n_latent, self.style_dim, self.size, self.passes = kind, n_latent, style_dim, size, passes
-        self.backbone = Backbone(size, width, in_channels=6 if passes > 1 else 3)
+        self.backbone = Backbone(size, width)
         c = self.backbone.width
         sides = {"coarse": size // 16, "medium": size // 8, "fine": size // 4}
         self.groups = layer_groups(n_latent)
@@ -130,8 +131,12 @@ class Encoder(nn.Module):
                 heads.append(Map2Style(c, style_dim, max(1, sides[grp])))
         self.heads = nn.ModuleList(heads)
         self.register_buffer("w_avg", torch.zeros(style_dim))
-        if passes > 1:  # G(w_avg): the reconstruction the first pass corrects
-            self.register_buffer("start_image", torch.full((1, 3, size, size), 0.5))
+        if passes > 1:
+            self.refine_backbone = Backbone(size, width, in_channels=6)
+            self.refine_heads = nn.ModuleList(Map2Style(c, style_dim, max(1, sides[grp])) for grp in self.groups)
+            for head in self.refine_heads:  # an untrained refiner corrects nothing
+                nn.init.zeros_(head.linear.weight)
+                nn.init.zeros_(head.linear.bias)
 
     @property
     def iterative(self) -> bool:
@@ -139,23 +144,21 @@ class Encoder(nn.Module):
 
     def forward(self, img: torch.Tensor, previous: torch.Tensor | None = None,
                 codes: torch.Tensor | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes. An iterative
-        encoder also takes the current reconstruction ``previous`` (in [0, 1]) and its W+
-        ``codes`` (default: w_avg and its image, i.e. the first pass) and returns codes + correction."""
+        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes. Given the current
+        W+ ``codes`` and their rendering ``previous`` (in [0, 1]), an iterative encoder returns
+        the refined codes instead."""
         if img.shape[-1] != self.size:
             img = F.interpolate(img, size=(self.size, self.size), mode="area")
-        x = to_signed(img)
-        if self.iterative:
-            b = img.shape[0]
-            previous = self.start_image.expand(b, -1, -1, -1) if previous is None else previous
+        if previous is not None:
+            if not self.iterative or codes is None:
+                raise ValueError("a refinement pass needs an iterative encoder, the current codes and their image")
             if previous.shape[-1] != self.size:
                 previous = F.interpolate(previous, size=(self.size, self.size), mode="area")
-            codes = self.w_avg.expand(b, self.n_latent, -1) if codes is None else codes
-            x = torch.cat([x, to_signed(previous)], 1)
-        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(x)))
+            feats = dict(zip(("coarse", "medium", "fine"),
+                             self.refine_backbone(torch.cat([to_signed(img), to_signed(previous)], 1))))
+            return codes + torch.stack([head(feats[grp]) for head, grp in zip(self.refine_heads, self.groups)], 1)
+        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(to_signed(img))))
         outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
-        if self.iterative:
-            return codes + torch.stack(outs, 1)
         if self.kind == "wplus":
             return torch.stack(outs, 1) + self.w_avg
         return [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
@@ -164,35 +167,34 @@ class Encoder(nn.Module):
 def build_for(g: Generator, kind: str, width: int = 64, passes: int = 1) -> Encoder:
     enc = Encoder(g.size, g.n_latent, g.style_dim, kind, width, passes)
     enc.w_avg.copy_(g.w_avg.detach().cpu())
-    if passes > 1:
-        with torch.no_grad():
-            w = g.w_avg[None, None].expand(1, g.n_latent, -1)
-            enc.start_image.copy_(((g.synthesis(w) + 1) / 2).clamp(0, 1).cpu())
     return enc
 
 
-def widen_to_iterative(one_pass: Encoder, g: Generator, passes: int) -> Encoder:
-    """An iterative encoder whose first pass is ``one_pass`` exactly: the new input channels
-    (the reconstruction) start at zero weight, so training begins from the old encoder's answer."""
-    enc = build_for(g, one_pass.kind, one_pass.config["width"], passes)
-    sd = dict(one_pass.state_dict())
-    stem = sd["backbone.stem.0.weight"]
-    sd["backbone.stem.0.weight"] = torch.cat([stem, torch.zeros_like(stem)], 1)
-    sd["start_image"] = enc.start_image
-    enc.load_state_dict(sd)
+def widen_to_iterative(one_pass: Encoder, passes: int) -> Encoder:
+    """An iterative encoder whose first pass is ``one_pass`` and whose refiner starts as a copy of
+    its backbone reading the difference target − reconstruction (stem weights [W, −W]), with
+    zero output layers: before training it returns exactly the first pass's codes."""
+    cfg = {**one_pass.config, "passes": passes}
+    enc = Encoder(**cfg)
+    enc.load_state_dict(one_pass.state_dict(), strict=False)
+    sd = {k: v.clone() for k, v in one_pass.backbone.state_dict().items()}
+    stem = sd["stem.0.weight"]
+    sd["stem.0.weight"] = torch.cat([stem, -stem], 1)
+    enc.refine_backbone.load_state_dict(sd)
+    for mine, theirs in zip(enc.refine_heads, one_pass.heads):
+        mine.convs.load_state_dict(theirs.convs.state_dict())
     return enc
 
 
 def iterate(enc: Encoder, render, img: torch.Tensor, passes: int | None = None) -> torch.Tensor | list[torch.Tensor]:
-    """Run an encoder to its answer: one call for a one-pass encoder; for an iterative one,
-    ``passes`` rounds (default: as trained) of codes ← enc(img, render(codes), codes).
-    ``render`` maps W+ codes to images in [0, 1]."""
+    """Run an encoder to its answer: one call for a one-pass encoder; for an iterative one, the
+    first pass, then ``passes`` − 1 (default: as trained) rounds of codes ← enc(img, render(codes),
+    codes). ``render`` maps W+ codes to images in [0, 1]."""
+    codes = enc(img)
     if not enc.iterative:
-        return enc(img)
-    codes, previous = None, None
-    for _ in range(passes or enc.passes):
-        codes = enc(img, previous, codes)
-        previous = render(codes)
+        return codes
+    for _ in range((passes or enc.passes) - 1):
+        codes = enc(img, render(codes), codes)
     return codes
 
 

@@ -6,11 +6,11 @@ Synthetic pairs: w+ (mixing two w's half of the time) → x = G(w+); loss = late
 Optionally real images from ``--data`` (a ``--real-fraction`` of each batch) get the image loss
 only (the domain-guided encoder idea). Resumes exactly from OUT/latest.pt.
 
-``--passes P`` (> 1, W+ only) trains an iterative encoder (ReStyle): it sees the target beside
-the current reconstruction and predicts a correction. Each step draws how many passes precede
-the trained one (0 … P−1, run without gradients), so every pass learns from the states the
-earlier ones leave. From a one-pass ``--init`` it starts as that encoder (the new input
-channels at zero weight).
+``--passes P`` (> 1, W+ only) trains the refiner of an iterative encoder (ReStyle-style) on top
+of a one-pass ``--init`` encoder, which stays frozen as the first pass: the refiner sees target
+and reconstruction side by side and predicts a correction. Each step draws how many refinement
+passes precede the trained one (0 … P−2, run without gradients), so every pass learns from the
+states the earlier ones leave. The refiner starts as a zero correction.
 
 Why the image term is weighted 100: the latent MSE cannot go below the variance of the latent
 dimensions the generator ignores (≈0.7 on the embedded model), while image MSE is ~0.01; at
@@ -64,15 +64,15 @@ def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) ->
 
 
 def predict(g, enc, x: torch.Tensor, prior_passes: int = 0):
-    """The encoder's codes for x; an iterative encoder first runs ``prior_passes`` rounds
-    without gradients (their reconstructions are its input), then the pass being trained."""
+    """The encoder's codes for x. An iterative encoder runs its (frozen) first pass and
+    ``prior_passes`` refinement rounds without gradients, then the refinement pass being trained."""
     if not enc.iterative:
         return enc(x)
-    codes, previous = None, None
     with torch.no_grad():
+        codes = enc(x)
         for _ in range(prior_passes):
-            codes = enc(x, previous, codes)
-            previous = render(g, codes).clamp(0, 1)
+            codes = enc(x, render(g, codes).clamp(0, 1), codes)
+        previous = render(g, codes).clamp(0, 1)
     return enc(x, previous, codes)
 
 
@@ -198,6 +198,11 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     if args.passes > 1 and args.kind != "wplus":
         raise SystemExit("error: --passes > 1 trains an iterative W+ encoder (use --kind wplus)")
     enc = build_for(g, args.kind, args.width, args.passes).to(dev)
+    if enc.iterative:
+        if state is None and not args.init:
+            raise SystemExit("error: --passes > 1 refines a trained one-pass encoder: give it as --init")
+        enc.backbone.requires_grad_(False)  # the first pass stays as trained; only the refiner learns
+        enc.heads.requires_grad_(False)
     run = Run(args, g, enc, torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999)),
               torch.Generator().manual_seed(args.seed), history)
     if state is not None:
@@ -207,7 +212,7 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
         init = load_encoder(args.init, device=dev)
         card = init.card
         if args.passes > 1 and not init.iterative:
-            init = widen_to_iterative(init, g, args.passes).to(dev)
+            init = widen_to_iterative(init, args.passes).to(dev)
         if init.config != enc.config:
             raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {enc.config}")
         enc.load_state_dict(init.state_dict())
@@ -262,7 +267,7 @@ def train_step(run: Run, lpips, reals: torch.Tensor | None) -> tuple[torch.Tenso
     """One Adam step on a synthetic batch (+ real images on image steps); (latent loss, image loss)."""
     args, g, enc = run.args, run.g, run.enc
     x, wplus = synthetic_batch(g, args.batch, run.gen)
-    prior = int(torch.randint(0, enc.passes, (1,), generator=run.gen)) if enc.iterative else 0
+    prior = int(torch.randint(0, enc.passes - 1, (1,), generator=run.gen)) if enc.iterative else 0
     pred = predict(g, enc, x, prior)
     l_lat = latent_loss(pred, wplus)
     loss = args.latent_weight * l_lat
@@ -291,7 +296,7 @@ def save(run: Run, ckpt: Path, out: Path) -> None:
                        "history": run.history}, ckpt)
     with torch.no_grad():
         xs, _ = synthetic_batch(run.g, 8, torch.Generator().manual_seed(99))
-        rec = render(run.g, predict(run.g, run.enc, xs, run.enc.passes - 1))
+        rec = render(run.g, predict(run.g, run.enc, xs, run.enc.passes - 2))
     save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
 
 

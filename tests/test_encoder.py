@@ -190,36 +190,46 @@ def test_iterative_encoder_starts_as_its_one_pass_encoder_and_round_trips(tmp_pa
     g = tiny_generator(32, style_dim=16)
     one = build_for(g, "wplus", width=16)
     torch.nn.init.normal_(one.heads[0].linear.weight)  # a non-trivial first pass
-    many = widen_to_iterative(one, g, passes=3)
+    many = widen_to_iterative(one, passes=3)
     x = torch.rand(2, 3, 32, 32)
-    assert torch.equal(one(x), many(x))  # the reconstruction channels start at zero weight
-    assert many.backbone.stem[0].weight.shape[1] == 6
-    with torch.no_grad():
-        start = ((g.synthesis(g.w_avg[None, None].expand(1, g.n_latent, -1)) + 1) / 2).clamp(0, 1)
-    assert torch.allclose(many.start_image, start)
-    # three passes: each adds a correction to the last codes; with zero-weight channels the same one
-    seen = []
-    codes = iterate(many, lambda c: seen.append(c) or torch.rand(2, 3, 32, 32), x)
-    assert len(seen) == 3 and torch.allclose(codes - g.w_avg, 3 * (one(x) - g.w_avg), atol=1e-5)
+    assert torch.equal(one(x), many(x))  # the first pass is the one-pass encoder
+    assert many.refine_backbone.stem[0].weight.shape[1] == 6
+    renders = []
+    codes = iterate(many, lambda c: renders.append(c) or torch.rand(2, 3, 32, 32), x)
+    assert len(renders) == 2 and torch.equal(codes, one(x))  # an untrained refiner corrects nothing
+    torch.nn.init.normal_(many.refine_heads[0].linear.weight, std=0.1)
+    a = many(x, torch.rand(2, 3, 32, 32), codes)
+    b = many(x, torch.rand(2, 3, 32, 32), codes)
+    assert not torch.equal(a, b) and torch.equal(a[:, 1:], codes[:, 1:])  # head 0 corrects, from the image
+    with pytest.raises(ValueError, match="refinement pass"):
+        one(x, torch.rand(2, 3, 32, 32), codes)
     with pytest.raises(OptinvError, match="needs the generator"):
         warmstart.encode(many, x)
     again = load_encoder(save_encoder(many, tmp_path / "r.pt"))
     assert again.passes == 3 and torch.equal(warmstart.encode(many, x, g), warmstart.encode(again, x, g))
+    assert not torch.equal(warmstart.encode(many, x, g, passes=1), warmstart.encode(many, x, g))
     with pytest.raises(ValueError, match="passes"):
         build_for(g, "stylemap", width=16, passes=2)
 
 
 def test_iterative_training_resumes_exactly_and_warm_starts_deterministically(tiny_model: Path, tmp_path: Path) -> None:
-    common = ["--model", str(tiny_model), *ARGS, "--passes", "2"]
+    from optinv.checkpoints import load_generator
+
+    first = save_encoder(build_for(load_generator(tiny_model), "wplus", width=16), tmp_path / "one.pt")
+    with pytest.raises(SystemExit, match="--init"):
+        train_encoder.main([str(tmp_path / "x"), "--model", str(tiny_model), *ARGS, "--passes", "2"])
+    common = ["--model", str(tiny_model), *ARGS, "--passes", "3", "--init", str(first)]
     train_encoder.main([str(tmp_path / "a"), *common, "--max-steps", "4"])
     train_encoder.main([str(tmp_path / "b"), *common, "--max-steps", "2"])
     train_encoder.main([str(tmp_path / "b"), "--model", str(tiny_model), "--max-steps", "2"])  # passes come from the run
     a = torch.load(tmp_path / "a" / "latest.pt", weights_only=True)["enc"]
     b = torch.load(tmp_path / "b" / "latest.pt", weights_only=True)["enc"]
-    assert a["backbone.stem.0.weight"].shape[1] == 6 and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["refine_backbone.stem.0.weight"].shape[1] == 6 and all(torch.equal(a[k], b[k]) for k in a)
+    one = torch.load(first, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], one[k]) for k in one)  # the first pass stayed frozen
+    assert a["refine_heads.0.linear.weight"].abs().sum() > 0  # the refiner learned
     enc_file = tmp_path / "r.pt"
     train_encoder.main([str(tmp_path / "a"), "--model", str(tiny_model), "--export", str(enc_file)])
-    from optinv.checkpoints import load_generator
 
     g = load_generator(tiny_model)
     with torch.no_grad():
