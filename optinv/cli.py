@@ -365,6 +365,8 @@ def convert(src, dst, half, overwrite):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--space", type=click.Choice(["wplus", "stylemap"]), default="wplus", show_default=True)
 @click.option("--encoder", default=None, type=click.Path(dir_okay=False), help="encoder file (default: the model card's)")
+@click.option("--encoder-passes", type=int, default=None,
+              help="iterative encoder: passes to run (default: as trained; 1 = its first pass alone)")
 @click.option("--model", "-m", default=None, help="generator file or shipped model name")
 @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--batch", type=int, default=16, show_default=True)
@@ -377,14 +379,15 @@ def convert(src, dst, half, overwrite):
 @click.option("--device", default="auto", show_default=True)
 @overwrite_option
 @handle_errors
-def encode(images, space, encoder, model, out, batch, crop, align, face, landmarks, paste_back, device, overwrite):
+def encode(images, space, encoder, encoder_passes, model, out, batch, crop, align, face, landmarks, paste_back, device,
+           overwrite):
     """Encoder only, no optimisation: the fast path (writes the same outputs as invert)."""
     from . import jobs
     from .outputs import ensure_out_dir
 
     ensure_out_dir(out)
-    opts = jobs.JobOptions.of(space=space, encoder=encoder, batch=max(1, batch), crop=crop, align=align, face=face,
-                              landmarks=landmarks, paste_back=paste_back)
+    opts = jobs.JobOptions.of(space=space, encoder=encoder, encoder_passes=encoder_passes, batch=max(1, batch),
+                              crop=crop, align=align, face=face, landmarks=landmarks, paste_back=paste_back)
     _run_job("encode", list(images), {"out": out, "gif": False, "paste_back": paste_back, "model": model,
                                       "device": device, "overwrite": overwrite}, opts)
 

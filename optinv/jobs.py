@@ -134,7 +134,7 @@ def encode(images: Sequence[Source], model: Model = None, device: str | None = "
     for first in range(0, len(names), step):
         tgt = targets[first:first + step].to(g.w_avg.device)
         t0 = time.perf_counter()
-        codes = warmstart.encode(enc, tgt, g)
+        codes = warmstart.encode(enc, tgt, g, opts.encoder_passes)
         seconds = time.perf_counter() - t0
         if space_name == "stylemap":
             space = StyleMapSpace.from_maps(g, warmstart.initial_maps(codes, map_sizes))

@@ -61,6 +61,8 @@ class JobOptions:
                                     "one, else w_avg", choices=INITS)
     encoder: str | None = option(None, "encoder file for `init` encoder / DOMAIN (default: the model card's)",
                                  path=True)
+    encoder_passes: int | None = option(None, "iterative encoder: passes to run (default: as trained; 1 = its first "
+                                               "pass alone)", type=int)
     seed: int = option(0, "", type=int, show_default=True)
     batch: int = option(4, "images optimised together", type=int, show_default=True)
     crop: str = option("none", "what to do with non-square inputs", choices=CROPS, show_default=True)
@@ -110,6 +112,8 @@ class JobOptions:
         if not isinstance(self.batch, int) or self.batch < 1:
             raise OptinvError(f"`batch` must be ≥ 1, got {self.batch}")
         check_steps(self.steps)
+        if self.encoder_passes is not None and (not isinstance(self.encoder_passes, int) or self.encoder_passes < 1):
+            raise OptinvError(f"`encoder_passes` must be ≥ 1, got {self.encoder_passes}")
         check_seed(self.seed)
         for name in ("lr", "eps"):
             value = getattr(self, name)

@@ -45,7 +45,8 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if m["space"] == "stylemap" else None
     seeds = list(seeds) if seeds is not None else [opts.seed] * len(names)
     start = warmstart.plan_start(g, m["space"], m.get("init", "mean"), opts.encoder, objective.needs("encoder"),
-                                 map_sizes, opts.tile, opts.zplus_mapping or g.card.get("zplus_mapping", "gaussian"))
+                                 map_sizes, opts.tile, opts.zplus_mapping or g.card.get("zplus_mapping", "gaussian"),
+                                 opts.encoder_passes)
     domain = warmstart.domain_term(warmstart.require(start.encoder, "DOMAIN")) if objective.needs("encoder") else None
     operator = operator.to(g.w_avg.device)
     results: list[ItemResult] = []

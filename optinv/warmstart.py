@@ -120,10 +120,12 @@ class Start:
     map_sizes: list[int] | None
     tile: bool = False
     zplus_mapping: str = "gaussian"
+    encoder_passes: int | None = None  # iterative encoders: None = as trained
 
 
 def plan_start(g: Generator, space: str, init: str, encoder_file: str | None, needs_encoder: bool,
-               map_sizes: list[int] | None, tile: bool, zplus_mapping: str) -> Start:
+               map_sizes: list[int] | None, tile: bool, zplus_mapping: str,
+               encoder_passes: int | None = None) -> Start:
     """Resolve ``init`` and find the encoder it (or a DOMAIN term) needs, before any work is done."""
     enc = None
     if init in ("auto", "encoder") or needs_encoder:
@@ -134,7 +136,7 @@ def plan_start(g: Generator, space: str, init: str, encoder_file: str | None, ne
         if space == "zplus":
             raise OptinvError("`init` encoder works in w, wplus and stylemap spaces (zplus starts on the sphere)")
         require(enc, "`init` encoder")
-    return Start(space, init, enc, map_sizes, tile, zplus_mapping)
+    return Start(space, init, enc, map_sizes, tile, zplus_mapping, encoder_passes)
 
 
 def mean_or_random_wplus(g: Generator, init: str, n: int, seed: int) -> torch.Tensor:
@@ -157,7 +159,7 @@ def starting_space(g: Generator, start: Start, targets: torch.Tensor, seeds: Seq
     b = targets.shape[0]
     init_w, init_maps, init_z = None, None, None
     if start.init == "encoder":
-        codes = encode(start.encoder, targets, g)
+        codes = encode(start.encoder, targets, g, start.encoder_passes)
         init_w = initial_wplus(codes)
         if start.space == "stylemap":
             init_maps = initial_maps(codes, start.map_sizes)

@@ -29,6 +29,7 @@ from optinv.checkpoints import load_generator
 from optinv.generator import Generator
 from optinv.imageio import load_image
 from optinv.outputs import compare_strip
+from optinv.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,45 +248,91 @@ def cold_curve(g, images, space: str, steps: int = 1000) -> list[float]:
     return trace
 
 
+WARM_LRS = (0.05, 0.1)  # the cold start's lr, and the one that suits a start near the answer
+
+
+def encoder_rows(g, enc, name: str, space: str, x: torch.Tensor) -> list[dict]:
+    """Encoder alone on targets x: one row per number of passes (1 … as trained)."""
+    import math
+
+    from optinv import warmstart
+    from optinv.metrics import ssim
+
+    rows = []
+    for passes in range(1, (enc.passes if enc.iterative else 1) + 1):
+        t = timed(lambda: warmstart.encode(enc, x, g, passes), 5) / len(x)
+        codes = warmstart.encode(enc, x, g, passes)
+        maps = codes if not isinstance(codes, torch.Tensor) else None
+        with torch.no_grad():
+            styles = codes if maps is None else [m[:, :, 0, 0] if m.shape[-1] == 1 else m for m in maps]
+            y = to_unit(g.synthesis(styles)).clamp(0, 1)
+        mse = (y - x).pow(2).mean(dim=(1, 2, 3))
+        rows.append({"encoder": name, "space": space, "passes": passes, "images": len(x),
+                     "median_psnr": round(median([10 * math.log10(1 / max(float(m), 1e-12)) for m in mse]), 2),
+                     "median_ssim": round(median([ssim(y[i:i + 1], x[i:i + 1]) for i in range(len(x))]), 4),
+                     "median_mse": round(median(mse.tolist()), 5),
+                     "ms_per_image": round(t * 1000, 2)})
+        print(f"encoder {name} ×{passes}: {rows[-1]}", flush=True)
+    return rows
+
+
+def warm_row(space: str, encoder: str, lr: float, cold: list[float], warm_trace: list[float]) -> dict:
+    """Steps the warm trace needs to reach the cold trace's 1000- and 500-step PSNR, and what its
+    first 100 steps are worth in cold steps (PSNR of the batch-mean L2, best so far)."""
+    cold_final, cold_500, warm100 = max(cold), max(cold[:501]), max(warm_trace[:101])
+
+    def first(trace, level):
+        return next((i for i, p in enumerate(trace) if p >= level), None)
+
+    reach, reach500, equiv = first(warm_trace, cold_final), first(warm_trace, cold_500), first(cold, warm100)
+    return {"space": space, "encoder": encoder, "lr": lr, "cold_start_steps": len(cold) - 1,
+            "cold_best_psnr": round(cold_final, 2), "warm_steps_to_reach_it": reach if reach is not None
+            else f">{len(warm_trace) - 1}", "cold_psnr_at_500": round(cold_500, 2),
+            "warm_steps_to_reach_cold_500": reach500 if reach500 is not None else f">{len(warm_trace) - 1}",
+            "warm_psnr_at_step_0": round(warm_trace[0], 2), "warm_psnr_at_100": round(warm100, 2),
+            "cold_steps_to_match_warm_100": equiv if equiv is not None else f">{len(cold) - 1}",
+            f"warm_psnr_at_{len(warm_trace) - 1}": round(max(warm_trace), 2)}
+
+
 def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict | None = None,
                    cold_steps: int = 1000) -> dict:
-    """Encoder alone, and warm start: steps to reach the PSNR the cold start (w_avg init, same
-    settings: L2, lr 0.05 fixed) reached at its last step, and how many cold steps the warm
-    start's first 100 are worth. Cold curves come from the invert section, else from the cache
-    in benchmarks.json (same images), else are run here."""
+    """Encoders alone (every pass of an iterative one), and warm starts: steps to reach the PSNR a
+    cold start (w_avg init, L2, lr 0.05 fixed) reaches at 1000 and at 500 steps, at the cold lr
+    and at 0.1. StyleMap also starts from the W+ encoder when the model has both. Cold curves
+    come from the invert section, else the cache in benchmarks.json (same images), else run here."""
     from optinv import warmstart
 
-    rows, warm, curves, warm_curves = [], [], dict(cached or {}), {}
+    rows, warm, sched, curves, warm_curves = [], [], [], dict(cached or {}), {}
+    wplus_file = warmstart._card_encoder_path(g, "wplus")
     for space in ("wplus", "stylemap"):
         enc = warmstart.find_encoder(g, space)
         if enc is None:
             continue
         res = jobs.encode(images, model=g, device="cpu", options=jobs.JobOptions(space=space, batch=len(images)))
         x = torch.stack([r.target for r in res])
-        t = timed(lambda: warmstart.encode(enc, x, g), 5) / len(res)
-        rows.append({"space": space, "images": len(res), "median_psnr": round(median([r.metrics["psnr"] for r in res]), 2),
-                     "median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
-                     "median_mse": round(median([r.metrics["fit_mse"] for r in res]), 5), "ms_per_image": round(t * 1000, 2)})
-        print(f"encoder {space}: {rows[-1]}", flush=True)
+        own = warmstart._card_encoder_path(g, space) or wplus_file
+        rows += encoder_rows(g, enc, own.name, space, x)
         cold = cold_curves.get(space) or curves.get(space) or cold_curve(g, images, space, cold_steps)
         curves[space] = [round(p, 3) for p in cold]
-        opts = l2_options(space, warm_steps, len(images), init="encoder")
-        warm_trace: list[float] = []
-        _invert_with_trace(g, images, opts, warm_trace)
-        warm_curves[space] = [round(p, 3) for p in warm_trace]
-        cold_final = max(cold)
-        reach = next((i for i, p in enumerate(warm_trace) if p >= cold_final), None)
-        warm100 = max(warm_trace[:101])
-        cold_equiv = next((i for i, p in enumerate(cold) if p >= warm100), None)
-        warm.append({"space": space, "cold_start_steps": len(cold) - 1, "cold_best_psnr": round(cold_final, 2),
-                     "warm_steps_to_reach_it": reach if reach is not None else f">{warm_steps}",
-                     "cold_psnr_at_step_0": round(cold[0], 2), "warm_psnr_at_step_0": round(warm_trace[0], 2),
-                     "cold_psnr_at_100": round(max(cold[:101]), 2), "warm_psnr_at_100": round(warm100, 2),
-                     "cold_steps_to_match_warm_100": cold_equiv if cold_equiv is not None else f">{len(cold) - 1}",
-                     f"warm_psnr_at_{warm_steps}": round(max(warm_trace), 2)})
-        warm[-1].update(default_schedule_runs(g, images, space, res, DOCS / f"warm_start_{space}.png"))
-        print(f"warm start {space}: {warm[-1]}", flush=True)
-    return {"encoder": rows, "warm_start": warm, "cold_curves": curves, "warm_curves": warm_curves}
+        starts = [(own, None)]
+        if enc.iterative:
+            starts.append((own, 1))
+        if space == "stylemap" and wplus_file is not None and wplus_file != own:
+            starts.append((wplus_file, None))
+        for file, passes in starts:
+            label = file.name + (f" (first pass)" if passes == 1 else "")
+            for lr in WARM_LRS:
+                opts = l2_options(space, warm_steps, len(images), init="encoder", encoder=str(file),
+                                  encoder_passes=passes)
+                opts.lr = lr
+                warm_trace: list[float] = []
+                _invert_with_trace(g, images, opts, warm_trace)
+                warm.append(warm_row(space, label, lr, cold, warm_trace))
+                print(f"warm start {space}: {warm[-1]}", flush=True)
+                warm_curves.setdefault(space, {})[f"{label}, lr {lr}"] = [round(p, 3) for p in warm_trace]
+        sched.append({"space": space, **default_schedule_runs(g, images, space, res, DOCS / f"warm_start_{space}.png")})
+    return {"encoder": rows, "warm_start": warm, "warm_default_schedule": sched, "cold_curves": curves,
+            "warm_curves": warm_curves}
 
 
 def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int = 100) -> dict:
@@ -533,19 +580,26 @@ def plot_quality_vs_time(curves: dict, s_per_step: dict, path: Path) -> None:
     plot_curves({k: (c, s_per_step[k], 0.0, SPACE_COLOURS.get(k, (0, 0, 0))) for k, c in curves.items()}, path)
 
 
-def plot_time_to_quality(cold: dict, warm: dict, s_per_step: dict, encoder_s: dict, path: Path) -> None:
-    """Cold against encoder-warm-started curves per space; warm lines start after the encoder's time."""
+def plot_time_to_quality(cold: dict, warm: dict, s_per_step: dict, encoder_s: dict, path: Path,
+                         lr: float = WARM_LRS[-1]) -> None:
+    """Cold against encoder-started curves per space (each start at ``lr``); a warm line starts
+    after its encoder's own time. ``warm``: space → label → trace; ``encoder_s``: label → seconds."""
+    palette = {"wplus": [(150, 150, 230), (90, 90, 200), (20, 20, 140)],
+               "stylemap": [(240, 160, 120), (220, 90, 40), (160, 40, 0), (90, 20, 0)]}
     lines = {}
     for space in warm:
-        colour = SPACE_COLOURS.get(space, (0, 0, 0))
-        pale = tuple(int(c + (255 - c) * 0.55) for c in colour)
-        lines[f"{space}, cold"] = (cold[space], s_per_step[space], 0.0, pale)
-        lines[f"{space}, encoder+steps"] = (warm[space], s_per_step[space], encoder_s.get(space, 0.0), colour)
-    plot_curves(lines, path, tmax=max(100 * s_per_step[s] for s in warm) * 3)
+        colours = palette.get(space, [(0, 0, 0)] * 4)
+        lines[f"{space}: cold (w_avg)"] = (cold[space], s_per_step[space], 0.0, colours[0])
+        starts = [k for k in warm[space] if k.endswith(f", lr {lr}")]
+        for j, label in enumerate(starts, 1):
+            base = label.rsplit(", lr", 1)[0]
+            lines[f"{space}: {base}"] = (warm[space][label], s_per_step[space], encoder_s.get(base, 0.0),
+                                         colours[min(j, len(colours) - 1)])
+    plot_curves(lines, path, tmax=max(100 * s_per_step[s] for s in warm) * 3, legend_width=330)
 
 
 def plot_curves(lines: dict[str, tuple[list[float], float, float, tuple]], path: Path,
-                tmax: float | None = None) -> None:
+                tmax: float | None = None, legend_width: int = 150) -> None:
     """Best-so-far PSNR against seconds, drawn with PIL: name → (trace, s/step, start s, colour)."""
     from PIL import Image, ImageDraw
 
@@ -576,7 +630,7 @@ def plot_curves(lines: dict[str, tuple[list[float], float, float, tuple]], path:
             best = max(best, p)
             pts.append(xy(off + step * sps, best))
         d.line(pts, fill=colour, width=2)
-        d.text((w - m - 150, h - m - 20 - 14 * (len(lines) - i)), name, fill=colour)
+        d.text((w - m - legend_width, h - m - 20 - 14 * (len(lines) - i)), name, fill=colour)
     img.save(path)
 
 
@@ -602,12 +656,15 @@ def update_readme(data: dict) -> None:
     for r in data.get("paint", []):
         lines.append(f"| paint | {r['images']} RGBA refs | alpha-weighted MSE {r['mean_alpha_weighted_mse']} |")
     for r in data.get("encoder", []):
-        lines.append(f"| encode | {r['space']} encoder alone | median PSNR {r['median_psnr']} dB, {r['ms_per_image']} ms/image |")
+        passes = f", {r['passes']} passes" if r.get("passes", 1) > 1 else ""
+        lines.append(f"| encode | {r['space']} encoder alone{passes} | median PSNR {r['median_psnr']} dB, "
+                     f"{r['ms_per_image']} ms/image |")
     for r in data.get("warm_start", []):
-        if "cold_steps_to_match_warm_100" not in r:  # written by an older version of this script
+        if "warm_steps_to_reach_cold_500" not in r or "first pass" in r["encoder"]:  # older format / ablation rows
             continue
-        lines.append(f"| invert | {r['space']}, encoder warm start, 100 steps | {r['warm_psnr_at_100']} dB (cold start: "
-                     f"{r['cold_psnr_at_100']} dB; the cold start needs {r['cold_steps_to_match_warm_100']} steps for it) |")
+        lines.append(f"| invert | {r['space']}, warm start ({r['encoder']}), lr {r['lr']}, 100 steps | "
+                     f"{r['warm_psnr_at_100']} dB; cold 1000 steps: {r['cold_best_psnr']} dB, reached by the warm "
+                     f"start at step {r['warm_steps_to_reach_it']} |")
     lines += ["", "![inversion](docs/invert_stylemap.png) ![pulse](docs/pulse_x8.png)", "", end]
     a, b = text.index(start), text.index(end) + len(end)
     readme.write_text(text[:a] + "\n".join(lines) + text[b:])
@@ -693,17 +750,25 @@ def write_markdown(data: dict) -> None:
         lines.extend(["## Quality against time", "", "![PSNR against seconds](quality_vs_time.png)", ""])
     if (DOCS / "time_to_quality.png").exists():
         lines.extend(["## Time to quality: cold against encoder-started", "",
-                      "Best-so-far PSNR against seconds, W+ and StyleMap, from w_avg (pale) and from the encoder "
-                      "(its time included), L2, Adam lr 0.05 fixed, batch of 8 held-out renders.", "",
+                      "Best-so-far PSNR against seconds, W+ and StyleMap, from w_avg (palest, Adam lr 0.05 fixed) and "
+                      f"from each encoder (its time included; Adam lr {WARM_LRS[-1]} fixed), L2, batch of 8 held-out "
+                      "renders. `(first pass)`: the iterative encoder stopped after its first pass (the one-pass "
+                      "encoder it refines).", "",
                       "![time to quality](time_to_quality.png)", ""])
-    table(data.get("encoder", []), "Encoders alone (held-out renders)", "Milliseconds per image on this CPU, batch = all images.")
+    table(data.get("encoder", []), "Encoders alone (held-out renders)",
+          "Milliseconds per image on this CPU, batch = all images; an iterative encoder has a row per number of "
+          "passes (each pass after the first renders the current codes and corrects them). "
+          "Command: `python scripts/benchmark.py --only encoder`.")
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
-          "Cold start: w_avg init, L2, Adam lr 0.05 fixed; warm start: the encoder's prediction, same settings. "
-          "PSNR of the batch-mean L2. Target: ≤ 100 steps. `cold_steps_to_match_warm_100`: how many cold "
-          "steps the warm start's first 100 are worth. `cosine_100_steps_*`: median per-image PSNR of 100-step "
-          "runs with the invert job's own schedule (cosine ramp, lr 0.05), cold and warm. Pictures: "
-          "[W+](warm_start_wplus.png), [StyleMap](warm_start_stylemap.png) (target | encoder alone | cold | warm, "
-          "100 cosine steps).")
+          "Cold start: w_avg init, L2, Adam lr 0.05 fixed, 1000 steps; warm start: an encoder's prediction, L2, "
+          f"Adam at lr {' and '.join(str(x) for x in WARM_LRS)} fixed. PSNR of the batch-mean L2, best so far. "
+          "Targets: the cold 1000-step PSNR in ≤ 100 warm steps, the cold 500-step PSNR in ≤ 50. "
+          "`cold_steps_to_match_warm_100`: how many cold steps the warm start's first 100 are worth. "
+          "`(first pass)`: the iterative encoder stopped after its first pass.")
+    table(data.get("warm_default_schedule", []), "Warm start with the invert job's own schedule",
+          "Median per-image PSNR of 100-step runs with the invert job's own schedule (cosine ramp, lr 0.05), cold "
+          "and warm (the model card's encoder). Pictures: [W+](warm_start_wplus.png), "
+          "[StyleMap](warm_start_stylemap.png) (target | encoder alone | cold | warm, 100 cosine steps).")
     table(data.get("domain_sweep", []), "In-Domain regularizer sweep (W+, encoder init, L2 + λ·DOMAIN)",
           "LEC: ‖E(x) − f⁻¹(E(G(f(E(x)))))‖ with f = +3·smile and E the W+ encoder; lower = edits survive re-encoding.")
     table(data.get("directions", []), "Directions: does each edit move its attribute?",
@@ -811,7 +876,12 @@ def main(argv: list[str] | None = None) -> None:
                                    cold_steps=150 if args.quick else 1000))
         data["cold_curves_key"] = key
         sps = {r["space"]: r["s_per_step"] for r in data.get("invert", []) if r["space"] in data["warm_curves"]}
-        enc_s = {r["space"]: r["ms_per_image"] * len(images) / 1000 for r in data["encoder"]}
+        enc_s = {}
+        for r in data["encoder"]:  # label → seconds for the batch: first pass, and every pass
+            secs = r["ms_per_image"] * len(images) / 1000
+            if r["passes"] == 1:
+                enc_s[f"{r['encoder']} (first pass)"] = secs
+            enc_s[r["encoder"]] = secs  # rows come in pass order: the last one is the full encoder
         if set(sps) == set(data["warm_curves"]):
             plot_time_to_quality(data["cold_curves"], data["warm_curves"], sps, enc_s, DOCS / "time_to_quality.png")
     if "directions" in only:

@@ -1,0 +1,37 @@
+"""The benchmark's warm-start bookkeeping and its time-to-quality plot (no optimisation run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import ROOT, load_script
+
+sys.path.insert(0, str(ROOT / "scripts"))
+benchmark = load_script("benchmark")
+
+
+def test_warm_row_counts_steps_to_the_cold_levels() -> None:
+    cold = [10 + 0.02 * i for i in range(1001)]        # 20 dB at 500 steps, 30 dB at 1000
+    warm = [25 + 0.1 * i for i in range(201)]          # 30 dB at step 50, 45 dB at 200
+    row = benchmark.warm_row("wplus", "e.pt", 0.1, cold, warm)
+    assert row["cold_best_psnr"] == 30.0 and row["cold_psnr_at_500"] == 20.0
+    assert row["warm_steps_to_reach_it"] == 50 and row["warm_steps_to_reach_cold_500"] == 0
+    assert row["warm_psnr_at_100"] == 35.0 and row["cold_steps_to_match_warm_100"] == ">1000"
+    slow = benchmark.warm_row("wplus", "e.pt", 0.05, cold, [5 + 0.1 * i for i in range(101)])
+    assert slow["warm_steps_to_reach_it"] == ">100" and slow["warm_steps_to_reach_cold_500"] == ">100"
+    assert slow["cold_steps_to_match_warm_100"] == 250
+
+
+def test_time_to_quality_plot_draws_every_start(tmp_path: Path) -> None:
+    cold = {"wplus": [10 + i * 0.01 for i in range(300)]}
+    warm = {"wplus": {"e.pt (first pass), lr 0.1": [20 + i * 0.01 for i in range(101)],
+                      "e.pt, lr 0.1": [22 + i * 0.01 for i in range(101)],
+                      "e.pt, lr 0.05": [21 + i * 0.01 for i in range(101)]}}
+    out = tmp_path / "ttq.png"
+    benchmark.plot_time_to_quality(cold, warm, {"wplus": 0.1}, {"e.pt": 0.5, "e.pt (first pass)": 0.2}, out)
+    img = Image.open(out).convert("RGB")
+    colours = {c for _, c in img.getcolors(1 << 16)}
+    assert {(150, 150, 230), (90, 90, 200), (20, 20, 140)} <= colours  # cold and both lr-0.1 starts drawn
