@@ -324,7 +324,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
         if space == "stylemap" and wplus_file is not None and wplus_file != own:
             starts.append((wplus_file, None))
         for file, passes in starts:
-            label = file.name + (f" (first pass)" if passes == 1 else "")
+            label = file.name + (" (first pass)" if passes == 1 else "")
             for lr in WARM_LRS:
                 opts = l2_options(space, warm_steps, len(images), init="encoder", encoder=str(file),
                                   encoder_passes=passes)

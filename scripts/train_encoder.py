@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.checkpoints import load_generator
-from optinv.encoder import build_for, load_encoder, save_encoder, widen_to_iterative
+from optinv.encoder import build_for, iterate, load_encoder, save_encoder, widen_to_iterative
 from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save, first_line
 from optinv.imageio import load_image, save_grid
@@ -69,9 +69,7 @@ def predict(g, enc, x: torch.Tensor, prior_passes: int = 0):
     if not enc.iterative:
         return enc(x)
     with torch.no_grad():
-        codes = enc(x)
-        for _ in range(prior_passes):
-            codes = enc(x, render(g, codes).clamp(0, 1), codes)
+        codes = iterate(enc, lambda c: render(g, c).clamp(0, 1), x, prior_passes + 1)
         previous = render(g, codes).clamp(0, 1)
     return enc(x, previous, codes)
 
