@@ -101,6 +101,8 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--alpha", type=float, default=0.1, show_default=True, help="curvilinear: weight of (log|det|)²")
     @click.option("--speed", type=float, default=1.0, show_default=True,
                   help="curvilinear: weight of (log path speed)², keeping a shift of t about t latent units")
+    @click.option("--start-from", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="curvilinear: start at this linear run's checkpoint (its directions and reconstructor)")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
                   help="resumable state (default: OUT.ckpt); an existing one is continued")
@@ -111,8 +113,8 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--model", "-m", default=None, help="generator (default: the embedded one)")
     @overwrite_option
     @handle_errors
-    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, seed, checkpoint, predictor, dest,
-                            model, overwrite):
+    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, start_from, seed, checkpoint,
+                            predictor, dest, model, overwrite):
         """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
         from .checkpoints import load_generator
         from .discover.run import discover_paths
@@ -125,7 +127,8 @@ def register(main: click.Group, handle_errors) -> None:
             click.echo(f"{dest} already exists and its run is done, kept (--overwrite rewrites it; "
                        "a larger --steps trains further)")
             return
-        settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, speed=speed, seed=seed)
+        settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, speed=speed,
+                                    start_from=str(start_from or ""), seed=seed)
         settings.check()
         if k > g.style_dim:
             raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")

@@ -36,6 +36,7 @@ class Settings:
     steps: int = 200
     lr: float = 0.1
     optimizer: str = "adam"
+    adam_beta2: float = 0.999        # Adam/Adamax second-moment decay (torch's default; see JOB_DEFAULTS)
     schedule: str = "fixed"
     lr_rampup: float = 0.05          # cosine-ramp (rosinality/NVIDIA)
     lr_rampdown: float = 0.25
@@ -58,6 +59,8 @@ class Settings:
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise OptinvError(f"unknown {what} {value!r} (known: {', '.join(known)})")
+        if not (isinstance(self.adam_beta2, (int, float)) and 0 <= self.adam_beta2 < 1):
+            raise OptinvError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
         if self.eps is not None and not (0 <= self.eps < math.inf):
             raise OptinvError(f"eps must be a finite number ≥ 0, got {self.eps}")
 
@@ -141,11 +144,12 @@ class NoiseState:
             n.sub_(mean).div_(std)
 
 
-def _make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+def _make_optimizer(name: str, params: list[torch.Tensor], lr: float,
+                    beta2: float = 0.999) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, beta2))
     if name == "adamax":
-        return torch.optim.Adamax(params, lr=lr)
+        return torch.optim.Adamax(params, lr=lr, betas=(0.9, beta2))
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
@@ -172,7 +176,7 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
     if objective.needs("lpips") and lpips is None:
         raise OptinvError("the recipe names LPIPS but no LPIPS model was given")
     params = list(space.parameters()) + noise.trainable
-    opt = _make_optimizer(settings.optimizer, params, settings.lr)
+    opt = _make_optimizer(settings.optimizer, params, settings.lr, settings.adam_beta2)
     w_std = None
     if settings.latent_noise > 0:
         w_std = float(space.layer_vectors().detach().std())  # scale of the perturbation

@@ -29,6 +29,7 @@ from optinv.checkpoints import load_generator
 from optinv.generator import Generator
 from optinv.imageio import load_image
 from optinv.outputs import compare_strip
+from optinv.presets import JOB_DEFAULTS
 from optinv.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,14 +82,19 @@ def bench_world(g, images, quick: bool) -> list[dict]:
     return [row]
 
 
+ADAM_BETA2 = JOB_DEFAULTS["invert"]["adam_beta2"]
+
+
 def sample_images(n: int) -> list[Path]:
     return sorted((SAMPLES / "images").glob("*.png"))[:n]
 
 
 def l2_options(space: str, steps: int, batch: int, init: str = "mean", schedule: str = "fixed",
                **extra) -> jobs.JobOptions:
-    """The benchmark's inversion settings: L2, Adam lr 0.05, fixed noise (zplus: + GEOCROSS, lr 0.2)."""
+    """The benchmark's inversion settings: L2, Adam lr 0.05 with the invert job's β2 (0.9), fixed noise
+    (zplus: + GEOCROSS, lr 0.2)."""
     zplus = space == "zplus"
+    extra.setdefault("adam_beta2", ADAM_BETA2)
     return jobs.JobOptions(space=space, steps=steps, batch=batch, recipe="1*L2+0.005*GEOCROSS" if zplus else "1*L2",
                            lr=0.2 if zplus else 0.05, schedule=schedule, noise="fixed", init=init, progress=False,
                            **extra)
@@ -874,7 +880,7 @@ def main(argv: list[str] | None = None) -> None:
     if "throughput" in only:
         data["batch_throughput"] = bench_batch_throughput(20 if args.quick else 50, args.model)
     if "encoder" in only:
-        key = [data["model"], "quick" if args.quick else "full", *(p.name for p in images)]
+        key = [data["model"], "quick" if args.quick else "full", f"beta2 {ADAM_BETA2}", *(p.name for p in images)]
         same = data.get("cold_curves_key") == key
         data.update(bench_encoders(g, images, curves, 100 if args.quick else 200,
                                    cached=data.get("cold_curves") if same else None,

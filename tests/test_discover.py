@@ -121,6 +121,41 @@ def test_resume_continues_the_same_run(tmp_path):
         assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_flow_started_from_directions_is_exactly_those_straight_paths():
+    gen = torch.Generator().manual_seed(3)
+    d = torch.randn(3, 10, generator=gen)
+    d = d / d.norm(dim=1, keepdim=True)                 # unit but not orthogonal, like Linear's
+    paths = CurvilinearPaths(10, 3, layers=3, hidden=8, alpha=1.0, speed=1.0)
+    paths.flow.start_from_directions(d)
+    x = torch.randn(7, 10, generator=gen)
+    for k in range(3):
+        assert torch.allclose(paths.shift(x, k, 1.7), x + 1.7 * d[k], atol=1e-5)
+    assert torch.allclose(paths.flow.inverse(paths.flow(x)[0]), x, atol=1e-5)
+    # the fixed map changes volume (non-orthogonal d) but the penalty only sees the couplings
+    assert paths.flow(x)[1].abs().min() > 1e-3 and paths.penalty(x) < 1e-6
+    with pytest.raises(ValueError):
+        paths.flow.start_from_directions(torch.stack([d[0], d[0], d[1]]))
+
+
+def test_curvilinear_run_starts_where_a_linear_run_ended(tmp_path):
+    dom = _toy_domain()
+    lin = DiscoverSettings(method="linear", k=3, steps=5, batch=4, reconstructor_width=4)
+    linear = discover(dom, lin, tmp_path / "lin.pt", every=100, progress=False, image_size=16)
+    s = DiscoverSettings(method="curvilinear", k=3, steps=1, batch=4, layers=2, hidden=16, reconstructor_width=4,
+                         start_from=str(tmp_path / "lin.pt"), lr_paths=1e-12, lr_reconstructor=1e-12)
+    curved = discover(dom, s, tmp_path / "curv.pt", every=100, progress=False, image_size=16)
+    x = dom.sample(6)
+    for k in range(3):
+        assert torch.allclose(curved.paths.shift(x, k, 2.0), linear.paths.shift(x, k, 2.0), atol=1e-4)
+    for a, b in zip(curved.reconstructor.parameters(), linear.reconstructor.parameters()):  # (BN stats move)
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(OptinvError, match="linear"):
+        discover(dom, DiscoverSettings(**{**vars(s), "start_from": str(tmp_path / "curv.pt")}), None,
+                 progress=False, image_size=16)
+    with pytest.raises(OptinvError, match="curvilinear paths only"):
+        DiscoverSettings(method="warped", start_from=str(tmp_path / "lin.pt")).check()
+
+
 def _path_set(method: str, dim: int = 8) -> PathSet:
     cfg = {"method": method, "dim": dim, "k": 3}
     cfg.update({"warped": {"support": 4}, "curvilinear": {"layers": 3, "hidden": 16}}.get(method, {}))

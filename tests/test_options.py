@@ -52,3 +52,26 @@ def test_gif_frames_follow_the_steps_that_run(steps, preset, expected) -> None:
     s = optimizer_settings(merged_options("invert", opts, g), opts)
     assert s.frame_every == expected
     assert optimizer_settings(merged_options("invert", JobOptions(), g), JobOptions()).frame_every == 0
+
+
+def test_adam_beta2_reaches_the_optimizer_and_presets_keep_torchs_value(monkeypatch) -> None:
+    g = tiny_generator(16)
+    merged = merged_options("invert", JobOptions(), g)
+    from optinv.presets import JOB_DEFAULTS
+    assert optimizer_settings(merged, JobOptions()).adam_beta2 == JOB_DEFAULTS["invert"]["adam_beta2"]
+    for name in ("image2stylegan", "rosinality", "idinvert", "pulse"):
+        opts = JobOptions(preset=name)
+        assert optimizer_settings(merged_options("invert", opts, g), opts).adam_beta2 == 0.999, name
+    opts = JobOptions(tune=True)  # PTI's pivot: its own Adam
+    assert optimizer_settings(merged_options("invert", opts, g), opts).adam_beta2 == 0.999
+    opts = JobOptions(adam_beta2=0.5)
+    assert optimizer_settings(merged_options("invert", opts, g), opts).adam_beta2 == 0.5
+    seen = []
+    real_adam = __import__("torch").optim.Adam
+    monkeypatch.setattr("torch.optim.Adam", lambda params, **kw: seen.append(kw["betas"]) or real_adam(params, **kw))
+    jobs.invert([__import__("torch").rand(1, 3, 16, 16)], model=g, steps=1, space="w", init="mean", adam_beta2=0.8,
+                progress=False, device="cpu")
+    assert seen == [(0.9, 0.8)]
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(OptinvError, match="adam_beta2"):
+            JobOptions.of(adam_beta2=bad)

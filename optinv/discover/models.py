@@ -151,9 +151,12 @@ class AffineCoupling(nn.Module):
 
 
 class Flow(nn.Module):
-    """f = couplings ∘ Q: a fixed random rotation Q (log-det 0) then ``layers`` affine couplings.
+    """f = couplings ∘ M: a fixed linear map M then ``layers`` affine couplings.
 
-    The rotation keeps the starting paths (f = Q) from being the latent's coordinate axes.
+    M starts as a random rotation, which keeps the starting paths from being the latent's
+    coordinate axes. :meth:`start_from_directions` sets it so that f⁻¹(f(x) + t·e_k) = x + t·d_k
+    for given directions d_k: the flow then starts as exactly those straight paths and bends them.
+    (The buffer keeps its old name, ``rotation``, so earlier files still load.)
     """
 
     def __init__(self, dim: int, layers: int = 4, hidden: int = 256, seed: int = 0):
@@ -164,10 +167,37 @@ class Flow(nn.Module):
         self.couplings = nn.ModuleList(
             AffineCoupling(dim, hidden, torch.randperm(dim, generator=gen)) for _ in range(layers))
 
+    @torch.no_grad()
+    def start_from_directions(self, directions: torch.Tensor) -> None:
+        """M⁻¹'s first rows = ``directions`` [K, D]; the rest an orthonormal basis of their complement.
+
+        With the couplings at the identity, path k is then exactly x + t·d_k.
+        """
+        k, dim = directions.shape
+        d = directions.to(self.rotation)
+        if torch.linalg.matrix_rank(d) < k:
+            raise ValueError("the starting directions are linearly dependent")
+        q, _ = torch.linalg.qr(torch.cat([d.t(), torch.eye(dim, dtype=d.dtype, device=d.device)], 1))
+        # The couplings permute coordinates: V's axis j is M's output slot order[j].
+        order = torch.arange(dim, device=self.rotation.device)
+        for c in self.couplings:
+            order = order[c.perm]
+        rows_inv = torch.empty_like(self.rotation)
+        rows_inv[order[:k]] = d                               # M⁻¹ row of V's axis k = d_k
+        rows_inv[order[k:]] = q[:, k:dim].t()                 # the rest: their orthogonal complement
+        self.rotation.copy_(torch.linalg.inv(rows_inv))
+
+    def fixed_logdet(self) -> torch.Tensor:
+        """log|det M|: the fixed map's share of the log-det (0 for a rotation)."""
+        return torch.linalg.slogdet(self.rotation.double())[1].to(self.rotation.dtype)
+
+    def _unmix(self, dtype: torch.dtype) -> torch.Tensor:
+        return torch.linalg.inv(self.rotation.double()).to(dtype)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x → (v, log|det ∂v/∂x|) per row."""
         v = x @ self.rotation.to(x.dtype)
-        logdet = x.new_zeros(x.shape[0])
+        logdet = x.new_zeros(x.shape[0]) + self.fixed_logdet().to(x.dtype)
         for c in self.couplings:
             v, ld = c(v)
             logdet = logdet + ld
@@ -176,13 +206,14 @@ class Flow(nn.Module):
     def inverse(self, v: torch.Tensor) -> torch.Tensor:
         for c in reversed(self.couplings):
             v = c.inverse(v)
-        return v @ self.rotation.to(v.dtype).t()
+        return v @ self._unmix(v.dtype)
 
 
 class CurvilinearPaths(Paths):
     """``φ_k(x, t) = f⁻¹(f(x) + t·e_k)`` with f a :class:`Flow`.
 
-    ``penalty`` = α·mean(log|det|²) + β·mean over paths of (log speed)², speed = ‖∂φ_k/∂t‖ at t = 0.
+    ``penalty`` = α·mean(log|det of the couplings|²) + β·mean over paths of (log speed)²,
+    speed = ‖∂φ_k/∂t‖ at t = 0.
     Why the speed term: a volume-preserving f can still stretch e_k by 30× and squeeze the other
     axes to pay for it; the reconstructor then rewards a path that changes everything at once
     (measured: 10 % of an attribute's range at t ≈ 0.08, with more side effects than Linear's).
@@ -228,7 +259,8 @@ class CurvilinearPaths(Paths):
         return ((up - down) / (2 * h)).norm(dim=-1).reshape(b, self.k)
 
     def penalty(self, x):
-        pen = self.alpha * self.flow(x)[1].pow(2).mean()
+        # The fixed map's volume is a constant: the couplings are not asked to undo it.
+        pen = self.alpha * (self.flow(x)[1] - self.flow.fixed_logdet()).pow(2).mean()
         if self.speed_weight:
             pen = pen + self.speed_weight * self.speeds(x).clamp_min(1e-8).log().pow(2).mean()
         return pen

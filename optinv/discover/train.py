@@ -89,6 +89,7 @@ class DiscoverSettings:
     support: int = 8              # warped: RBF centres per path
     euler_steps: int = 4          # warped
     reconstructor_width: int = 32
+    start_from: str = ""          # curvilinear: a linear run's checkpoint to start from (its paths and R)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -98,6 +99,8 @@ class DiscoverSettings:
         for name in ("k", "steps", "batch"):
             if getattr(self, name) < 1:
                 raise OptinvError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.start_from and self.method != "curvilinear":
+            raise OptinvError("`start_from` (a linear run to start from) applies to curvilinear paths only")
         if not 0 <= self.shift_min < self.shift_max:
             raise OptinvError(f"need 0 <= `shift_min` < `shift_max`, got {self.shift_min}, {self.shift_max}")
 
@@ -135,6 +138,32 @@ def new_state(settings: DiscoverSettings, dim: int, image_size: int = 64) -> Dis
     r = Reconstructor(settings.k, settings.reconstructor_width, size=min(64, image_size))
     return DiscoverState(settings, paths, r, torch.optim.Adam(paths.parameters(), lr=settings.lr_paths),
                          torch.optim.Adam(r.parameters(), lr=settings.lr_reconstructor))
+
+
+def start_from_linear(state: DiscoverState, path: str | os.PathLike, domain: Domain) -> None:
+    """Start a curvilinear run at a trained linear run: the flow's paths are its directions and
+    R is its reconstructor, so training begins where Linear ended and only has to bend the paths.
+
+    Why: from a random start the flow spends thousands of steps finding what Linear already
+    found, and may settle on paths with more side effects; Linear is a special case of the flow.
+    """
+    obj = load_tagged(path, CHECKPOINT_FORMAT, "discovery checkpoint", "optinv directions discover --method linear")
+    config = obj["paths_config"]
+    if config.get("method") != "linear":
+        raise OptinvError(f"{path}: a {config.get('method')} run; the start must be a linear one")
+    if (config["dim"], config["k"]) != (state.paths.dim, state.paths.k):
+        raise OptinvError(f"{path}: {config['k']} paths in {config['dim']} dimensions, "
+                          f"this run has {state.paths.k} in {state.paths.dim}")
+    if obj.get("space") != domain.space or not (torch.allclose(obj["mean"].cpu(), domain.mean.cpu(), atol=1e-4)
+                                                and torch.allclose(obj["std"].cpu(), domain.std.cpu(), atol=1e-4)):
+        raise OptinvError(f"{path}: a run in another latent space or of another model")
+    linear = build_paths(config)
+    linear.load_state_dict(obj["paths"])
+    state.paths.flow.start_from_directions(linear.directions())
+    try:
+        state.reconstructor.load_state_dict(obj["reconstructor"])
+    except RuntimeError as err:
+        raise OptinvError(f"{path}: its reconstructor does not fit this run ({str(err).splitlines()[0]})") from None
 
 
 def train_step(state: DiscoverState, domain: Domain) -> dict[str, float]:
@@ -204,6 +233,8 @@ def discover(domain: Domain, settings: DiscoverSettings, checkpoint: str | os.Pa
         state.settings.steps = settings.steps
     else:
         state = new_state(settings, domain.dim, image_size)
+        if settings.start_from:
+            start_from_linear(state, settings.start_from, domain)
         random.seed(settings.seed)
     start = time.monotonic()
     bar = None
