@@ -143,7 +143,7 @@ def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None
 
 
 def bench_stylemap_res(g, images, checkpoints) -> list[dict]:
-    """StyleMap inversion with the default maps (2×2 coarse, 4×4 medium) against larger ones."""
+    """StyleMap inversion with pSp's split (2×2 coarse, 4×4 medium) against the default (4×4, 8×8)."""
     rows = []
     for res in ("2,4,1", "4,8,1"):
         part, _ = bench_invert(g, images, checkpoints, ["stylemap"], batch=len(images), stylemap_res=res, picture=False)
@@ -710,12 +710,13 @@ def write_markdown(data: dict) -> None:
           "Pure-PyTorch generator; fp32; `forward_backward_s` is one forward + backward to the W+ input.")
     table(data.get("quality_proxy", []), "Quality proxy: W+ inversion of held-out renders",
           "Target: median PSNR ≥ 24 dB at 64×64 after 500 steps (read off the W+ run below).")
-    table(data.get("invert", []), "Inversion per space (held-out renders, w_avg init, L2, Adam lr 0.05 fixed; "
-          "zplus: random z, lr 0.2, + 0.005·GEOCROSS)",
-          "StyleMap: coarse 2×2, medium 4×4, fine 1×1 maps. Pictures: docs/invert_<space>.png "
+    table(data.get("invert", []), "Inversion per space (held-out renders, w_avg init, L2, Adam lr 0.05 fixed, "
+          f"β2 {ADAM_BETA2}; zplus: random z, lr 0.2, + 0.005·GEOCROSS)",
+          "StyleMap: the default maps, coarse 4×4, medium 8×8, fine 1×1. Pictures: docs/invert_<space>.png "
           "(input | result | result through the operator).")
     table(data.get("stylemap_res", []), "StyleMap map sizes (same settings as above)",
-          "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; the default is pSp's split, 2×2/4×4/1×1.")
+          "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; 2,4,1 is pSp's split, 4,8,1 the "
+          "default (chosen by this table).")
     table(data.get("pulse", []), "PULSE super-resolution (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, linear1cycledrop)",
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
@@ -761,7 +762,7 @@ def write_markdown(data: dict) -> None:
     if (DOCS / "time_to_quality.png").exists():
         lines.extend(["## Time to quality: cold against encoder-started", "",
                       "Best-so-far PSNR against seconds, W+ and StyleMap, from w_avg (palest) and from each encoder "
-                      f"(its time included), L2, Adam lr {WARM_LRS[-1]} fixed, batch of 8 held-out "
+                      f"(its time included), L2, Adam lr {WARM_LRS[-1]} fixed, β2 {ADAM_BETA2}, batch of 8 held-out "
                       "renders. `(first pass)`: the iterative encoder stopped after its first pass (the one-pass "
                       "encoder it refines).", "",
                       "![time to quality](time_to_quality.png)", ""])
@@ -770,7 +771,8 @@ def write_markdown(data: dict) -> None:
           "passes (each pass after the first renders the current codes and corrects them). "
           "Command: `python scripts/benchmark.py --only encoder`.")
     table(data.get("warm_start", []), "Warm start: steps to reach what a cold start reaches",
-          "Cold start: w_avg init, L2, Adam fixed lr, 1000 steps; warm start: an encoder's prediction, L2, the "
+          f"Cold start: w_avg init, L2, Adam fixed lr, β2 {ADAM_BETA2}, 1000 steps; warm start: an encoder's "
+          "prediction, L2, the "
           f"same fixed lr ({' and '.join(str(x) for x in WARM_LRS)}: each warm row is compared with the cold run "
           "at its own lr). PSNR of the batch-mean L2, best so far. "
           "Targets: the cold 1000-step PSNR in ≤ 100 warm steps, the cold 500-step PSNR in ≤ 50. "

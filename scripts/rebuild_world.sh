@@ -4,11 +4,12 @@
 #   bash scripts/rebuild_world.sh STEP [STEP ...]     # or: all
 #
 # Steps (each one a command you can also run by hand):
-#   encoders     fine-tune both encoders on the current samples/models/synthfaces64.pt (runs/enc_*_v2:
-#                resumed, or started from the shipped encoders; ENC_KIMG in all), export float16, attach
+#   encoders     fine-tune both encoders on the current samples/models/synthfaces64.pt (runs/enc_stylemap_v2,
+#                runs/restyle: resumed, or started from the shipped encoders; ENC_KIMG in all), export float16, attach
 #   directions   refit the named directions from the model's own samples (renderer labels)
 #   attributes   retrain the attribute predictor that names discovered paths
-#   paths        resume the three discovered path sets for DISCOVER_MINUTES each, then name and write them
+#   paths        resume the three discovered path sets for DISCOVER_MINUTES each (curvilinear starting
+#                from linear), then name and write them
 #   samples      rewrite samples/ (held-out renders: identical bytes unless the renderer changed)
 #   pictures     docs/ pictures: samples vs renders, inversions, edits, PULSE, paint, real photos
 #   bench        docs/BENCHMARKS.md sections that depend on the model
@@ -24,17 +25,23 @@ MODEL=samples/models/synthfaces64.pt
 export OMP_NUM_THREADS=$THREADS
 
 encoders() {
+  # StyleMap: a one-pass encoder (runs/enc_stylemap_v2). W+: the shipped encoder is iterative (3 passes,
+  # ReStyle-style): its refiner is fine-tuned in runs/restyle with the first pass frozen.
   [ -d runs/renders ] || python scripts/make_dataset.py runs/renders --start 0 --count 4000 --size 64
   for kind in wplus stylemap; do
+    run="runs/enc_${kind}_v2" extra=()
+    [ "$kind" = wplus ] && run=runs/restyle extra=(--passes 3 --batch 32)
     init=()  # a new run starts from the shipped encoder (fitted to the previous generator)
-    [ -f "runs/enc_${kind}_v2/latest.pt" ] || init=(--init "samples/models/synthfaces64.enc_${kind}.pt" --lr 0.0005)
-    OMP_NUM_THREADS=1 python scripts/train_encoder.py "runs/enc_${kind}_v2" --kind "$kind" --model "$MODEL" \
-      --kimg "$ENC_KIMG" --threads 1 --data runs/renders --real-fraction 0.5 "${init[@]}" \
-      > "runs/enc_${kind}_v2.rebuild.log" 2>&1 &
+    [ -f "$run/latest.pt" ] || init=(--init "samples/models/synthfaces64.enc_${kind}.pt" --lr 0.0005)
+    OMP_NUM_THREADS=1 python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
+      --kimg "$ENC_KIMG" --threads 1 --data runs/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \
+      > "runs/enc_${kind}.rebuild.log" 2>&1 &
   done
   wait
   for kind in wplus stylemap; do
-    python scripts/train_encoder.py "runs/enc_${kind}_v2" --kind "$kind" --model "$MODEL" \
+    run="runs/enc_${kind}_v2"
+    [ "$kind" = wplus ] && run=runs/restyle
+    python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
       --export "samples/models/synthfaces64.enc_${kind}.pt" --attach --half
   done
 }
@@ -44,17 +51,19 @@ directions() { python scripts/fit_directions.py --model "$MODEL"; }
 attributes() { python scripts/train_attributes.py --model "$MODEL" --renders 3000 --model-images 1000 --epochs 10; }
 
 paths() {
+  # Linear and warped first (two at a time on two cores); curvilinear then starts where linear
+  # ended (--start-from: its directions and reconstructor; used only when its run is new).
   mkdir -p runs/discover
-  for method in linear warped curvilinear; do
-    OMP_NUM_THREADS=1 optinv directions discover --method "$method" --k 8 --space w --steps 100000 \
-      --max-minutes "$DISCOVER_MINUTES" --checkpoint "runs/discover/${method}_w.v2.ckpt.pt" --predictor none \
-      --out "runs/discover/${method}.scratch.paths.pt" --overwrite -m "$MODEL" > "runs/discover/${method}.v2.log" 2>&1 &
-    if [ "$method" = warped ]; then wait; fi  # two at a time on two cores
-  done
-  wait
+  discover_run() {
+    OMP_NUM_THREADS=1 optinv directions discover --method "$1" --k 8 --space w --steps 100000 \
+      --max-minutes "$DISCOVER_MINUTES" --checkpoint "runs/discover/$1_w.ckpt.pt" --predictor none \
+      --out "runs/discover/$1.scratch.paths.pt" --overwrite -m "$MODEL" "${@:2}" >> "runs/discover/$1.log" 2>&1
+  }
+  discover_run linear & discover_run warped & wait
+  discover_run curvilinear --start-from runs/discover/linear_w.ckpt.pt
   for method in linear warped curvilinear; do
     optinv directions discover --method "$method" --k 8 --space w --steps 1 -m "$MODEL" \
-      --checkpoint "runs/discover/${method}_w.v2.ckpt.pt" --out "samples/models/synthfaces64.${method}.paths.pt" --overwrite
+      --checkpoint "runs/discover/${method}_w.ckpt.pt" --out "samples/models/synthfaces64.${method}.paths.pt" --overwrite
   done
 }
 
@@ -71,7 +80,7 @@ bench() {
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then sed -n 2,17p "$0"; exit 2; fi
+if [ "${#steps[@]}" -eq 0 ]; then sed -n 2,18p "$0"; exit 2; fi
 if [ "${steps[0]}" = all ]; then steps=(encoders directions attributes paths samples pictures bench); fi
 for step in "${steps[@]}"; do
   case "$step" in
