@@ -346,7 +346,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
 
 
 def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int = 100) -> dict:
-    """Cold and warm start with the invert job's own schedule (cosine ramp, lr 0.05) for ``steps``:
+    """Cold and warm start with the invert job's own schedule, lr and β2 for ``steps``:
     what a user gets from `optinv invert --steps 100`. Saves a picture of the first four images,
     rows: target | encoder alone | cold | warm."""
     from optinv.imageio import save_grid
@@ -354,7 +354,8 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
 
     runs = {}
     for init in ("mean", "encoder"):
-        opts = l2_options(space, steps, len(images), init=init, schedule="cosine-ramp")
+        opts = l2_options(space, steps, len(images), init=init, schedule=JOB_DEFAULTS["invert"]["schedule"])
+        opts.lr = JOB_DEFAULTS["invert"]["lr"]
         runs[init] = jobs.invert(images, model=g, device="cpu", options=opts)
     panels = []
     for i, e in enumerate(encoded[:4]):
@@ -779,7 +780,8 @@ def write_markdown(data: dict) -> None:
           "`cold_steps_to_match_warm_100`: how many cold steps the warm start's first 100 are worth. "
           "`(first pass)`: the iterative encoder stopped after its first pass.")
     table(data.get("warm_default_schedule", []), "Warm start with the invert job's own schedule",
-          "Median per-image PSNR of 100-step runs with the invert job's own schedule (cosine ramp, lr 0.05), cold "
+          f"Median per-image PSNR of 100-step runs with the invert job's own schedule ({JOB_DEFAULTS['invert']['schedule']}, "
+          f"lr {JOB_DEFAULTS['invert']['lr']}, β2 {ADAM_BETA2}), cold "
           "and warm (the model card's encoder). Pictures: [W+](warm_start_wplus.png), "
           "[StyleMap](warm_start_stylemap.png) (target | encoder alone | cold | warm, 100 cosine steps).")
     table(data.get("domain_sweep", []), "In-Domain regularizer sweep (W+, encoder init, L2 + λ·DOMAIN)",

@@ -81,8 +81,8 @@ class PathSet:
 
 def save_paths(ps: PathSet, path: str | os.PathLike) -> Path:
     params = {n for n, _ in ps.paths.named_parameters()}
-    # Learned weights in half precision keep the files small; buffers (the flow's fixed rotation,
-    # whose transpose is its inverse) stay float32 so the flow stays exactly invertible.
+    # Learned weights in half precision keep the files small; buffers (the flow's fixed linear map:
+    # a rotation, or the map of a start from given directions) stay float32 so the flow stays invertible.
     state = {n: (v.half() if n in params and v.is_floating_point() else v).cpu()
              for n, v in ps.paths.state_dict().items()}
     obj = {"format": FORMAT, "version": 1, "config": ps.paths.config(), "state": state,
