@@ -365,6 +365,27 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
             f"cosine_{steps}_steps_warm": round(median([r.metrics["psnr"] for r in runs["encoder"]]), 2)}
 
 
+OPTIMIZER_CANDIDATES = ((0.05, 0.999), (0.05, 0.9), (0.1, 0.9))  # (lr, Adam β2): torch's β2, then ours
+
+
+def bench_optimizer_defaults(g, images, steps: int = 300) -> list[dict]:
+    """The invert job's schedule (cosine ramp) for ``steps`` at each (lr, β2) candidate, cold (w_avg)
+    and warm (the model card's encoder), W+ and StyleMap: how the job's lr and β2 were chosen."""
+    rows = []
+    for space in ("wplus", "stylemap"):
+        for init in ("mean", "encoder"):
+            for lr, beta2 in OPTIMIZER_CANDIDATES:
+                opts = l2_options(space, steps, len(images), init=init, schedule="cosine-ramp", adam_beta2=beta2)
+                opts.lr = lr
+                res = jobs.invert(images, model=g, device="cpu", options=opts)
+                psnr = [r.metrics["psnr"] for r in res]
+                rows.append({"space": space, "start": "encoder" if init == "encoder" else "w_avg", "lr": lr,
+                             "adam_beta2": beta2, "steps": steps, "median_psnr": round(median(psnr), 2),
+                             "worst_psnr": round(min(psnr), 2)})
+                print(f"optimizer: {rows[-1]}", flush=True)
+    return rows
+
+
 def _invert_with_trace(g, images, opts, trace: list[float]):
     """Invert and record PSNR of the batch-mean L2 after every step (same measure for every curve)."""
     import math
@@ -779,6 +800,11 @@ def write_markdown(data: dict) -> None:
           "Targets: the cold 1000-step PSNR in ≤ 100 warm steps, the cold 500-step PSNR in ≤ 50. "
           "`cold_steps_to_match_warm_100`: how many cold steps the warm start's first 100 are worth. "
           "`(first pass)`: the iterative encoder stopped after its first pass.")
+    table(data.get("optimizer", []), "Optimiser defaults: lr and Adam's β2 for the invert job",
+          "Held-out renders, L2, the invert job's cosine-ramp schedule, 300 steps, from w_avg and from the model "
+          "card's encoder; median per-image PSNR. torch's β2 0.999 against 0.9; the job's defaults "
+          f"(lr {JOB_DEFAULTS['invert']['lr']}, β2 {ADAM_BETA2}) were chosen from this table. "
+          "Command: `python scripts/benchmark.py --only optimizer`.")
     table(data.get("warm_default_schedule", []), "Warm start with the invert job's own schedule",
           f"Median per-image PSNR of 100-step runs with the invert job's own schedule ({JOB_DEFAULTS['invert']['schedule']}, "
           f"lr {JOB_DEFAULTS['invert']['lr']}, β2 {ADAM_BETA2}), cold "
@@ -819,7 +845,7 @@ def write_markdown(data: dict) -> None:
 
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
-            "batch", "throughput", "encoder",
+            "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "discover")
 
 
@@ -883,6 +909,8 @@ def main(argv: list[str] | None = None) -> None:
         data["batch_scaling"] = bench_batch_scaling(g, 10 if args.quick else 30)
     if "throughput" in only:
         data["batch_throughput"] = bench_batch_throughput(20 if args.quick else 50, args.model)
+    if "optimizer" in only:
+        data["optimizer"] = bench_optimizer_defaults(g, images, 150 if args.quick else 300)
     if "encoder" in only:
         key = [data["model"], "quick" if args.quick else "full", f"beta2 {ADAM_BETA2}", *(p.name for p in images)]
         same = data.get("cold_curves_key") == key

@@ -35,3 +35,22 @@ def test_time_to_quality_plot_draws_every_start(tmp_path: Path) -> None:
     img = Image.open(out).convert("RGB")
     colours = {c for _, c in img.getcolors(1 << 16)}
     assert {(150, 150, 230), (90, 90, 200), (20, 20, 140)} <= colours  # cold and both lr-0.1 starts drawn
+
+
+def test_optimizer_section_passes_each_candidate_to_the_job(monkeypatch) -> None:
+    seen = []
+
+    class Result:
+        metrics = {"psnr": 30.0}
+
+    def fake_invert(images, model, device, options):
+        seen.append((options.space, options.init, options.lr, options.adam_beta2, options.schedule, options.steps))
+        return [Result() for _ in images]
+
+    monkeypatch.setattr(benchmark.jobs, "invert", fake_invert)
+    rows = benchmark.bench_optimizer_defaults(None, ["a.png", "b.png"], steps=7)
+    assert len(rows) == 2 * 2 * len(benchmark.OPTIMIZER_CANDIDATES)
+    assert {(lr, b2) for _, _, lr, b2, _, _ in seen} == set(benchmark.OPTIMIZER_CANDIDATES)
+    assert {(sp, init) for sp, init, *_ in seen} == {(s, i) for s in ("wplus", "stylemap") for i in ("mean", "encoder")}
+    assert all(sch == "cosine-ramp" and steps == 7 for *_, sch, steps in seen)
+    assert rows[0]["median_psnr"] == 30.0 and rows[0]["start"] == "w_avg"
