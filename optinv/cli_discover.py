@@ -101,6 +101,8 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--alpha", type=float, default=0.1, show_default=True, help="curvilinear: weight of (log|det|)²")
     @click.option("--speed", type=float, default=1.0, show_default=True,
                   help="curvilinear: weight of (log path speed)², keeping a shift of t about t latent units")
+    @click.option("--lr-paths", type=float, default=None,
+                  help="learning rate of the paths (default 1e-3; also changes a resumed run's: a slower second stage)")
     @click.option("--start-from", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="curvilinear: start at this linear run's checkpoint (its directions and reconstructor)")
     @click.option("--seed", type=int, default=0, show_default=True)
@@ -113,8 +115,8 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--model", "-m", default=None, help="generator (default: the embedded one)")
     @overwrite_option
     @handle_errors
-    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, start_from, seed, checkpoint,
-                            predictor, dest, model, overwrite):
+    def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, lr_paths, start_from, seed,
+                            checkpoint, predictor, dest, model, overwrite):
         """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
         from .checkpoints import load_generator
         from .discover.run import discover_paths
@@ -133,7 +135,7 @@ def register(main: click.Group, handle_errors) -> None:
         if k > g.style_dim:
             raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")
         path, ps = discover_paths(g, settings, space, dest, checkpoint, _predictor(g, predictor),
-                                  max_seconds=max_minutes * 60 if max_minutes else None)
+                                  max_seconds=max_minutes * 60 if max_minutes else None, lr_paths=lr_paths)
         click.echo(f"{ps.method} paths after {ps.card['steps']} steps (reconstructor accuracy "
                    f"{ps.card['last_accuracy']:.2f}) → {path}")
         for line in describe_paths(ps):

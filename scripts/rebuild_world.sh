@@ -52,7 +52,8 @@ attributes() { python scripts/train_attributes.py --model "$MODEL" --renders 300
 
 paths() {
   # Linear and warped first (two at a time on two cores); curvilinear then starts where linear
-  # ended (--start-from: its directions and reconstructor; used only when its run is new).
+  # ended (--start-from: its directions and reconstructor; used only when its run is new). The shipped
+  # sets: linear 6126 steps; curvilinear from linear at 990 steps, 1600 steps at lr 1e-3, then 3e-4 to 5843.
   mkdir -p runs/discover
   discover_run() {
     OMP_NUM_THREADS=1 optinv directions discover --method "$1" --k 8 --space w --steps 100000 \
@@ -60,7 +61,8 @@ paths() {
       --out "runs/discover/$1.scratch.paths.pt" --overwrite -m "$MODEL" "${@:2}" >> "runs/discover/$1.log" 2>&1
   }
   discover_run linear & discover_run warped & wait
-  discover_run curvilinear --start-from runs/discover/linear_w.ckpt.pt
+  discover_run curvilinear --start-from runs/discover/linear_w.ckpt.pt --steps 1600  # (--steps: the last one counts)
+  discover_run curvilinear --lr-paths 3e-4  # a slower second stage: at 1e-3 the flow diverged after ~2000 steps
   for method in linear warped curvilinear; do
     optinv directions discover --method "$method" --k 8 --space w --steps 1 -m "$MODEL" \
       --checkpoint "runs/discover/${method}_w.ckpt.pt" --out "samples/models/synthfaces64.${method}.paths.pt" --overwrite

@@ -156,6 +156,19 @@ def test_curvilinear_run_starts_where_a_linear_run_ended(tmp_path):
         DiscoverSettings(method="warped", start_from=str(tmp_path / "lin.pt")).check()
 
 
+def test_lr_paths_starts_a_slower_stage_of_a_resumed_run(tmp_path):
+    dom = _toy_domain()
+    s = DiscoverSettings(method="curvilinear", k=3, steps=3, batch=4, layers=2, hidden=16, reconstructor_width=4)
+    discover(dom, s, tmp_path / "a.pt", every=100, progress=False, image_size=16)
+    resumed = discover(dom, DiscoverSettings(**{**vars(s), "steps": 5}), tmp_path / "a.pt", every=100,
+                       progress=False, image_size=16, lr_paths=3e-4)
+    assert resumed.step == 5 and resumed.settings.lr_paths == 3e-4
+    assert all(group["lr"] == 3e-4 for group in resumed.opt_paths.param_groups)
+    assert resumed.opt_reconstructor.param_groups[0]["lr"] == s.lr_reconstructor
+    with pytest.raises(OptinvError, match="lr_paths"):
+        discover(dom, s, tmp_path / "a.pt", progress=False, image_size=16, lr_paths=float("nan"))
+
+
 def _path_set(method: str, dim: int = 8) -> PathSet:
     cfg = {"method": method, "dim": dim, "k": 3}
     cfg.update({"warped": {"support": 4}, "curvilinear": {"layers": 3, "hidden": 16}}.get(method, {}))

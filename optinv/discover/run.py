@@ -34,11 +34,12 @@ def path_set(state: DiscoverState, domain: Domain, g, predictor: AttributePredic
 
 def discover_paths(g, settings: DiscoverSettings, space: str, out: str | os.PathLike,
                    checkpoint: str | os.PathLike | None = None, predictor: AttributePredictor | None = None,
-                   max_seconds: float | None = None, progress: bool = True, every: int = 50) -> tuple[Path, PathSet]:
+                   max_seconds: float | None = None, progress: bool = True, every: int = 50,
+                   lr_paths: float | None = None) -> tuple[Path, PathSet]:
     """Train (resuming ``checkpoint`` when it exists), then write the named paths to ``out``."""
     g = g.requires_grad_(False)
     domain = generator_domain(g, space)
     state = discover(domain, settings, checkpoint, resume=True, every=every, max_seconds=max_seconds,
-                     progress=progress, model_id=model_id(g), image_size=g.size)
+                     progress=progress, model_id=model_id(g), image_size=g.size, lr_paths=lr_paths)
     ps = path_set(state, domain, g, predictor)
     return save_paths(ps, out), ps

@@ -6,10 +6,11 @@ standardised coordinates (z as is; w as (w - mean)/std), so one shift range suit
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,6 +100,10 @@ class DiscoverSettings:
         for name in ("k", "steps", "batch"):
             if getattr(self, name) < 1:
                 raise OptinvError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        for name in ("lr_paths", "lr_reconstructor"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise OptinvError(f"`{name}` must be a positive number, got {value}")
         if self.start_from and self.method != "curvilinear":
             raise OptinvError("`start_from` (a linear run to start from) applies to curvilinear paths only")
         if not 0 <= self.shift_min < self.shift_max:
@@ -221,17 +226,26 @@ def load_checkpoint(path: str | os.PathLike, dim: int, image_size: int = 64, mod
 
 def discover(domain: Domain, settings: DiscoverSettings, checkpoint: str | os.PathLike | None = None,
              resume: bool = True, every: int = 50, max_seconds: float | None = None, progress: bool = True,
-             model_id: str = "", image_size: int = 64) -> DiscoverState:
+             model_id: str = "", image_size: int = 64, lr_paths: float | None = None) -> DiscoverState:
     """Train until ``settings.steps`` (or ``max_seconds``), checkpointing every ``every`` steps.
 
     With ``resume`` and an existing checkpoint the run continues from it; ``settings.steps`` may be
-    raised to train further (the other settings are the checkpoint's).
+    raised to train further (the other settings are the checkpoint's). ``lr_paths`` sets the paths'
+    learning rate, also of a resumed run: a second, slower stage (a flow started from Linear diverged
+    after ~2000 steps at 1e-3 and trained steadily at 3e-4).
     """
     ck = Path(checkpoint) if checkpoint else None
     if ck is not None and resume and ck.exists():
         state = load_checkpoint(ck, domain.dim, image_size, model_id)
         state.settings.steps = settings.steps
+        if lr_paths is not None:
+            replace(state.settings, lr_paths=lr_paths).check()
+            state.settings.lr_paths = lr_paths
+            for group in state.opt_paths.param_groups:
+                group["lr"] = lr_paths
     else:
+        if lr_paths is not None:
+            settings = replace(settings, lr_paths=lr_paths)
         state = new_state(settings, domain.dim, image_size)
         if settings.start_from:
             start_from_linear(state, settings.start_from, domain)
