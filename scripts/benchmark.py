@@ -774,8 +774,9 @@ def write_markdown(data: dict) -> None:
           "Code: scripts/bench_speed.py.")
     table(data.get("rosinality", []), "Against rosinality's stylegan2-pytorch on the same weights",
           "One inversion step (forward, MSE, backward, Adam) each, alternated; rosinality's compiled ops replaced "
-          "by pure-PyTorch reference versions (one depthwise conv for upfirdn2d). Target: ours ≥ 2× faster. Run "
-          "with `python scripts/benchmark.py --only rosinality --rosinality PATH` (a checkout of it).")
+          "by pure-PyTorch reference versions; `rosinality_fir`: upfirdn2d as one depthwise conv, or as its own "
+          "per-channel fallback (`--rosinality-fir`). Target: ours ≥ 2× faster. Run with "
+          "`python scripts/benchmark.py --only rosinality --rosinality PATH` (a checkout of it).")
     table(data.get("batch_scaling", []), "Batch scaling (W+, L2)")
     table(data.get("batch_throughput", []), "optinv batch: one process against torchrun with two (8 images, W+)",
           "The same 2-core CPU either way: one process with 2 torch threads, or 2 ranks (gloo) with 1 thread each.")
@@ -858,6 +859,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
+    ap.add_argument("--rosinality-fir", default="depthwise", choices=("depthwise", "per-channel"),
+                    help="how rosinality's compiled upfirdn2d is replaced: one depthwise conv, or its own "
+                         "pure-PyTorch fallback (per-channel)")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     DOCS.mkdir(exist_ok=True)
@@ -902,7 +906,8 @@ def main(argv: list[str] | None = None) -> None:
     if "rosinality" in only and args.rosinality:
         from bench_speed import bench_rosinality
 
-        data["rosinality"] = bench_rosinality(args.rosinality, g, 4, sizes=() if args.quick else (256,))
+        data["rosinality"] = bench_rosinality(args.rosinality, g, 4, sizes=() if args.quick else (256,),
+                                              fir_form=args.rosinality_fir)
     elif "rosinality" in only and args.only != ",".join(SECTIONS):
         print("rosinality: skipped (pass --rosinality PATH, a checkout of rosinality/stylegan2-pytorch)")
     if "batch" in only:
