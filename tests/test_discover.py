@@ -226,3 +226,10 @@ def test_damaged_paths_file(tmp_path):
     torch.save({"format": "optinv-paths", "config": {"method": "linear", "dim": 4, "k": 2}, "state": {}}, p)
     with pytest.raises(OptinvError, match="damaged"):
         load_paths(p)
+    good = save_paths(_path_set("curvilinear"), tmp_path / "c.paths.pt")
+    for key, bad in (("flow.rotation", torch.zeros(8, 8)), ("flow.couplings.0.net.0.weight", None)):
+        obj = torch.load(good, weights_only=True)
+        obj["state"][key] = bad if bad is not None else torch.full_like(obj["state"][key], float("nan"))
+        torch.save(obj, tmp_path / "bad.paths.pt")
+        with pytest.raises(OptinvError, match="damaged paths file"):
+            load_paths(tmp_path / "bad.paths.pt")

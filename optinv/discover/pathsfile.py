@@ -91,6 +91,17 @@ def save_paths(ps: PathSet, path: str | os.PathLike) -> Path:
     return atomic_torch_save(obj, path)
 
 
+def _check_numbers(paths: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Non-finite weights, or a flow whose fixed map cannot be inverted, would edit into NaN or
+    into garbage without a word: refuse such a file at load time."""
+    for name, value in paths.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise OptinvError(f"{path}: damaged paths file (non-finite values in {name})")
+    flow = getattr(paths, "flow", None)
+    if flow is not None and not torch.linalg.cond(flow.rotation.double()) < 1e8:
+        raise OptinvError(f"{path}: damaged paths file (the flow's fixed map is not invertible)")
+
+
 def load_paths(path: str | os.PathLike) -> PathSet:
     obj = load_tagged(path, FORMAT, "paths file", "optinv directions discover")
     try:
@@ -98,6 +109,7 @@ def load_paths(path: str | os.PathLike) -> PathSet:
         paths.load_state_dict({n: v.float() if v.is_floating_point() else v for n, v in obj["state"].items()})
     except (KeyError, ValueError, RuntimeError) as e:
         raise OptinvError(f"{path}: damaged paths file ({first_line(e, 120)})") from None
+    _check_numbers(paths, path)
     names = list(obj["names"])
     if len(names) != paths.k:
         raise OptinvError(f"{path}: {len(names)} names for {paths.k} paths")
