@@ -59,10 +59,15 @@ class Settings:
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise OptinvError(f"unknown {what} {value!r} (known: {', '.join(known)})")
-        if not (isinstance(self.adam_beta2, (int, float)) and 0 <= self.adam_beta2 < 1):
-            raise OptinvError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
+        check_adam_beta2(self.adam_beta2, "adam_beta2")
         if self.eps is not None and not (0 <= self.eps < math.inf):
             raise OptinvError(f"eps must be a finite number ≥ 0, got {self.eps}")
+
+
+def check_adam_beta2(value: object, name: str = "`adam_beta2`") -> None:
+    """Adam's β2 must lie in [0, 1) (NaN fails the comparison too)."""
+    if not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise OptinvError(f"{name} must be in [0, 1), got {value}")
 
 
 def lr_at(s: Settings, step: int) -> float:

@@ -18,7 +18,7 @@ from losses.recipe import build_objective
 
 from .errors import OptinvError
 from .generator import Generator
-from .optimize import NOISE_MODES, OPTIMIZERS, SCHEDULES, Settings
+from .optimize import NOISE_MODES, OPTIMIZERS, SCHEDULES, Settings, check_adam_beta2
 from .presets import JOB_DEFAULTS, PRESETS, preset
 from .spaces import SPACES
 from .tuning import MODES as TUNE_MODES
@@ -117,9 +117,8 @@ class JobOptions:
         if self.encoder_passes is not None and (not isinstance(self.encoder_passes, int) or self.encoder_passes < 1):
             raise OptinvError(f"`encoder_passes` must be ≥ 1, got {self.encoder_passes}")
         check_seed(self.seed)
-        if self.adam_beta2 is not None and not (isinstance(self.adam_beta2, (int, float))
-                                                and 0 <= self.adam_beta2 < 1):
-            raise OptinvError(f"`adam_beta2` must be in [0, 1), got {self.adam_beta2}")
+        if self.adam_beta2 is not None:
+            check_adam_beta2(self.adam_beta2)
         for name in ("lr", "eps"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):

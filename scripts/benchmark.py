@@ -369,13 +369,14 @@ OPTIMIZER_CANDIDATES = ((0.05, 0.999), (0.05, 0.9), (0.1, 0.9))  # (lr, Adam β2
 
 
 def bench_optimizer_defaults(g, images, steps: int = 300) -> list[dict]:
-    """The invert job's schedule (cosine ramp) for ``steps`` at each (lr, β2) candidate, cold (w_avg)
+    """The invert job's schedule for ``steps`` at each (lr, β2) candidate, cold (w_avg)
     and warm (the model card's encoder), W+ and StyleMap: how the job's lr and β2 were chosen."""
     rows = []
     for space in ("wplus", "stylemap"):
         for init in ("mean", "encoder"):
             for lr, beta2 in OPTIMIZER_CANDIDATES:
-                opts = l2_options(space, steps, len(images), init=init, schedule="cosine-ramp", adam_beta2=beta2)
+                opts = l2_options(space, steps, len(images), init=init, schedule=JOB_DEFAULTS["invert"]["schedule"],
+                                  adam_beta2=beta2)
                 opts.lr = lr
                 res = jobs.invert(images, model=g, device="cpu", options=opts)
                 psnr = [r.metrics["psnr"] for r in res]
@@ -802,7 +803,8 @@ def write_markdown(data: dict) -> None:
           "`cold_steps_to_match_warm_100`: how many cold steps the warm start's first 100 are worth. "
           "`(first pass)`: the iterative encoder stopped after its first pass.")
     table(data.get("optimizer", []), "Optimiser defaults: lr and Adam's β2 for the invert job",
-          "Held-out renders, L2, the invert job's cosine-ramp schedule, 300 steps, from w_avg and from the model "
+          f"Held-out renders, L2, the invert job's {JOB_DEFAULTS['invert']['schedule']} schedule, 300 steps, "
+          "from w_avg and from the model "
           "card's encoder; median per-image PSNR. torch's β2 0.999 against 0.9; the job's defaults "
           f"(lr {JOB_DEFAULTS['invert']['lr']}, β2 {ADAM_BETA2}) were chosen from this table. "
           "Command: `python scripts/benchmark.py --only optimizer`.")
@@ -859,7 +861,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
-    ap.add_argument("--rosinality-fir", default="depthwise", choices=("depthwise", "per-channel"),
+    from bench_speed import FIR_FORMS
+
+    ap.add_argument("--rosinality-fir", default="depthwise", choices=sorted(FIR_FORMS),
                     help="how rosinality's compiled upfirdn2d is replaced: one depthwise conv, or its own "
                          "pure-PyTorch fallback (per-channel)")
     args = ap.parse_args(argv)

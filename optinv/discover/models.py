@@ -187,12 +187,23 @@ class Flow(nn.Module):
         rows_inv[order[k:]] = q[:, k:dim].t()                 # the rest: their orthogonal complement
         self.rotation.copy_(torch.linalg.inv(rows_inv))
 
+    def _fixed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M⁻¹, log|det M|), computed once per value of M: every shift and penalty needs them, and M
+        only changes when a file is loaded or a start is set (both bump the tensor's version)."""
+        key = (self.rotation._version, self.rotation.data_ptr(), self.rotation.device)
+        if getattr(self, "_fixed_key", None) != key:
+            m = self.rotation.double()
+            self._fixed_cache = (torch.linalg.inv(m).to(self.rotation.dtype),
+                                 torch.linalg.slogdet(m)[1].to(self.rotation.dtype))
+            self._fixed_key = key
+        return self._fixed_cache
+
     def fixed_logdet(self) -> torch.Tensor:
         """log|det M|: the fixed map's share of the log-det (0 for a rotation)."""
-        return torch.linalg.slogdet(self.rotation.double())[1].to(self.rotation.dtype)
+        return self._fixed()[1]
 
     def _unmix(self, dtype: torch.dtype) -> torch.Tensor:
-        return torch.linalg.inv(self.rotation.double()).to(dtype)
+        return self._fixed()[0].to(dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x → (v, log|det ∂v/∂x|) per row."""
