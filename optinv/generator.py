@@ -9,6 +9,7 @@ which is faster on CPU and lets the same code take a per-pixel style map (StyleM
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -102,20 +103,46 @@ class Upsample(nn.Module):
         return upsample_fir(x, self.kernel)
 
 
+@functools.lru_cache(maxsize=64)
+def _linear_resize_matrix(src: int, dst: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[dst, src] matrix of 1-D linear resizing (align_corners=False, edges clamped): F.interpolate's
+    weights, read off by resizing the identity."""
+    eye = torch.eye(src, dtype=torch.float64)[None]
+    m = F.interpolate(eye, size=dst, mode="linear", align_corners=False)[0].t()
+    return m.to(dtype=dtype, device=device)
+
+
 def _fit_style(style: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A style vector [B,C] becomes [B,C,1,1]; a style map is resized bilinearly to ``size``."""
+    """A style vector [B,C] becomes [B,C,1,1]; a style map is resized bilinearly to ``size``.
+
+    Bilinear resizing is separable, so it is done as two small matrix products: the same numbers
+    as ``F.interpolate(..., "bilinear")``, but its backward is a matrix product instead of CPU's
+    scatter kernel, which took a sixth of a StyleMap step with spatial fine maps.
+    """
     if style.dim() == 2:
         return style[:, :, None, None]
-    if style.shape[-2:] == size:
+    h, w = style.shape[-2:]
+    if (h, w) == tuple(size):
         return style
-    return F.interpolate(style, size=size, mode="bilinear", align_corners=False)
+    rows = _linear_resize_matrix(h, size[0], style.dtype, style.device)
+    cols = _linear_resize_matrix(w, size[1], style.dtype, style.device)
+    b, c = style.shape[:2]
+    # two plain 2-D GEMMs (batched tiny matmuls are several times slower on CPU); only the
+    # small intermediate [B,C,w,H] is transposed, the full-size result comes out contiguous
+    tall = (style.transpose(2, 3).reshape(-1, h) @ rows.t()).reshape(b, c, w, size[0])
+    return (tall.transpose(2, 3).reshape(-1, w) @ cols.t()).reshape(b, c, size[0], size[1])
 
 
 class ModulatedConv2d(nn.Module):
     """Modulated conv with optional demodulation; the style may be a vector or a spatial map.
 
-    For a map, demodulation is per pixel: ``y = W*(s⊙x) / sqrt(W²*s² + eps)``. The ``W²*s²``
-    term uses replicate padding so a constant map gives exactly the vector result at borders.
+    For a map, demodulation is per pixel, ``y = W*(s⊙x) · d`` with ``d = 1/sqrt(Σ_k W² · s² + eps)``
+    from each pixel's own style (a 1×1 convolution). The textbook per-pixel term sums over the
+    kernel's footprint, ``W² * s²`` with ``*`` a 3×3 convolution: a second full-size convolution
+    per layer, which made spatial fine maps cost twice a W+ step. A style map is a smooth
+    upsampling of a few pixels, so s barely changes across the footprint; a constant map still
+    gives exactly the vector result, and a map rendered at its layer's size gives the same image
+    whether it was upsampled before or inside the generator.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
@@ -135,8 +162,9 @@ class ModulatedConv2d(nn.Module):
         """Affine map of a latent (vector [B,D] or map [B,D,h,w]) to per-channel scales."""
         if w.dim() == 2:
             return self.modulation(w)
-        s = self.modulation(w.permute(0, 2, 3, 1))
-        return s.permute(0, 3, 1, 2)
+        b, d, h, wd = w.shape
+        flat = w.permute(0, 2, 3, 1).reshape(-1, d)  # one GEMM, not a batch of small ones
+        return self.modulation(flat).reshape(b, h, wd, -1).permute(0, 3, 1, 2)
 
     def frozen_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(scaled weight, its [in, out] transpose for the up-conv, Σ_k w² as [in, out]).
@@ -162,7 +190,10 @@ class ModulatedConv2d(nn.Module):
     def modulated(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The convolution of the style-scaled input, and the demodulation factor (None without)."""
         weight, weight_t, w2 = self.frozen_weights()
-        s = _fit_style(self.modulate(w), x.shape[-2:])
+        style = self.modulate(w)
+        if style.dim() == 4 and style.shape[-2:] == (1, 1):
+            style = style[:, :, 0, 0]
+        s = _fit_style(style, x.shape[-2:])
         x = x * s
         if self.upsample:
             out = self.blur(F.conv_transpose2d(x, weight_t, stride=2))
@@ -170,23 +201,16 @@ class ModulatedConv2d(nn.Module):
             out = F.conv2d(x, weight, padding=self.padding)
         if not self.demodulate:
             return out, None
-        if s.shape[-1] == 1 and s.shape[-2] == 1:
-            return out, torch.rsqrt(s[:, :, 0, 0].pow(2) @ w2 + 1e-8)[:, :, None, None]
-        return out, self._demod(weight, s, out.shape[-2:])
+        if style.dim() == 2:
+            return out, torch.rsqrt(style.pow(2) @ w2 + 1e-8)[:, :, None, None]
+        d = torch.rsqrt(F.conv2d(s.pow(2), w2.t()[:, :, None, None]) + 1e-8)  # a 1×1 conv: Σ_k W² · s²
+        if d.shape[-2:] != out.shape[-2:]:
+            d = F.interpolate(d, size=out.shape[-2:], mode="nearest")
+        return out, d
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         out, d = self.modulated(x, w)
         return out if d is None else out * d
-
-    def _demod(self, weight: torch.Tensor, s: torch.Tensor, out_size: torch.Size) -> torch.Tensor:
-        """Per-pixel demodulation for style maps."""
-        w2 = weight.pow(2)
-        p = self.padding
-        s2 = F.pad(s.pow(2), (p, p, p, p), mode="replicate") if p else s.pow(2)
-        d = torch.rsqrt(F.conv2d(s2, w2) + 1e-8)
-        if d.shape[-2:] != out_size:
-            d = F.interpolate(d, size=out_size, mode="nearest")
-        return d
 
 
 class NoiseInjection(nn.Module):

@@ -30,6 +30,7 @@ from optinv.generator import Generator
 from optinv.imageio import load_image
 from optinv.outputs import compare_strip
 from optinv.presets import JOB_DEFAULTS
+from optinv.spaces import DEFAULT_MAP_SIDES
 from optinv.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,9 +102,12 @@ def l2_options(space: str, steps: int, batch: int, init: str = "mean", schedule:
 
 
 def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None = None,
-                 picture: bool = True) -> tuple[list[dict], dict]:
+                 picture: bool = True, time_reference: str | None = "wplus") -> tuple[list[dict], dict]:
     """One run per space for max(checkpoints) steps (fixed lr, so stopping early = a shorter run);
-    per-image best-so-far PSNR is read off at each checkpoint. Returns rows and the curves."""
+    per-image best-so-far PSNR is read off at each checkpoint. Returns rows and the curves.
+
+    When ``time_reference`` is among the spaces, every other space also gets rows at the reference's
+    time (`at_time_of`): the step whose CPU seconds equal the reference's at each checkpoint."""
     import math
 
     from optinv.spaces import gaussian_fit
@@ -111,43 +115,101 @@ def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None
     gaussian_fit(g)  # computed once and cached; keep it out of the zplus timings
     rows, curves = [], {}
     steps = max(checkpoints)
+    cpu_per_step, history = {}, {}
     for space in spaces:
         best = torch.full((len(images),), float("inf"))
-        at: dict[int, torch.Tensor] = {}
+        hist: list[torch.Tensor] = []
         trace: list[float] = []
 
-        def cb(step, record, parts, best=best, at=at, trace=trace):
+        def cb(step, record, parts, best=best, hist=hist, trace=trace):
             best.copy_(torch.minimum(best, parts["L2"].cpu()))
             trace.append(10 * math.log10(1 / max(record["L2"], 1e-12)))
-            if step in checkpoints:
-                at[step] = best.clone()
+            hist.append(best.clone())
 
         opts = l2_options(space, steps, batch, stylemap_res=stylemap_res, callback=cb)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         res = jobs.invert(images, model=g, device="cpu", options=opts)
-        secs = time.perf_counter() - t
-        curves[space] = trace
+        secs, cpu_secs = time.perf_counter() - t, time.process_time() - cpu
+        curves[space], history[space], cpu_per_step[space] = trace, hist, cpu_secs / steps
         for c in checkpoints:
-            ps = [10 * math.log10(1 / max(float(m), 1e-12)) for m in at[c]]
-            row = {"space": space, "steps": c, "images": len(res), "median_psnr": round(median(ps), 2),
-                   "worst_psnr": round(min(ps), 2)}
+            row = {"space": space, "steps": c, **_psnr_at(hist, c, len(res))}
             if c == steps:
                 row.update({"median_ssim": round(median([r.metrics["ssim"] for r in res]), 4),
                             "median_mse": round(median([r.metrics["fit_mse"] for r in res]), 5)})
             row["s_per_step"] = round(secs / steps, 4)
+            row["cpu_s_per_step"] = round(cpu_secs / steps, 4)
             rows.append(row)
             print(f"invert {space} {c}: {row}", flush=True)
         if picture:
             save_strips(res[:4], DOCS / f"invert_{space}.png")
+    if time_reference in cpu_per_step:
+        for space in spaces:
+            if space == time_reference:
+                continue
+            ratio = cpu_per_step[time_reference] / cpu_per_step[space]
+            for c in checkpoints:
+                at = max(1, min(steps, round(c * ratio)))
+                rows.append({"space": space, "steps": at, "at_time_of": f"{time_reference} {c}",
+                             **_psnr_at(history[space], at, len(images)),
+                             "cpu_s_per_step": round(cpu_per_step[space], 4)})
     return rows, curves
 
 
+def _psnr_at(hist: list[torch.Tensor], step: int, images: int) -> dict:
+    """Median and worst per-image best-so-far PSNR after ``step`` steps (hist[i]: after step i+1)."""
+    import math
+
+    ps = [10 * math.log10(1 / max(float(m), 1e-12)) for m in hist[step - 1]]
+    return {"images": images, "median_psnr": round(median(ps), 2), "worst_psnr": round(min(ps), 2)}
+
+
+STYLEMAP_SIDES = ("2,4,1", "4,8,1", "4,8,4", "4,8,8")  # pSp's split, then finer maps
+OUT_OF_DOMAIN = ("chelsea", "coffee")  # scikit-image's public-domain cat and coffee cup: not faces
+
+
+def out_of_domain_images(size: int) -> list:
+    """Two non-face photos at the model's size, or [] without scikit-image."""
+    try:
+        import skimage.data
+    except ImportError:
+        return []
+    from PIL import Image
+
+    return [Image.fromarray(getattr(skimage.data, name)()).resize((size, size), Image.LANCZOS)
+            for name in OUT_OF_DOMAIN]
+
+
 def bench_stylemap_res(g, images, checkpoints) -> list[dict]:
-    """StyleMap inversion with pSp's split (2×2 coarse, 4×4 medium) against the default (4×4, 8×8)."""
+    """StyleMap inversion with each map-size candidate (and W+ for reference), on held-out faces and
+    on two non-face photos: a face prior should fit faces far better than a cat. `prior_margin_db`
+    is the faces' median PSNR minus the non-faces' at the same steps."""
+    import tempfile
+
+    others = out_of_domain_images(g.size)
     rows = []
-    for res in ("2,4,1", "4,8,1"):
-        part, _ = bench_invert(g, images, checkpoints, ["stylemap"], batch=len(images), stylemap_res=res, picture=False)
-        rows += [{"stylemap_res": res, **{k: v for k, v in r.items() if k != "space"}} for r in part]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, im in zip(OUT_OF_DOMAIN, others):
+            paths.append(Path(tmp) / f"{name}.png")
+            im.save(paths[-1])
+        for res in ("wplus", *STYLEMAP_SIDES):
+            space = "wplus" if res == "wplus" else "stylemap"
+            sides = None if res == "wplus" else res
+            part, _ = bench_invert(g, images, checkpoints, [space], batch=len(images), stylemap_res=sides,
+                                   picture=False)
+            ood = {}
+            if paths:
+                ood_rows, _ = bench_invert(g, paths, checkpoints, [space], batch=len(paths), stylemap_res=sides,
+                                           picture=False)
+                ood = {r["steps"]: r["median_psnr"] for r in ood_rows}
+            for r in part:
+                row = {"stylemap_res": "W+ (no maps)" if res == "wplus" else res, "steps": r["steps"],
+                       "images": r["images"], "median_psnr": r["median_psnr"], "worst_psnr": r["worst_psnr"]}
+                if ood:
+                    row.update({"non_face_psnr": ood[r["steps"]],
+                                "prior_margin_db": round(r["median_psnr"] - ood[r["steps"]], 2)})
+                row["cpu_s_per_step"] = r["cpu_s_per_step"]
+                rows.append(row)
     return rows
 
 
@@ -674,8 +736,9 @@ def update_readme(data: dict) -> None:
     start, end = "<!-- results:start -->", "<!-- results:end -->"
     if start not in text or end not in text:
         return
-    inv = {(r["space"], r["steps"]): r for r in data.get("invert", [])}
-    last = max((r["steps"] for r in data.get("invert", [])), default=0)
+    own = [r for r in data.get("invert", []) if "at_time_of" not in r]  # not the equal-time rows
+    inv = {(r["space"], r["steps"]): r for r in own}
+    last = max((r["steps"] for r in own), default=0)
     lines = [start, "", f"Embedded model, {len(sample_images(100))} held-out renders available; numbers from "
              f"`python scripts/benchmark.py` on {data['machine']} (each section's command and date: docs/BENCHMARKS.md).", "",
              "| job | setting | result |", "|---|---|---|"]
@@ -716,7 +779,7 @@ def write_markdown(data: dict) -> None:
         lines.extend([f"## {title}", ""])
         if note:
             lines.extend([note, ""])
-        keys = list(rows[0])
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, first-seen order
         lines.append("| " + " | ".join(keys) + " |")
         lines.append("|" + "---|" * len(keys))
         for r in rows:
@@ -890,7 +953,7 @@ def main(argv: list[str] | None = None) -> None:
     if "invert" in only:
         checkpoints = [50, 100, 150] if args.quick else [200, 500, 1000]
         data["invert"], curves = bench_invert(g, images, checkpoints, args.spaces.split(","), batch=len(images))
-        sps = {r["space"]: r["s_per_step"] for r in data["invert"]}
+        sps = {r["space"]: r["s_per_step"] for r in data["invert"] if "s_per_step" in r}
         plot_quality_vs_time(curves, sps, DOCS / "quality_vs_time.png")
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])
         data["quality_proxy"] = [{"images": proxy["images"], "steps": proxy["steps"], "recipe": "1*L2 (W+, lr 0.05)",
@@ -921,13 +984,15 @@ def main(argv: list[str] | None = None) -> None:
     if "optimizer" in only:
         data["optimizer"] = bench_optimizer_defaults(g, images, 150 if args.quick else 300)
     if "encoder" in only:
-        key = [data["model"], "quick" if args.quick else "full", f"beta2 {ADAM_BETA2}", *(p.name for p in images)]
+        key = [data["model"], "quick" if args.quick else "full", f"beta2 {ADAM_BETA2}",
+               "maps " + ",".join(map(str, DEFAULT_MAP_SIDES)), *(p.name for p in images)]
         same = data.get("cold_curves_key") == key
         data.update(bench_encoders(g, images, curves, 100 if args.quick else 200,
                                    cached=data.get("cold_curves") if same else None,
                                    cold_steps=150 if args.quick else 1000))
         data["cold_curves_key"] = key
-        sps = {r["space"]: r["s_per_step"] for r in data.get("invert", []) if r["space"] in data["warm_curves"]}
+        sps = {r["space"]: r["s_per_step"] for r in data.get("invert", [])
+               if r["space"] in data["warm_curves"] and "s_per_step" in r}
         enc_s = {}
         for r in data["encoder"]:  # label → seconds for the batch: first pass, and every pass
             secs = r["ms_per_image"] * len(images) / 1000

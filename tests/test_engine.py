@@ -53,10 +53,39 @@ def test_stylemap_with_one_by_one_maps_renders_like_wplus(tiny32: Generator) -> 
         assert (g.synthesis(c.to_styles()) - ref).abs().max() <= 1e-5
 
 
+def test_style_map_resize_is_bilinear_interpolation() -> None:
+    from optinv.generator import _fit_style
+
+    for src, dst in [((4, 4), (64, 64)), ((3, 5), (17, 8)), ((8, 8), (8, 8)), ((2, 2), (3, 3))]:
+        maps = torch.randn(2, 5, *src)
+        ref = torch.nn.functional.interpolate(maps, size=dst, mode="bilinear", align_corners=False)
+        out = _fit_style(maps, dst)
+        assert out.shape == ref.shape and out.is_contiguous()
+        assert (out - ref).abs().max() <= 1e-5
+
+
+def test_spatial_demodulation_is_local_and_normalises(tiny32: Generator) -> None:
+    """A map whose two halves hold two styles renders, away from the seam, what each style
+    renders alone (modulation and demodulation are both per pixel)."""
+    g = tiny32
+    wa, wb = g.mapping(torch.randn(2, g.style_dim)).split(1)
+    side = 8
+    half = torch.cat([wa[:, :, None, None].expand(-1, -1, side, side // 2),
+                      wb[:, :, None, None].expand(-1, -1, side, side // 2)], dim=-1)
+    conv = g.conv1.conv
+    x = torch.randn(1, conv.in_ch, side, side)
+    with torch.no_grad():
+        split = conv(x, half)
+        left, right = conv(x, wa), conv(x, wb)
+        assert (split[..., : side // 2 - 1] - left[..., : side // 2 - 1]).abs().max() <= 1e-4
+        assert (split[..., side // 2 + 1:] - right[..., side // 2 + 1:]).abs().max() <= 1e-4
+        assert (split - left).abs().max() > 1e-2  # the right half really is another style
+
+
 def test_map_size_parsing() -> None:
-    assert default_map_sizes(18) == [4] * 3 + [8] * 4 + [1] * 11
+    assert default_map_sizes(18) == [4] * 3 + [8] * 4 + [4] * 11
     assert default_map_sizes(18, 2, 4, 1) == [2] * 3 + [4] * 4 + [1] * 11
-    assert parse_map_sizes("4,8,1", 10) == default_map_sizes(10)
+    assert parse_map_sizes("4,8,4", 10) == default_map_sizes(10)
     assert parse_map_sizes("2,4,1", 10) == default_map_sizes(10, 2, 4, 1)
     assert parse_map_sizes("3", 4) == [3, 3, 3, 3]
     with pytest.raises(OptinvError, match="needs 1, 3"):
