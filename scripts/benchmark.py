@@ -798,11 +798,16 @@ def write_markdown(data: dict) -> None:
           "Target: median PSNR ≥ 24 dB at 64×64 after 500 steps (read off the W+ run below).")
     table(data.get("invert", []), "Inversion per space (held-out renders, w_avg init, L2, Adam lr 0.05 fixed, "
           f"β2 {ADAM_BETA2}; zplus: random z, lr 0.2, + 0.005·GEOCROSS)",
-          "StyleMap: the default maps, coarse 4×4, medium 8×8, fine 1×1. Pictures: docs/invert_<space>.png "
-          "(input | result | result through the operator).")
+          "StyleMap: the default maps, sides {} (coarse, medium, fine). `cpu_s_per_step`: process CPU seconds "
+          "(steadier than wall time on a shared machine). Rows with `at_time_of`: the same run read off at the "
+          "step where it had used the CPU time W+ used for its steps. Pictures: docs/invert_<space>.png "
+          "(input | result | result through the operator).".format(",".join(map(str, DEFAULT_MAP_SIDES))))
     table(data.get("stylemap_res", []), "StyleMap map sizes (same settings as above)",
-          "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; 2,4,1 is pSp's split, 4,8,1 the "
-          "default (chosen by this table).")
+          "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; 2,4,1 is pSp's split, "
+          f"{','.join(map(str, DEFAULT_MAP_SIDES))} the default (chosen by this table). `non_face_psnr`: the same "
+          "inversion of two non-face photos (scikit-image's cat and coffee cup, resized to the model's size): a "
+          "face prior should fit them badly; `prior_margin_db`: faces minus non-faces at the same steps. More "
+          "spatial freedom fits faces better, and past some point fits anything.")
     table(data.get("pulse", []), "PULSE super-resolution (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, linear1cycledrop)",
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
