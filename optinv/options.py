@@ -43,7 +43,7 @@ class JobOptions:
     """Everything a job can be told; None means "the job's default"."""
 
     space: str | None = option(None, "latent space", choices=SPACES)
-    stylemap_res: str | None = option(None, "map sides: 'coarse,medium,fine' (default 4,8,4) or one per layer")
+    stylemap_res: str | None = option(None, "map sides: 'coarse,medium,fine' (default 4,8,1; 4,8,4 fits closer, edits worse) or one per layer")
     tile: bool = option(False, "zplus: one z shared by all layers", type=bool)
     zplus_mapping: str | None = option(None, "zplus: PULSE's Gaussian fit of the mapping, or the exact mapping "
                                              "network (default: the model card's choice, else gaussian)",

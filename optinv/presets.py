@@ -43,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                              "Adam lr 0.01, 100 steps",
                  "space": "wplus", "recipe": "1*L2+1*LPIPS+2*DOMAIN", "steps": 100, "lr": 0.01,
                  "schedule": "fixed", "noise": "fixed", "init": "encoder", "adam_beta2": 0.999},
-    "stylemap": {"source": "optinv default: StyleMap space (coarse 4×4, medium 8×8, fine 4×4)",
+    "stylemap": {"source": "optinv default: StyleMap space (coarse 4×4, medium 8×8, fine 1×1)",
                  **{k: v for k, v in JOB_DEFAULTS["invert"].items() if k != "fallback_recipe"}},
 }
 

@@ -220,17 +220,17 @@ class ZPlusSpace(LatentSpace):
         self.z.mul_(r / self.z.norm(dim=-1, keepdim=True).clamp_min(1e-8))
 
 
-DEFAULT_MAP_SIDES = (4, 8, 4)
+DEFAULT_MAP_SIDES = (4, 8, 1)
 
 
 def default_map_sizes(n_latent: int, coarse: int = DEFAULT_MAP_SIDES[0], medium: int = DEFAULT_MAP_SIDES[1],
                       fine: int = DEFAULT_MAP_SIDES[2]) -> list[int]:
     """Map side per layer: pSp's coarse/medium/fine split (0–2 / 3–6 / 7–17 of 18), scaled.
 
-    Default sides 4,8,4, chosen by measurement (docs/BENCHMARKS.md, map-size table): spatial fine
-    maps add ~3 dB on held-out faces over 4,8,1 for ~25 % more time per step, while a non-face photo
-    gains no more than the faces do (the prior still holds); 8×8 fine maps gain more on faces but
-    fit a cat nearly as well, which is what a face prior is there to prevent.
+    Default sides 4,8,1, chosen by measurement (docs/BENCHMARKS.md, map-size table). Spatial fine
+    maps (4,8,4) add 3.5 dB on held-out renders for ~30 % more time per step, but on a real photo
+    they absorb what the model cannot draw into off-manifold fine styles, and edits along
+    directions then break (docs/stylemap_edits.png): fidelity is one flag away, edits are the default.
     """
     c_end = max(1, round(n_latent * 3 / 18))
     m_end = max(c_end + 1, round(n_latent * 7 / 18))

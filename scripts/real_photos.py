@@ -5,6 +5,7 @@
   python scripts/real_photos.py --only strip     # docs/real_photo.png
   python scripts/real_photos.py --only bench     # "photos" in docs/benchmarks.json → docs/BENCHMARKS.md
   python scripts/real_photos.py --only tuning    # docs/real_photo_tuning.png + W+ vs --tune at equal time
+  python scripts/real_photos.py --only edits     # docs/stylemap_edits.png: map sizes, fidelity against edits
 
 Photos: scikit-image's public-domain astronaut (Eileen Collins, NASA) and the first LFW faces
 that scikit-image ships (``skimage.data.lfw_subset``: 25×25 grey crops, no download). The
@@ -102,6 +103,41 @@ def strip(g, steps: int, direction: str, alpha: float) -> Path:
     canvas.save(dest)
     print(f"strip: inversion PSNR {res.metrics['psnr']:.2f} dB, {name} {alpha:+g} → {dest}")
     return dest
+
+
+EDIT_SIDES = ("4,8,1", "4,8,4")  # the default, and spatial fine maps
+EDITS = (("smile", 3.0), ("smile", -3.0), ("blonde_minus_black", 3.0))
+
+
+def stylemap_edits(g, steps: int) -> tuple[Path, list[dict]]:
+    """Fidelity against editability: the astronaut and a held-out render inverted with each map
+    size in EDIT_SIDES, then edited (docs/stylemap_edits.png). Rows: input | inverted | edits."""
+    from optinv import edit as E
+    from optinv.directions import load_direction
+    from optinv.imageio import load_image
+
+    al = faces.align_photo(astronaut(), g.size, name="astronaut.png")
+    inputs = {"astronaut": to_tensor(al.image),
+              "render 1000003": load_image(ROOT / "samples" / "images" / "1000003.png", size=g.size)}
+    side, panels, rows = 192, [], []
+    for label, x in inputs.items():
+        for sides in EDIT_SIDES:
+            opts = jobs.JobOptions(steps=steps, progress=False, stylemap_res=sides)
+            res = jobs.invert([x], model=g, options=opts)[0]
+            row = [(x + 1) / 2, res.image]
+            for direction, alpha in EDITS:
+                _, vec = load_direction(direction, g)
+                row.append(E.render(g, [E.apply_direction(E.from_latent(res.latent), vec, alpha)])[0])
+            panels.append([to_pil(t).resize((side, side), Image.NEAREST) for t in row])
+            rows.append({"input": label, "stylemap_res": sides, "psnr_db": round(res.metrics["psnr"], 2)})
+            print(f"edits: {label}, sides {sides}: {rows[-1]['psnr_db']} dB")
+    canvas = Image.new("RGB", (len(panels[0]) * (side + 4) - 4, len(panels) * (side + 4) - 4), (255, 255, 255))
+    for r, row in enumerate(panels):
+        for k, p in enumerate(row):
+            canvas.paste(p, (k * (side + 4), r * (side + 4)))
+    dest = DOCS / "stylemap_edits.png"
+    canvas.save(dest)
+    return dest, rows
 
 
 def tuning_strip(g, direction: str, alpha: float) -> tuple[Path, list[dict]]:
@@ -222,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = bench(g, args.steps, args.lfw, args.pulse_steps) if "bench" in only else []
     if "tuning" in only:
         rows += tuning_strip(g, args.direction, args.alpha)[1]
+    if "edits" in only:
+        print(stylemap_edits(g, args.steps)[1])
     if rows:
         for r in rows:
             print(r)

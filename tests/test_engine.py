@@ -83,9 +83,9 @@ def test_spatial_demodulation_is_local_and_normalises(tiny32: Generator) -> None
 
 
 def test_map_size_parsing() -> None:
-    assert default_map_sizes(18) == [4] * 3 + [8] * 4 + [4] * 11
+    assert default_map_sizes(18) == [4] * 3 + [8] * 4 + [1] * 11
     assert default_map_sizes(18, 2, 4, 1) == [2] * 3 + [4] * 4 + [1] * 11
-    assert parse_map_sizes("4,8,4", 10) == default_map_sizes(10)
+    assert parse_map_sizes("4,8,1", 10) == default_map_sizes(10)
     assert parse_map_sizes("2,4,1", 10) == default_map_sizes(10, 2, 4, 1)
     assert parse_map_sizes("3", 4) == [3, 3, 3, 3]
     with pytest.raises(OptinvError, match="needs 1, 3"):
