@@ -927,6 +927,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
+    ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
+                    "(default: the engine's)")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
     from bench_speed import FIR_FORMS
@@ -957,7 +959,8 @@ def main(argv: list[str] | None = None) -> None:
     curves: dict = {}
     if "invert" in only:
         checkpoints = [50, 100, 150] if args.quick else [200, 500, 1000]
-        data["invert"], curves = bench_invert(g, images, checkpoints, args.spaces.split(","), batch=len(images))
+        data["invert"], curves = bench_invert(g, images, checkpoints, args.spaces.split(","), batch=len(images),
+                                              stylemap_res=args.stylemap_res)
         sps = {r["space"]: r["s_per_step"] for r in data["invert"] if "s_per_step" in r}
         plot_quality_vs_time(curves, sps, DOCS / "quality_vs_time.png")
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])

@@ -29,7 +29,9 @@ def test_efficiency_row_on_tiny_generator():
     row = bench.efficiency_row(g, 2, "tiny", repeat=2, sgemm_n=256, top=4)
     for key in ("gflops_per_s", "sgemm_gflops_per_s", "gflops_per_cpu_s", "sgemm_gflops_per_cpu_s"):
         assert math.isfinite(row[key]) and row[key] > 0, key
-    assert row["ratio"] == pytest.approx(row["gflops_per_s"] / row["sgemm_gflops_per_s"], rel=0.02)
+    # the row rounds GFLOP/s to 1 decimal and the ratio to 3: allow for that on a tiny, slow model
+    rounding = 0.05 / row["sgemm_gflops_per_s"] + 6e-4
+    assert row["ratio"] == pytest.approx(row["gflops_per_s"] / row["sgemm_gflops_per_s"], rel=0.02, abs=rounding)
     assert 0 < row["ratio_cpu"] < 10
     assert "convolution" in row["top_ops"] and row["top_ops"].count(";") == 3
 
