@@ -804,7 +804,8 @@ def write_markdown(data: dict) -> None:
           "(input | result | result through the operator).".format(",".join(map(str, DEFAULT_MAP_SIDES))))
     table(data.get("stylemap_res", []), "StyleMap map sizes (same settings as above)",
           "`--stylemap-res C,M,F`: side of the coarse, medium and fine maps; 2,4,1 is pSp's split, "
-          f"{','.join(map(str, DEFAULT_MAP_SIDES))} the default (chosen by this table). `non_face_psnr`: the same "
+          f"{','.join(map(str, DEFAULT_MAP_SIDES))} the default (this table, and the edits in "
+          "[stylemap_edits.png](stylemap_edits.png): spatial fine maps fit closer but break edits of photos). `non_face_psnr`: the same "
           "inversion of two non-face photos (scikit-image's cat and coffee cup, resized to the model's size): a "
           "face prior should fit them badly; `prior_margin_db`: faces minus non-faces at the same steps. More "
           "spatial freedom fits faces better, and past some point fits anything.")
