@@ -167,7 +167,7 @@ class ModulatedConv2d(nn.Module):
         return self.modulation(flat).reshape(b, h, wd, -1).permute(0, 3, 1, 2)
 
     def frozen_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(scaled weight, its [in, out] transpose for the up-conv, Σ_k w² as [in, out]).
+        """(scaled weight, its [in, out] transpose for the up-conv, Σ_k w² as a 1×1 kernel [out, in, 1, 1]).
 
         Inversion renders hundreds of times with the same weights: recomputing these every step
         cost ~10 % of a 64² step. They are cached while no gradient flows to the weight, keyed on
@@ -182,7 +182,7 @@ class ModulatedConv2d(nn.Module):
             return cache[2]
         weight = w[0] * self.scale
         parts = (weight, weight.transpose(0, 1).contiguous() if self.upsample else None,
-                 weight.pow(2).sum(dim=(2, 3)).t().contiguous())
+                 weight.pow(2).sum(dim=(2, 3), keepdim=True))
         if cacheable:
             self.__dict__["_weight_cache"] = (w, key, parts)
         return parts
@@ -202,8 +202,8 @@ class ModulatedConv2d(nn.Module):
         if not self.demodulate:
             return out, None
         if style.dim() == 2:
-            return out, torch.rsqrt(style.pow(2) @ w2 + 1e-8)[:, :, None, None]
-        d = torch.rsqrt(F.conv2d(s.pow(2), w2.t()[:, :, None, None]) + 1e-8)  # a 1×1 conv: Σ_k W² · s²
+            return out, torch.rsqrt(style.pow(2) @ w2[:, :, 0, 0].t() + 1e-8)[:, :, None, None]
+        d = torch.rsqrt(F.conv2d(s.pow(2), w2) + 1e-8)  # a 1×1 conv: Σ_k W² · s²
         if d.shape[-2:] != out.shape[-2:]:
             d = F.interpolate(d, size=out.shape[-2:], mode="nearest")
         return out, d

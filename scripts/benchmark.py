@@ -167,50 +167,52 @@ STYLEMAP_SIDES = ("2,4,1", "4,8,1", "4,8,4", "4,8,8")  # pSp's split, then finer
 OUT_OF_DOMAIN = ("chelsea", "coffee")  # scikit-image's public-domain cat and coffee cup: not faces
 
 
-def out_of_domain_images(size: int) -> list:
-    """Two non-face photos at the model's size, or [] without scikit-image."""
+def out_of_domain_images(size: int) -> list[torch.Tensor]:
+    """Two non-face photos at the model's size as [3, H, W] in [-1, 1] (what jobs take in memory),
+    or [] without scikit-image."""
     try:
         import skimage.data
     except ImportError:
         return []
     from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
 
-    return [Image.fromarray(getattr(skimage.data, name)()).resize((size, size), Image.LANCZOS)
-            for name in OUT_OF_DOMAIN]
+    from optinv.ranges import to_signed
+
+    return [to_signed(pil_to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+                                    .resize((size, size), Image.LANCZOS)).float() / 255) for name in OUT_OF_DOMAIN]
 
 
 def bench_stylemap_res(g, images, checkpoints) -> list[dict]:
     """StyleMap inversion with each map-size candidate (and W+ for reference), on held-out faces and
     on two non-face photos: a face prior should fit faces far better than a cat. `prior_margin_db`
     is the faces' median PSNR minus the non-faces' at the same steps."""
-    import tempfile
-
     others = out_of_domain_images(g.size)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for name, im in zip(OUT_OF_DOMAIN, others):
-            paths.append(Path(tmp) / f"{name}.png")
-            im.save(paths[-1])
-        for res in ("wplus", *STYLEMAP_SIDES):
-            space = "wplus" if res == "wplus" else "stylemap"
-            sides = None if res == "wplus" else res
-            part, _ = bench_invert(g, images, checkpoints, [space], batch=len(images), stylemap_res=sides,
-                                   picture=False)
-            ood = {}
-            if paths:
-                ood_rows, _ = bench_invert(g, paths, checkpoints, [space], batch=len(paths), stylemap_res=sides,
-                                           picture=False)
-                ood = {r["steps"]: r["median_psnr"] for r in ood_rows}
-            for r in part:
-                row = {"stylemap_res": "W+ (no maps)" if res == "wplus" else res, "steps": r["steps"],
-                       "images": r["images"], "median_psnr": r["median_psnr"], "worst_psnr": r["worst_psnr"]}
-                if ood:
-                    row.update({"non_face_psnr": ood[r["steps"]],
-                                "prior_margin_db": round(r["median_psnr"] - ood[r["steps"]], 2)})
-                row["cpu_s_per_step"] = r["cpu_s_per_step"]
-                rows.append(row)
+    for res in ("wplus", *STYLEMAP_SIDES):
+        space = "wplus" if res == "wplus" else "stylemap"
+        sides = None if res == "wplus" else res
+        part, _ = bench_invert(g, images, checkpoints, [space], batch=len(images), stylemap_res=sides,
+                               picture=False)
+        ood = {}
+        if others:
+            ood_rows, _ = bench_invert(g, others, checkpoints, [space], batch=len(others), stylemap_res=sides,
+                                       picture=False)
+            ood = {r["steps"]: r["median_psnr"] for r in ood_rows}
+        for r in part:
+            row = {"stylemap_res": "W+ (no maps)" if res == "wplus" else res, "steps": r["steps"],
+                   "images": r["images"], "median_psnr": r["median_psnr"], "worst_psnr": r["worst_psnr"]}
+            if ood:
+                row.update({"non_face_psnr": ood[r["steps"]],
+                            "prior_margin_db": round(r["median_psnr"] - ood[r["steps"]], 2)})
+            row["cpu_s_per_step"] = r["cpu_s_per_step"]
+            rows.append(row)
     return rows
+
+
+def own_invert_rows(data: dict) -> list[dict]:
+    """The invert section's rows at their own step counts (not the equal-time read-offs)."""
+    return [r for r in data.get("invert", []) if "at_time_of" not in r]
 
 
 def save_strips(results, path: Path) -> None:
@@ -736,7 +738,7 @@ def update_readme(data: dict) -> None:
     start, end = "<!-- results:start -->", "<!-- results:end -->"
     if start not in text or end not in text:
         return
-    own = [r for r in data.get("invert", []) if "at_time_of" not in r]  # not the equal-time rows
+    own = own_invert_rows(data)
     inv = {(r["space"], r["steps"]): r for r in own}
     last = max((r["steps"] for r in own), default=0)
     lines = [start, "", f"Embedded model, {len(sample_images(100))} held-out renders available; numbers from "
@@ -962,7 +964,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = [50, 100, 150] if args.quick else [200, 500, 1000]
         data["invert"], curves = bench_invert(g, images, checkpoints, args.spaces.split(","), batch=len(images),
                                               stylemap_res=args.stylemap_res)
-        sps = {r["space"]: r["s_per_step"] for r in data["invert"] if "s_per_step" in r}
+        sps = {r["space"]: r["s_per_step"] for r in own_invert_rows(data)}
         plot_quality_vs_time(curves, sps, DOCS / "quality_vs_time.png")
         proxy = next(r for r in data["invert"] if r["space"] == "wplus" and r["steps"] == checkpoints[1])
         data["quality_proxy"] = [{"images": proxy["images"], "steps": proxy["steps"], "recipe": "1*L2 (W+, lr 0.05)",
@@ -996,12 +998,12 @@ def main(argv: list[str] | None = None) -> None:
         key = [data["model"], "quick" if args.quick else "full", f"beta2 {ADAM_BETA2}",
                "maps " + ",".join(map(str, DEFAULT_MAP_SIDES)), *(p.name for p in images)]
         same = data.get("cold_curves_key") == key
-        data.update(bench_encoders(g, images, curves, 100 if args.quick else 200,
+        same_maps = curves if args.stylemap_res is None else {k: v for k, v in curves.items() if k != "stylemap"}
+        data.update(bench_encoders(g, images, same_maps, 100 if args.quick else 200,
                                    cached=data.get("cold_curves") if same else None,
                                    cold_steps=150 if args.quick else 1000))
         data["cold_curves_key"] = key
-        sps = {r["space"]: r["s_per_step"] for r in data.get("invert", [])
-               if r["space"] in data["warm_curves"] and "s_per_step" in r}
+        sps = {r["space"]: r["s_per_step"] for r in own_invert_rows(data) if r["space"] in data["warm_curves"]}
         enc_s = {}
         for r in data["encoder"]:  # label → seconds for the batch: first pass, and every pass
             secs = r["ms_per_image"] * len(images) / 1000

@@ -119,14 +119,14 @@ def stylemap_edits(g, steps: int) -> tuple[Path, list[dict]]:
     al = faces.align_photo(astronaut(), g.size, name="astronaut.png")
     inputs = {"astronaut": to_tensor(al.image),
               "render 1000003": load_image(ROOT / "samples" / "images" / "1000003.png", size=g.size)}
+    vectors = [(load_direction(direction, g)[1], alpha) for direction, alpha in EDITS]
     side, panels, rows = 192, [], []
     for label, x in inputs.items():
         for sides in EDIT_SIDES:
             opts = jobs.JobOptions(steps=steps, progress=False, stylemap_res=sides)
             res = jobs.invert([x], model=g, options=opts)[0]
             row = [(x + 1) / 2, res.image]
-            for direction, alpha in EDITS:
-                _, vec = load_direction(direction, g)
+            for vec, alpha in vectors:
                 row.append(E.render(g, [E.apply_direction(E.from_latent(res.latent), vec, alpha)])[0])
             panels.append([to_pil(t).resize((side, side), Image.NEAREST) for t in row])
             rows.append({"input": label, "stylemap_res": sides, "psnr_db": round(res.metrics["psnr"], 2)})
