@@ -163,7 +163,7 @@ def _psnr_at(hist: list[torch.Tensor], step: int, images: int) -> dict:
     return {"images": images, "median_psnr": round(median(ps), 2), "worst_psnr": round(min(ps), 2)}
 
 
-STYLEMAP_SIDES = ("2,4,1", "4,8,1", "4,8,4", "4,8,8")  # pSp's split, then finer maps
+STYLEMAP_SIDES = ("2,4,1", "4,8,1", "4,8,2", "4,8,4", "4,8,8")  # pSp's split, then finer maps
 OUT_OF_DOMAIN = ("chelsea", "coffee")  # scikit-image's public-domain cat and coffee cup: not faces
 
 

@@ -105,7 +105,7 @@ def strip(g, steps: int, direction: str, alpha: float) -> Path:
     return dest
 
 
-EDIT_SIDES = ("4,8,1", "4,8,4")  # the default, and spatial fine maps
+EDIT_SIDES = ("4,8,1", "4,8,2", "4,8,4")  # the default, then 2×2 and 4×4 spatial fine maps
 EDITS = (("smile", 3.0), ("smile", -3.0), ("blonde_minus_black", 3.0))
 
 
