@@ -25,8 +25,9 @@ from typing import Callable
 
 import torch
 
-from optinv import jobs, warmstart
+from optinv import warmstart
 from optinv.checkpoints import load_generator
+from optinv.imageio import load_image
 from optinv.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     enc = warmstart.find_encoder(g, "wplus")
     if enc is None:
         raise SystemExit("error: the model card lists no W+ encoder")
-    res = jobs.encode(files, model=g, options=jobs.JobOptions(space="wplus", batch=len(files), progress=False))
-    x = torch.stack([r.target for r in res])
+    x = torch.stack([to_unit(load_image(p, size=g.size)) for p in files])
     w0 = warmstart.encode(enc, x, g, None).detach()
     for method in args.only.split(","):
         t = time.process_time()
