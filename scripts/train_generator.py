@@ -48,6 +48,7 @@ from tqdm import tqdm
 from optinv.world import synthfaces
 from optinv.checkpoints import load_generator, save_generator
 from optinv.world.discriminator import Discriminator
+from optinv.world.grow import grow_generator
 from optinv.fileio import atomic_torch_save
 from optinv.generator import Generator, ModulatedConv2d
 from optinv.imageio import save_grid, tensor_to_pil
@@ -57,6 +58,20 @@ RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed",
                 "init_record")
 
 
+def worker_steps(start: int):
+    """The steps this data worker makes: worker k of n takes start+k, start+k+n, …
+
+    DataLoader collects from its workers in turn, so the batches arrive in step order whatever
+    the number of workers (exact resume), and no two workers render the same batch.
+    """
+    info = torch.utils.data.get_worker_info()
+    k, n = (info.id, info.num_workers) if info is not None else (0, 1)
+    step = start + k
+    while True:
+        yield step
+        step += n
+
+
 class TeacherStream(IterableDataset):
     """Batches (z, render) where batch ``s`` depends only on (seed, s): exact resume."""
 
@@ -64,12 +79,10 @@ class TeacherStream(IterableDataset):
         self.seed, self.start, self.batch, self.style_dim, self.size = seed, start_step, batch, style_dim, size
 
     def __iter__(self):
-        step = self.start
-        while True:
+        for step in worker_steps(self.start):
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
             z = torch.randn(self.batch, self.style_dim, generator=gen)
             yield z, render_teacher(z, self.size)
-            step += 1
 
 
 class FolderStream(IterableDataset):
@@ -88,15 +101,13 @@ class FolderStream(IterableDataset):
         return np.asarray(im)
 
     def __iter__(self):
-        step = self.start
-        while True:
+        for step in worker_steps(self.start):
             rng = np.random.default_rng(self.seed * 1_000_003 + step)
             idx = rng.integers(0, len(self.files), self.batch)
             arr = np.stack([self._load(self.files[i]) for i in idx]).astype(np.float32) / 127.5 - 1.0
             flip = rng.random(self.batch) < 0.5
             arr[flip] = arr[flip, :, ::-1]
             yield torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-            step += 1
 
 
 # ---------------------------------------------------------------- initialisation
@@ -145,10 +156,15 @@ def relevant_styles_(g: Generator, n_relevant: int) -> None:
 # ---------------------------------------------------------------- losses
 
 
-def laplacian_pyramid_l1(img: torch.Tensor, target: torch.Tensor, levels: int = 4) -> torch.Tensor:
-    """Mean L1 over the levels of a Laplacian pyramid (each level counts the same)."""
+def laplacian_pyramid_l1(img: torch.Tensor, target: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+    """Mean L1 over the levels of a Laplacian pyramid (each level counts the same).
+
+    Levels default to log2(side) − 2 (4 at 64², 6 at 256²): the coarsest level is 8×8 at any
+    size, so a grown model weighs the face's layout as much as the 64² model did.
+    """
     import kornia
 
+    levels = levels or max(1, int(math.log2(img.shape[-1])) - 2)
     a = kornia.geometry.transform.build_laplacian_pyramid(img, levels)
     b = kornia.geometry.transform.build_laplacian_pyramid(target, levels)
     return sum((x - y).abs().mean() for x, y in zip(a, b)) / levels
@@ -306,6 +322,9 @@ def build(args: argparse.Namespace, dev: torch.device) -> Run:
             weights = init["g_ema"]
         else:  # an exported model: its training record continues in this run's card
             source = load_generator(src)
+            if source.size < args.size:  # progressive growing: new blocks start as the upsampled image
+                print(f"growing {source.size}² → {args.size}² (new toRGB at zero: starts as the upsampled image)")
+                source = grow_generator(source.float(), args.size, channels, synthfaces.N_PARAMS)
             weights = source.state_dict()
             args.init_record = source.card.get("training")
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
@@ -466,7 +485,8 @@ def train(run: Run, dev: torch.device) -> None:
             if run.step % args.sample_every == 0 or last:
                 with torch.no_grad():
                     grid = run.g_ema(sample_z, randomize_noise=False)
-                save_grid([tensor_to_pil(x) for x in grid], out / f"samples_{run.step:07d}.png", cols=8, scale=2)
+                save_grid([tensor_to_pil(x) for x in grid], out / f"samples_{run.step:07d}.png", cols=8,
+                          scale=2 if args.size <= 64 else 1)
             if run.step % args.save_every == 0 or last:
                 atomic_torch_save(run.state(), out / "latest.pt")
             if last:
@@ -482,6 +502,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels
     run = build(args, dev)
     if args.export:
         export(run, args.export, args.half)

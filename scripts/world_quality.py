@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def main() -> None:
     images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
     print(json.dumps(measure(g, images, args.steps, args.z), indent=2))
     if args.grid:
-        print(f"wrote {samples_beside_renders(g, args.grid)}")
+        print(f"wrote {samples_beside_renders(g, args.grid)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
