@@ -1,4 +1,5 @@
-"""Commands for other projects' files: ``export`` (NVIDIA npz, rosinality pt) and ``directions sefa``."""
+"""Commands for other projects' files: ``export`` (NVIDIA npz, rosinality pt, a tuned generator) and
+``directions sefa``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from .cli_types import may_write, overwrite_option
 from .errors import OptinvError
 
-SUFFIX = {"npz": ".projected_w.npz", "rosinality": ".rosinality.pt"}
+SUFFIX = {"npz": ".projected_w.npz", "rosinality": ".rosinality.pt", "rosinality-generator": ".generator.pt"}
 
 
 def register(main: click.Group, handle_errors) -> None:
@@ -25,10 +26,13 @@ def register(main: click.Group, handle_errors) -> None:
 def _register_export(main: click.Group, handle_errors) -> None:
     @main.command()
     @click.argument("latent", type=click.Path())
-    @click.option("--format", "fmt", type=click.Choice(["npz", "rosinality"]), required=True,
-                  help="npz: NVIDIA projected_w.npz (generate.py --projected-w); rosinality: projector.py's .pt")
+    @click.option("--format", "fmt", type=click.Choice(list(SUFFIX)), required=True,
+                  help="npz: NVIDIA projected_w.npz (generate.py --projected-w); rosinality: projector.py's .pt; "
+                       "rosinality-generator: the generator of a latent made with --tune, its tuning applied, as a "
+                       "rosinality checkpoint ({'g_ema', 'latent_avg'}; the latent's noise in its noise buffers)")
     @click.option("--dest", "-o", default=None, type=click.Path(dir_okay=False),
-                  help="file to write (default: NAME.projected_w.npz / NAME.rosinality.pt beside LATENT)")
+                  help="file to write (default: NAME.projected_w.npz / NAME.rosinality.pt / NAME.generator.pt "
+                       "beside LATENT)")
     @click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
     @overwrite_option
     @handle_errors
@@ -41,7 +45,15 @@ def _register_export(main: click.Group, handle_errors) -> None:
         rec, g = open_latent(latent, model)
         name = _stem(latent)
         dest = Path(dest) if dest else split_key(latent)[0].with_name(name + SUFFIX[fmt])
-        if not may_write(dest, [split_key(latent)[0]], overwrite):
+        if fmt == "rosinality-generator" and not rec.get("tuning"):
+            raise OptinvError(f"{latent} carries no pivotal tuning (made without --tune): its generator is the model "
+                              f"itself; use --format rosinality for the latent, or invert again with --tune")
+        if not may_write(dest, [split_key(latent)[0], g.card.get("source_file", "")], overwrite):
+            return
+        if fmt == "rosinality-generator":
+            from .tuned_export import save_tuned_rosinality
+
+            click.echo(f"{latent} → {save_tuned_rosinality(g, rec, dest)} (tuned generator, rosinality layout)")
             return
         image = None
         if fmt == "rosinality":  # the projector stores the rendered image too
