@@ -542,10 +542,10 @@ def _load_model(cfg: BatchConfig, device: torch.device) -> Generator:
 
 def _progress(cfg: BatchConfig, ranks: Ranks, total: int, initial: int) -> Any:
     """Rank 0 only, counting finished items of all ranks."""
-    from tqdm import tqdm
+    from .progress import progress
 
-    return tqdm(total=total, initial=initial, unit="img", dynamic_ncols=True,
-                disable=not (cfg.progress and ranks.rank == 0))
+    return progress(total, desc="batch", unit="img", initial=initial, enabled=cfg.progress and ranks.rank == 0,
+                    leave=True)
 
 
 def run_batch(cfg: BatchConfig) -> BatchSummary:

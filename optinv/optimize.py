@@ -188,8 +188,8 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
     track = _Tracker(g, space, noise, batch, problem.target.device)
     bar = None
     if settings.progress:
-        from tqdm import tqdm
-        bar = tqdm(total=settings.steps, unit="step", dynamic_ncols=True, leave=False)
+        from .progress import progress
+        bar = progress(settings.steps, desc="optimise")
     t0 = time.perf_counter()
     steps_run = 0
     for step in range(settings.steps + 1):  # the last pass only evaluates (no update after it)
@@ -214,7 +214,8 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
         steps_run += 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({n: f"{record[n]:.4g}" for n in parts} | {"lr": f"{lr:.3g}"})
+            bar.set_postfix({"loss": f"{record['loss']:.4g}"} | {n: f"{record[n]:.4g}" for n in parts}
+                            | {"lr": f"{lr:.3g}"})
     if bar is not None:
         bar.close()
     return track.result(problem.operator, steps_run, time.perf_counter() - t0)

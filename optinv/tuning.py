@@ -332,8 +332,8 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
     opt = torch.optim.Adam(params, lr=s.lr) if params else None
     bar = None
     if s.progress and s.steps > 0 and params:
-        from tqdm import tqdm
-        bar = tqdm(total=s.steps, unit="step", desc=desc, dynamic_ncols=True, leave=False)
+        from .progress import progress
+        bar = progress(s.steps, desc=desc)
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     locality = (w_p, radius, model_noise, batch_noise, gen) if use_locality else None

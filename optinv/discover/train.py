@@ -253,10 +253,9 @@ def discover(domain: Domain, settings: DiscoverSettings, checkpoint: str | os.Pa
     start = time.monotonic()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress
 
-        bar = tqdm(total=state.settings.steps, initial=state.step, unit="step", dynamic_ncols=True,
-                   desc=f"discover {state.settings.method}")
+        bar = progress(state.settings.steps, desc=f"discover {state.settings.method}", initial=state.step, leave=True)
     try:
         while state.step < state.settings.steps:
             logs = train_step(state, domain)
