@@ -23,6 +23,7 @@ from losses.recipe import Objective, StepContext
 from .errors import OptinvError
 from .generator import Generator
 from .metrics import data_error
+from .precision import autocast
 from .ranges import to_unit
 from .spaces import LatentSpace
 
@@ -49,6 +50,7 @@ class Settings:
     seed: int = 0
     progress: bool = True
     frame_every: int = 0             # record an intermediate frame every k steps (GIF)
+    precision: str = "fp32"          # fp32 | bf16: the generator's arithmetic (optinv.precision)
 
     def validate(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -59,6 +61,8 @@ class Settings:
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise OptinvError(f"unknown {what} {value!r} (known: {', '.join(known)})")
+        if self.precision not in ("fp32", "bf16"):
+            raise OptinvError(f"precision must be fp32 or bf16 here (auto is resolved by the job), got {self.precision!r}")
         check_adam_beta2(self.adam_beta2, "adam_beta2")
         if self.eps is not None and not (0 <= self.eps < math.inf):
             raise OptinvError(f"eps must be a finite number ≥ 0, got {self.eps}")
@@ -231,7 +235,9 @@ def _forward(g: Generator, space: LatentSpace, noise: NoiseState, problem: Probl
         strength = w_std * settings.latent_noise * max(0.0, 1 - t / settings.latent_noise_ramp) ** 2
         if strength > 0:  # gradient taken at a jittered latent, update applied to the latent
             styles = space.jitter(styles, strength, gen)
-    image = to_unit(g.synthesis(styles, noise=noise.maps))
+    with autocast(settings.precision, problem.target.device):  # latents, noise and losses stay fp32
+        out = g.synthesis(styles, noise=noise.maps)
+    image = to_unit(out.float())
     pred = problem.operator(image)
     ctx = StepContext(pred=pred, target=problem.target, image=image, w=space.layer_vectors(), w_avg=g.w_avg,
                       alpha=problem.alpha, maps=space.style_maps(), noises=noise.trainable, lpips=lpips, domain=domain)

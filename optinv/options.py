@@ -19,6 +19,7 @@ from losses.recipe import build_objective
 from .errors import OptinvError
 from .generator import Generator
 from .optimize import NOISE_MODES, OPTIMIZERS, SCHEDULES, Settings, check_adam_beta2
+from .precision import PRECISIONS
 from .presets import JOB_DEFAULTS, PRESETS, preset
 from .spaces import SPACES
 from .tuning import MODES as TUNE_MODES
@@ -87,6 +88,9 @@ class JobOptions:
     landmarks: str | None = option(None, "with `align`: your own dlib 68-point shape predictor (.dat)", path=True)
     paste_back: bool = option(False, "with `align`: also write NAME.pasted.png, the result put back into the photo",
                               type=bool)
+    precision: str = option("fp32", "the generator's arithmetic: bf16 autocast (latents and optimiser state stay fp32) "
+                                    "or fp32; auto = bf16 on a CPU with AMX/AVX512-BF16 or a CUDA GPU with bf16",
+                            choices=PRECISIONS, show_default=True)
     lpips_net: str = option("vgg", "LPIPS network", cli=False)
     frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
     frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
@@ -134,6 +138,8 @@ class JobOptions:
                 raise OptinvError(f"`{name}` must be an integer ≥ 0, got {v}")
         if self.tune_lr is not None and not self.tune_lr > 0:
             raise OptinvError(f"`tune_lr` must be > 0, got {self.tune_lr}")
+        if self.precision not in PRECISIONS:
+            raise OptinvError(f"unknown `precision` {self.precision!r} (known: {', '.join(PRECISIONS)})")
         if not self.tune_locality >= 0:
             raise OptinvError(f"`tune_locality` must be ≥ 0, got {self.tune_locality}")
 

@@ -16,7 +16,9 @@ from . import metrics, warmstart
 from .errors import OptinvError
 from .generator import Generator
 from .latents import LatentRecord, record_from_space, render_inputs, render_latent
+from .memory import check_fits
 from .optimize import Problem, Result, Settings, run
+from .precision import resolve_precision
 from .options import JobOptions, lpips_for, merged_options, optimizer_settings, tune_settings
 from .results import ItemResult, check_divergence, check_eps, measure
 from .spaces import LatentSpace, parse_map_sizes
@@ -42,6 +44,9 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     recipe, lpips = lpips_for(m["recipe"], opts, g.w_avg.device, m.get("fallback_recipe"), notes)
     objective = build_objective(recipe)
     settings = optimizer_settings(m, opts)
+    settings.precision = resolve_precision(opts.precision, g.w_avg.device)
+    if tuning is not None:
+        tuning.precision = settings.precision
     map_sizes = parse_map_sizes(opts.stylemap_res, g.n_latent) if m["space"] == "stylemap" else None
     seeds = list(seeds) if seeds is not None else [opts.seed] * len(names)
     start = warmstart.plan_start(g, m["space"], m.get("init", "mean"), opts.encoder, objective.needs("encoder"),
@@ -49,6 +54,8 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
                                  opts.encoder_passes)
     domain = warmstart.domain_term(warmstart.require(start.encoder, "DOMAIN")) if objective.needs("encoder") else None
     operator = operator.to(g.w_avg.device)
+    check_fits(g, min(max(1, opts.batch), len(names)), g.w_avg.device, tune=tuning.mode if tuning else None,
+               locality=bool(tuning and tuning.locality > 0), map_sizes=map_sizes)  # before hours of work, not after
     results: list[ItemResult] = []
     step = max(1, opts.batch)
     for first in range(0, len(names), step):

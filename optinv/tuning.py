@@ -36,6 +36,7 @@ from torch import nn
 
 from .errors import OptinvError
 from .generator import Generator, ModulatedConv2d
+from .precision import autocast
 from .ranges import to_unit
 
 TUNING_FORMAT = "optinv-tuning"
@@ -229,8 +230,11 @@ class TuneSettings:
     locality_every: int = 1            # apply the locality term on every k-th step (PTI's interval)
     seed: int = 0
     progress: bool = True
+    precision: str = "fp32"            # fp32 | bf16 autocast of the renders (the delta and Adam stay fp32)
 
     def validate(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise OptinvError(f"tuning precision must be fp32 or bf16, got {self.precision!r}")
         if not isinstance(self.steps, int) or self.steps < 0:
             raise OptinvError(f"tuning steps must be an integer ≥ 0, got {self.steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -271,7 +275,7 @@ def render_with(g: Generator, weights: dict[str, torch.Tensor], styles: Any, noi
     from torch.func import functional_call
 
     out = functional_call(_Synthesis(g), {f"g.{n}": w for n, w in weights.items()}, (styles, list(noise)))
-    return to_unit(out)
+    return to_unit(out.float())
 
 
 @torch.no_grad()
@@ -364,17 +368,21 @@ def _tune_loss(g: Generator, weights, styles: Any, noise: Sequence[torch.Tensor]
                s: TuneSettings, lpips: Callable | None, locality: tuple | None) -> tuple[torch.Tensor, dict]:
     """One step's loss: fit the target, and (with ``locality``) keep a random nearby latent as it was."""
     use_lpips = lpips is not None and s.lpips > 0
+    dev = g.w_avg.device
     if locality is not None:
         w_p, radius, model_noise, batch_noise, gen = locality
         with torch.no_grad():
-            z = torch.randn(1, g.style_dim, generator=gen).to(g.w_avg.device)
+            z = torch.randn(1, g.style_dim, generator=gen).to(dev)
             d = g.mapping(z)[:, None] - w_p
             w_r = w_p + radius * d / d.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-            before = to_unit(g.synthesis(w_r, noise=model_noise))
-        both = render_with(g, weights, _cat_styles(styles, w_r), batch_noise)
+            with autocast(s.precision, dev):
+                before = to_unit(g.synthesis(w_r, noise=model_noise).float())
+        with autocast(s.precision, dev):  # renders only: the delta, its gradient's sum and Adam stay fp32
+            both = render_with(g, weights, _cat_styles(styles, w_r), batch_noise)
         image, moved = both[:1], both[1:]
     else:
-        image = render_with(g, weights, styles, noise)
+        with autocast(s.precision, dev):
+            image = render_with(g, weights, styles, noise)
     terms = {"L2": (image - target).pow(2).mean()}
     loss = s.l2 * terms["L2"]
     if use_lpips:

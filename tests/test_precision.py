@@ -1,0 +1,83 @@
+"""`precision`: bf16 autocast for the generator, fp32 latents and optimiser state, auto by hardware."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_generator
+from optinv import jobs
+from optinv.errors import OptinvError
+from optinv.metrics import psnr
+from optinv.operators import Identity
+from optinv.precision import autocast, cpu_bf16_units, resolve_precision
+
+
+def test_auto_follows_the_cpu_flags():
+    assert resolve_precision("auto", "cpu", frozenset({"avx2", "avx512_bf16"})) == "bf16"
+    assert resolve_precision("auto", "cpu", frozenset({"avx2", "amx_bf16", "amx_tile"})) == "bf16"
+    assert resolve_precision("auto", "cpu", frozenset({"avx2", "avx512f"})) == "fp32"
+    assert resolve_precision(None, "cpu", frozenset()) == "fp32"
+    assert resolve_precision("fp32", "cpu", frozenset({"amx_bf16"})) == "fp32"
+    assert resolve_precision("bf16", "cpu", frozenset()) == "bf16"  # asked for: runs (slowly) anywhere on CPU
+    assert cpu_bf16_units(frozenset({"amx_bf16", "avx512_bf16"})) == "amx_bf16"
+    with pytest.raises(OptinvError, match="unknown `precision`"):
+        resolve_precision("fp8", "cpu")
+    with pytest.raises(OptinvError, match="not available on meta"):
+        resolve_precision("bf16", "meta")
+
+
+def test_autocast_renders_in_bf16_only_when_asked():
+    g = tiny_generator(16)
+    w = g.w_avg[None, None].expand(1, g.n_latent, -1)
+    with torch.no_grad(), autocast("bf16", "cpu"):
+        low = g.synthesis(w)
+    with torch.no_grad(), autocast("fp32", "cpu"):
+        full = g.synthesis(w)
+    assert 0 < (low.float() - full).abs().max() < 0.05  # bf16 rounding, nothing worse
+
+
+def _targets(g, n=2):
+    z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        return ((g(z) + 1) / 2).clamp(0, 1)
+
+
+def test_bf16_inversion_keeps_fp32_latents_and_fits_as_well():
+    g = tiny_generator(32)
+    t = _targets(g)
+    res = {}
+    for p in ("fp32", "bf16"):
+        opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=40, lr=0.05, progress=False, batch=2, precision=p)
+        res[p] = jobs.solve("invert", g, t, ["a", "b"], Identity(), opts)
+    for r in res["bf16"]:
+        assert r.latent["tensors"]["wplus"].dtype == torch.float32
+        assert r.latent["settings"]["precision"] == "bf16"
+    a, b = res["fp32"][0].latent["tensors"]["wplus"], res["bf16"][0].latent["tensors"]["wplus"]
+    assert not torch.equal(a, b)  # the arithmetic did change
+    for r32, r16 in zip(res["fp32"], res["bf16"]):
+        assert abs(psnr(r16.image, r16.target) - psnr(r32.image, r32.target)) < 0.5
+
+
+def test_bf16_tuning_stores_an_fp32_delta():
+    g = tiny_generator(16)
+    t = _targets(g, 1)
+    opts = jobs.JobOptions(recipe="1*L2", steps=3, progress=False, tune=True, tune_steps=3, precision="bf16")
+    (r,) = jobs.solve("invert", g, t, ["a"], Identity(), opts)
+    tuning = r.latent["tuning"]
+    assert tuning["settings"]["precision"] == "bf16"
+    assert all(x.dtype == torch.float32 for x in tuning["a"] + tuning["b"])
+    assert any(x.abs().max() > 0 for x in tuning["b"])
+
+
+def test_option_checked_and_offered_on_the_command_line():
+    from click.testing import CliRunner
+
+    from optinv.cli import main
+
+    with pytest.raises(OptinvError, match="unknown `precision`"):
+        jobs.JobOptions.of(precision="half")
+    r = CliRunner().invoke(main, ["invert", "--help"])
+    assert "--precision [auto|fp32|bf16]" in r.output
+    r = CliRunner().invoke(main, ["invert", "x.png", "--precision", "fp16"])
+    assert r.exit_code != 0 and "fp16" in r.output
