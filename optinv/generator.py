@@ -9,6 +9,7 @@ which is faster on CPU and lets the same code take a per-pixel style map (StyleM
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Sequence
@@ -133,6 +134,18 @@ def _fit_style(style: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return (tall.transpose(2, 3).reshape(-1, w) @ cols.t()).reshape(b, c, size[0], size[1])
 
 
+_no_op = contextlib.nullcontext
+REDUCED_MIN_SIDE = 32  # under bf16 autocast, smaller layers stay fp32 (cheap; measured: half the PSNR gap)
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype convolutions run in here: autocast's (bf16) when it is on for x's device, else x's."""
+    dev = x.device.type
+    if dev in ("cpu", "cuda") and torch.is_autocast_enabled(dev):
+        return torch.get_autocast_dtype(dev)
+    return x.dtype
+
+
 class ModulatedConv2d(nn.Module):
     """Modulated conv with optional demodulation; the style may be a vector or a spatial map.
 
@@ -166,8 +179,12 @@ class ModulatedConv2d(nn.Module):
         flat = w.permute(0, 2, 3, 1).reshape(-1, d)  # one GEMM, not a batch of small ones
         return self.modulation(flat).reshape(b, h, wd, -1).permute(0, 3, 1, 2)
 
-    def frozen_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def frozen_weights(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(scaled weight, its [in, out] transpose for the up-conv, Σ_k w² as a 1×1 kernel [out, in, 1, 1]).
+
+        ``dtype`` (bf16 under autocast): the two conv weights in it, cast once per cached weight
+        instead of by autocast at every call; Σ_k w² stays in the weight's dtype (demodulation is
+        computed in fp32).
 
         Inversion renders hundreds of times with the same weights: recomputing these every step
         cost ~10 % of a 64² step. They are cached while no gradient flows to the weight, keyed on
@@ -176,37 +193,50 @@ class ModulatedConv2d(nn.Module):
         """
         w = self.weight
         cacheable = not (w.requires_grad and torch.is_grad_enabled())  # else the weight must be in the graph
-        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        dtype = dtype or w.dtype
+        key = (w._version, w.data_ptr(), w.dtype, w.device, dtype)
         cache = self.__dict__.get("_weight_cache")
         if cacheable and cache is not None and cache[0] is w and cache[1] == key:
             return cache[2]
         weight = w[0] * self.scale
-        parts = (weight, weight.transpose(0, 1).contiguous() if self.upsample else None,
-                 weight.pow(2).sum(dim=(2, 3), keepdim=True))
+        w2 = weight.pow(2).sum(dim=(2, 3), keepdim=True)
+        weight = weight.to(dtype)
+        parts = (weight, weight.transpose(0, 1).contiguous() if self.upsample else None, w2)
         if cacheable:
             self.__dict__["_weight_cache"] = (w, key, parts)
         return parts
 
     def modulated(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The convolution of the style-scaled input, and the demodulation factor (None without)."""
-        weight, weight_t, w2 = self.frozen_weights()
-        style = self.modulate(w)
-        if style.dim() == 4 and style.shape[-2:] == (1, 1):
-            style = style[:, :, 0, 0]
-        s = _fit_style(style, x.shape[-2:])
-        x = x * s
-        if self.upsample:
-            out = self.blur(F.conv_transpose2d(x, weight_t, stride=2))
-        else:
-            out = F.conv2d(x, weight, padding=self.padding)
-        if not self.demodulate:
-            return out, None
-        if style.dim() == 2:
-            return out, torch.rsqrt(style.pow(2) @ w2[:, :, 0, 0].t() + 1e-8)[:, :, None, None]
-        d = torch.rsqrt(F.conv2d(s.pow(2), w2) + 1e-8)  # a 1×1 conv: Σ_k W² · s²
-        if d.shape[-2:] != out.shape[-2:]:
-            d = F.interpolate(d, size=out.shape[-2:], mode="nearest")
-        return out, d
+        """The convolution of the style-scaled input, and the demodulation factor (None without).
+
+        Under bf16 autocast the big maps and convolutions of layers at ``REDUCED_MIN_SIDE`` and above
+        run in bf16 (cast here, explicitly, so they stay bf16 from layer to layer); styles and
+        demodulation, which carry the latent's precision and cost little, stay fp32.
+        """
+        dtype = compute_dtype(x)
+        reduced = dtype in (torch.bfloat16, torch.float16)
+        if reduced and x.shape[-1] * (2 if self.upsample else 1) < REDUCED_MIN_SIDE:
+            dtype = torch.float32
+        with torch.autocast(x.device.type, enabled=False) if reduced else _no_op():
+            weight, weight_t, w2 = self.frozen_weights(dtype)
+            style = self.modulate(w.to(w2.dtype))
+            if style.dim() == 4 and style.shape[-2:] == (1, 1):
+                style = style[:, :, 0, 0]
+            s = _fit_style(style, x.shape[-2:])
+            x = x.to(dtype) * s.to(dtype)
+            if self.upsample:
+                out = self.blur(F.conv_transpose2d(x, weight_t, stride=2))
+            else:
+                out = F.conv2d(x, weight, padding=self.padding)
+            if not self.demodulate:
+                return out, None
+            if style.dim() == 2:
+                d = torch.rsqrt(style.pow(2) @ w2[:, :, 0, 0].t() + 1e-8)[:, :, None, None]
+            else:
+                d = torch.rsqrt(F.conv2d(s.pow(2), w2) + 1e-8)  # a 1×1 conv: Σ_k W² · s²
+                if d.shape[-2:] != out.shape[-2:]:
+                    d = F.interpolate(d, size=out.shape[-2:], mode="nearest")
+            return out, d.to(out.dtype)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         out, d = self.modulated(x, w)
@@ -250,7 +280,8 @@ class StyledConv(nn.Module):
         if noise is None:
             b, _, h, wd = out.shape
             noise = out.new_empty(b, 1, h, wd).normal_()
-        shift = (self.noise.weight * SQRT2) * noise + (self.activate.bias * SQRT2)[None, :, None, None]
+        dt = out.dtype  # bf16 under autocast: the full-size maps stay in it
+        shift = (self.noise.weight * SQRT2).to(dt) * noise.to(dt) + (self.activate.bias * SQRT2).to(dt)[None, :, None, None]
         out = F.leaky_relu_(torch.addcmul(shift, out, SQRT2 * d if d is not None else out.new_tensor(SQRT2)), 0.2)
         return out.clamp(-self.clamp, self.clamp) if self.clamp is not None else out
 
@@ -269,7 +300,8 @@ class ToRGB(nn.Module):
         if self.clamp is not None:
             out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
-            out = out + self.upsample(skip)
+            with torch.autocast(skip.device.type, enabled=False) if skip.device.type in ("cpu", "cuda") else _no_op():
+                out = out + self.upsample(skip.float())  # the image is summed in fp32 under autocast too
         return out
 
 

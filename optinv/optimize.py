@@ -51,6 +51,7 @@ class Settings:
     progress: bool = True
     frame_every: int = 0             # record an intermediate frame every k steps (GIF)
     precision: str = "fp32"          # fp32 | bf16: the generator's arithmetic (optinv.precision)
+    fp32_tail: float = 0.1           # bf16: the last share of the steps renders in fp32 (see precision_at)
 
     def validate(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -72,6 +73,17 @@ def check_adam_beta2(value: object, name: str = "`adam_beta2`") -> None:
     """Adam's β2 must lie in [0, 1) (NaN fails the comparison too)."""
     if not (isinstance(value, (int, float)) and 0 <= value < 1):
         raise OptinvError(f"{name} must be in [0, 1), got {value}")
+
+
+def precision_at(s: Settings, step: int) -> str:
+    """The arithmetic of step ``step``: bf16 runs the first steps, fp32 the last ``fp32_tail`` of them.
+
+    Near the optimum the residual is a few times bf16's rounding of the render, and a bf16 fit
+    stops short of the fp32 one; a short fp32 tail closes that gap (docs/BENCHMARKS.md, "FFHQ scale").
+    """
+    if s.precision == "fp32" or step >= s.steps - math.ceil(s.fp32_tail * s.steps):
+        return "fp32"
+    return s.precision
 
 
 def lr_at(s: Settings, step: int) -> float:
@@ -235,7 +247,7 @@ def _forward(g: Generator, space: LatentSpace, noise: NoiseState, problem: Probl
         strength = w_std * settings.latent_noise * max(0.0, 1 - t / settings.latent_noise_ramp) ** 2
         if strength > 0:  # gradient taken at a jittered latent, update applied to the latent
             styles = space.jitter(styles, strength, gen)
-    with autocast(settings.precision, problem.target.device):  # latents, noise and losses stay fp32
+    with autocast(precision_at(settings, step), problem.target.device):  # latents, noise and losses stay fp32
         out = g.synthesis(styles, noise=noise.maps)
     image = to_unit(out.float())
     pred = problem.operator(image)

@@ -28,13 +28,20 @@ def test_auto_follows_the_cpu_flags():
 
 
 def test_autocast_renders_in_bf16_only_when_asked():
-    g = tiny_generator(16)
-    w = g.w_avg[None, None].expand(1, g.n_latent, -1)
-    with torch.no_grad(), autocast("bf16", "cpu"):
-        low = g.synthesis(w)
-    with torch.no_grad(), autocast("fp32", "cpu"):
-        full = g.synthesis(w)
-    assert 0 < (low.float() - full).abs().max() < 0.05  # bf16 rounding, nothing worse
+    from optinv.generator import REDUCED_MIN_SIDE
+
+    out = {}
+    for name, g in (("16", tiny_generator(16)), ("32", tiny_generator(32))):
+        w = g.w_avg[None, None].expand(1, g.n_latent, -1)
+        with torch.no_grad(), autocast("bf16", "cpu"):
+            low = g.synthesis(w)
+        with torch.no_grad(), autocast("fp32", "cpu"):
+            full = g.synthesis(w)
+        assert low.dtype == torch.float32  # the image is summed in fp32
+        out[name] = (low - full).abs().max()
+    assert REDUCED_MIN_SIDE == 32
+    assert out["16"] == 0  # every layer below the bf16 threshold: fp32 throughout
+    assert 0 < out["32"] < 0.05  # bf16 rounding at 32², nothing worse
 
 
 def _targets(g, n=2):
