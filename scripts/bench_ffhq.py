@@ -182,20 +182,24 @@ def _child(size: int, batch: int, precision: str, steps: int, space: str) -> Row
     held = resident_bytes()
     targets = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     stamps: list[float] = []
+    start = time.perf_counter()
     opts = jobs.JobOptions(space=space, recipe="1*L2", steps=steps, lr=0.05, schedule="fixed", noise="fixed",
                            init="mean", batch=batch, progress=False, precision=precision,
-                           callback=lambda *a: stamps.append(time.perf_counter()))
+                           callback=lambda *a: stamps.append(time.perf_counter()), extra={"fp32_tail": 0.0})
     jobs.solve("invert", g, targets, [f"i{k}" for k in range(batch)], Identity(), opts)
+    # callbacks come after each step's forward pass: the gap between two is a backward, an update and
+    # a forward; the last gap's forward only scores (no graph), so a whole step is the one before it
     per_step = [b - a for a, b in zip(stamps, stamps[1:])]
+    full = per_step[-2] if len(per_step) >= 2 else per_step[-1]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"resolution": size, "space": space, "batch": batch, "precision": precision,
-            "s_per_step": round(per_step[-1], 2), "first_step_s": round(per_step[0], 2),
-            "s_per_image_step": round(per_step[-1] / batch, 2),
+            "s_per_step": round(full, 2), "first_step_s": round(stamps[0] - start + per_step[0], 2),
+            "s_per_image_step": round(full / batch, 2),
             "peak_gib": round(peak / GIB, 2), "model_loaded_gib": round(held / GIB, 2),
             "estimate_gib": round((est.total + held) / GIB, 2)}
 
 
-def bench_steps(rows_spec: list[tuple[int, int, str, str]], steps: int = 2) -> list[Row]:
+def bench_steps(rows_spec: list[tuple[int, int, str, str]], steps: int = 3) -> list[Row]:
     """Each (size, batch, precision, space) in a fresh process (so peak memory is that job's alone)."""
     rows = []
     for size, batch, precision, space in rows_spec:
@@ -225,6 +229,57 @@ def bench_ffhq(g=None, images: list[Path] | None = None, only: set[str] | None =
     if "steps" in only:
         out["ffhq_steps"] = bench_steps(DEFAULT_STEPS[:2] if quick else DEFAULT_STEPS)
     return out
+
+
+def _table(rows: list[Row]) -> list[str]:
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "isa"))
+    return (["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            + ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows] + [""])
+
+
+def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq") -> list[str]:
+    """The "FFHQ scale" section of BENCHMARKS.md: precision quality, speed against GEMM, 1024² jobs."""
+    if not any(data.get(k) for k in ("ffhq_speed", "ffhq_quality", "ffhq_steps")):
+        return []
+    cmds = data.get("ffhq_commands", {})
+
+    def cmd(part: str) -> str:
+        return f"Command: `{cmds.get(part, command)}`."
+
+    lines = ["## FFHQ scale", "",
+             f"Code: scripts/bench_ffhq.py (`python scripts/benchmark.py --only ffhq --ffhq quality,speed,steps` "
+             f"measures the tables named; `python scripts/bench_ffhq.py --only steps` prints one without writing). CPU extensions (from /proc/cpuinfo, as `lscpu` lists them): "
+             f"{data.get('ffhq_isa', '?')}; bf16 units: {data.get('ffhq_bf16_units', '?')} (no AMX). Every row: "
+             "1 torch thread (`OMP_NUM_THREADS=1`) while another job kept the second core busy, so compare "
+             "seconds within a table. No GPU was available for these runs: no GPU figures here "
+             "(scripts/gpu_bench.py measures them where one is).", ""]
+    if data.get("ffhq_speed"):
+        lines += ["### Forward + backward against the machine's own GEMM rate", "",
+                  "config-f 256² (random weights), batch 1, forward + backward to W+, fp32 and bf16 autocast in "
+                  "alternating rounds; FLOPs counted by torch (conv, mm), divided by the median process-CPU seconds "
+                  "(steadier than wall time on a shared machine), against an n = 2048 `torch.mm` in the same dtype "
+                  "measured before and after (the better one). `fraction_of_gemm`: the goal is ≥ 0.5. "
+                  + cmd("speed"), ""]
+        lines += _table(data["ffhq_speed"])
+    if data.get("ffhq_quality"):
+        lines += ["### bf16 at equal steps: held-out renders", "",
+                  "W+ inversion (L2, Adam lr 0.05 fixed, β2 0.9, w_avg start, fixed noise) of held-out renders of "
+                  "the embedded model; PSNR of the saved result (re-rendered in fp32) against the render; "
+                  "`*_diff_vs_fp32_db`: per image, this run minus fp32 (`worst` = the lowest). Step times: the "
+                  "same step for both precisions, interleaved (CPU seconds). " + cmd("quality"), ""]
+        lines += _table(data["ffhq_quality"])
+    if data.get("ffhq_steps"):
+        lines += ["### The invert job at 1024² and 256²: time and memory per step", "",
+                  "config-f (random weights: FFHQ's weights cannot be downloaded here, their shapes can), W+, L2, "
+                  "each row in a fresh process, 3 steps, all in the row's precision: `s_per_step` is the second "
+                  "step (forward, backward, Adam; the first carries one-off costs: `first_step_s`), `peak_gib` the process's peak resident memory (ru_maxrss), "
+                  "`model_loaded_gib` its resident memory before the job, `estimate_gib` what optinv.memory "
+                  "predicts for the job (a batch whose estimate exceeds the memory available is refused before it "
+                  "starts). " + cmd("steps"), ""]
+        lines += _table(data["ffhq_steps"])
+    if data.get("ffhq_notes"):
+        lines += [f"- {n}" for n in data["ffhq_notes"]] + [""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,8 @@
   python scripts/benchmark.py --only invert,pulse
 
 Sections: generator speed (256² and 1024² config-f), inversion per space, W+ quality proxy,
-PULSE ×8/×16, paint, and the optimiser's overhead over a bare loop. Raw numbers go to
+PULSE ×8/×16, paint, the optimiser's overhead over a bare loop, and FFHQ scale (``--only ffhq``:
+fp32/bf16 quality and speed against the GEMM rate, 1024² job time and memory). Raw numbers go to
 docs/benchmarks.json with the machine and the command; pictures to docs/.
 """
 
@@ -911,8 +912,11 @@ def write_markdown(data: dict) -> None:
           "measured (no LPIPS backbone offline; the renders are not photos). "
           "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
     from bench_discover import markdown as discover_markdown
+    from bench_ffhq import markdown as ffhq_markdown
 
     lines += discover_markdown(data.get("discover"))
+    lines += ffhq_markdown(data, data.get("sections", {}).get("ffhq", {}).get("command",
+                                                                            "python scripts/benchmark.py --only ffhq"))
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
@@ -920,7 +924,7 @@ def write_markdown(data: dict) -> None:
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
-            "directions", "lec", "domain", "presets", "tuning", "discover")
+            "directions", "lec", "domain", "presets", "tuning", "discover", "ffhq")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -932,6 +936,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
                     "(default: the engine's)")
+    ap.add_argument("--ffhq", default="quality,speed,steps", help="tables of the ffhq section to measure (the others "
+                    "keep their last numbers)")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
     from bench_speed import FIR_FORMS
@@ -1033,6 +1039,12 @@ def main(argv: list[str] | None = None) -> None:
             g, {m: SAMPLES / "models" / f"{name}.{m}.paths.pt" for m in ("linear", "warped", "curvilinear")},
             SAMPLES / "models" / f"{name}.attributes.pt", sample_images(2), DOCS / "discover_order_grid.png",
             n_eff=16 if args.quick else 32, n_comm=8 if args.quick else 16, inversion_steps=50 if args.quick else 150)
+    if "ffhq" in only:
+        from bench_ffhq import bench_ffhq
+
+        parts = set(args.ffhq.split(","))
+        data.update(bench_ffhq(g, images, parts, quick=args.quick))
+        data.setdefault("ffhq_commands", {}).update({p: data["command"] for p in parts})
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
