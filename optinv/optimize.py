@@ -64,6 +64,8 @@ class Settings:
                 raise OptinvError(f"unknown {what} {value!r} (known: {', '.join(known)})")
         if self.precision not in ("fp32", "bf16"):
             raise OptinvError(f"precision must be fp32 or bf16 here (auto is resolved by the job), got {self.precision!r}")
+        if not (isinstance(self.fp32_tail, (int, float)) and 0 <= self.fp32_tail <= 1):
+            raise OptinvError(f"fp32_tail must be a share of the steps in [0, 1], got {self.fp32_tail!r}")
         check_adam_beta2(self.adam_beta2, "adam_beta2")
         if self.eps is not None and not (0 <= self.eps < math.inf):
             raise OptinvError(f"eps must be a finite number ≥ 0, got {self.eps}")

@@ -66,6 +66,17 @@ def test_bf16_inversion_keeps_fp32_latents_and_fits_as_well():
         assert abs(psnr(r16.image, r16.target) - psnr(r32.image, r32.target)) < 0.5
 
 
+def test_bf16_runs_the_first_steps_and_fp32_the_tail():
+    from optinv.optimize import Settings, precision_at
+
+    s = Settings(steps=20, precision="bf16", fp32_tail=0.1)
+    assert [precision_at(s, k) for k in (0, 17, 18, 19, 20)] == ["bf16", "bf16", "fp32", "fp32", "fp32"]
+    assert precision_at(Settings(steps=20, precision="bf16", fp32_tail=0.0), 19) == "bf16"
+    assert precision_at(Settings(steps=20, precision="fp32"), 0) == "fp32"
+    with pytest.raises(OptinvError, match="fp32_tail"):
+        Settings(steps=20, precision="bf16", fp32_tail=1.5).validate()
+
+
 def test_bf16_tuning_stores_an_fp32_delta():
     g = tiny_generator(16)
     t = _targets(g, 1)
