@@ -353,7 +353,8 @@ def tune(g: Generator, styles: Any, noise: Sequence[torch.Tensor], target: torch
             callback(step, record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
+            bar.set_postfix({"loss": f"{record['loss']:.4g}"} | {k: f"{v:.4g}" for k, v in record.items()
+                                                               if k in terms})
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
