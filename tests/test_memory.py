@@ -62,8 +62,17 @@ def test_a_batch_over_the_limit_is_one_line_with_the_estimate_and_a_batch_that_f
     msg = str(e.value)
     assert "\n" not in msg
     assert "a batch of 4 at 1024² needs about" in msg and "GiB" in msg and "use `batch` 2 or fewer" in msg
-    assert M.check_fits(g, 2, limit=limit) is not None
-    assert M.check_fits(g, 64, limit=None if M.available_bytes() is None else 10 * 2 ** 40) is not None
+    assert M.check_fits(g, 2, limit=limit) is not None  # near the limit: the replayed estimate
+    assert M.check_fits(g, 64, limit=10 * 2 ** 40) is None  # far below it: the quick bound suffices
+
+
+@pytest.mark.parametrize("sides", [None, "4,8,4", "8,16,32"])
+def test_quick_bound_is_above_the_replayed_estimate(sides):
+    for g in (tiny1024(), tiny_generator(32)):
+        maps = parse_map_sizes(sides, g.n_latent) if sides else None
+        for tune, locality in ((None, False), ("lowrank", True), ("full", True)):
+            assert M.upper_bound(g, 3, tune, locality) >= M.estimate(g, 3, tune=tune, locality=locality,
+                                                                     map_sizes=maps).total
 
 
 def test_the_job_is_refused_before_its_first_step(monkeypatch):
