@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from optinv import jobs
 from optinv.checkpoints import load_generator
@@ -242,6 +244,71 @@ def bench_pulse(g, n: int, steps: int, batch: int) -> list[dict]:
                      "median_psnr_vs_highres": round(median(ps), 2), "s_per_image": round(secs / len(res), 2)})
         print(f"pulse x{factor}: {rows[-1]}", flush=True)
         save_strips(res[:4], DOCS / f"pulse_x{factor}.png")
+    return rows
+
+
+def faces_found(images: list) -> int | None:
+    """How many of these PIL images dlib's detector finds a face in (None without the faces extra)."""
+    from optinv.faces import backend, landmarks
+
+    if not backend.available():
+        return None
+    return sum(bool(landmarks.detect(im)) for im in images)
+
+
+def pulse_hires_picture(files: list[Path], results, truths: list, factor: int, path: Path) -> None:
+    """Rows of: low-res input | result | result downscaled | the high-res render (nearest-upscaled tiles)."""
+    from PIL import Image, ImageDraw
+
+    from optinv.operators import BicubicDownscale
+    from optinv.outputs import to_pil01
+
+    side = truths[0].width
+    head = 14
+    canvas = Image.new("RGB", (4 * side + 12, head + len(files) * (side + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, text in enumerate(("input", "result", "result downscaled", "high-res render")):
+        draw.text((k * (side + 4) + 2, 1), text, fill=(0, 0, 0))
+    down = BicubicDownscale(factor)
+    for i, (f, r, truth) in enumerate(zip(files, results, truths)):
+        low = Image.open(f).convert("RGB").resize((side, side), Image.NEAREST)
+        again = to_pil01(down(r.image[None].clamp(0, 1))[0].clamp(0, 1)).resize((side, side), Image.NEAREST)
+        for k, im in enumerate((low, to_pil01(r.image), again, truth)):
+            canvas.paste(im, (k * (side + 4), head + i * (side + 4)))
+    canvas.save(path)
+
+
+def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
+    """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example."""
+    from optinv.world import synthfaces
+
+    g = load_generator(model, device="cpu")
+    rows = []
+    for factor in (32, 64):
+        files = [f for f in sorted((SAMPLES / "lowres").glob(f"*_x{factor}.png"))
+                 if Image.open(f).width * factor == g.size][:n]
+        if not files:
+            print(f"pulse x{factor}: no {g.size // factor}² files in samples/lowres for this model", flush=True)
+            continue
+        truths = [synthfaces.render(int(f.stem.split("_")[0]), g.size)[0] for f in files]
+        opts = jobs.JobOptions(steps=steps, batch=1, progress=False)
+        t = time.perf_counter()
+        res = jobs.pulse(files, scale=factor, model=g, device="cpu", options=opts)
+        secs = time.perf_counter() - t
+        ps = [10 * torch.log10(1 / ((r.image - torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0)
+                                    .pow(2).mean())).item() for r, truth in zip(res, truths)]
+        from optinv.outputs import to_pil01
+
+        rows.append({"model": f"{g.card.get('name', '?')} ({g.size}²)", "scale": factor,
+                     "input": f"{g.size // factor}²", "images": len(res), "steps": steps,
+                     "within_eps_2e-3": round(sum(r.metrics["within_eps"] for r in res) / len(res), 3),
+                     "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 5),
+                     "median_steps_run": median([r.metrics["steps"] for r in res]),
+                     "median_psnr_vs_highres": round(median(ps), 2),
+                     "faces_in_results": faces_found([to_pil01(r.image) for r in res]),
+                     "faces_in_renders": faces_found(truths), "s_per_image": round(secs / len(res), 2)})
+        print(f"pulse x{factor}: {rows[-1]}", flush=True)
+        pulse_hires_picture(files, res, truths, factor, DOCS / f"pulse_x{factor}.png")
     return rows
 
 
@@ -918,7 +985,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "discover")
 
@@ -928,6 +995,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
+    ap.add_argument("--hires-model", default="synthfaces256", help="the 256² model of the pulse_hires section")
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
@@ -973,6 +1041,8 @@ def main(argv: list[str] | None = None) -> None:
         data["stylemap_res"] = bench_stylemap_res(g, images, [50, 100, 150] if args.quick else [200, 500, 1000])
     if "pulse" in only:
         data["pulse"] = bench_pulse(g, n, 100 if args.quick else 200, batch=n)
+    if "pulse_hires" in only:
+        data["pulse_hires"] = bench_pulse_hires(args.hires_model, n, 100 if args.quick else 200)
     if "paint" in only:
         data["paint"] = bench_paint(g, 100 if args.quick else 200, batch=6)
     if "overhead" in only:
