@@ -312,6 +312,26 @@ def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
     return rows
 
 
+def bench_resolution_speed(models: tuple[str, ...], batch: int = 4, steps: int = 20, rounds: int = 2) -> list[dict]:
+    """Seconds per W+ step of each model, same run, same batch, interleaved rounds (best of each)."""
+    gens = [load_generator(m, device="cpu") for m in models]
+    target = {g.size: torch.rand(batch, 3, g.size, g.size) * 2 - 1 for g in gens}
+    best = {m: math.inf for m in models}
+    for _ in range(rounds):
+        for m, g in zip(models, gens):
+            opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, eps=0.0, batch=batch, progress=False)
+            t = time.perf_counter()
+            jobs.invert(list(target[g.size]), model=g, device="cpu", options=opts)
+            best[m] = min(best[m], (time.perf_counter() - t) / steps)
+    base = best[models[0]]
+    rows = [{"model": m, "resolution": g.size, "batch": batch, "s_per_wplus_step": round(best[m], 4),
+             "ratio_to_first": round(best[m] / base, 2), "threads": torch.get_num_threads()}
+            for m, g in zip(models, gens)]
+    for r in rows:
+        print(f"resolution speed: {r}", flush=True)
+    return rows
+
+
 def bench_paint(g, steps: int, batch: int) -> list[dict]:
     files = sorted((SAMPLES / "paint").glob("*.png"))
     opts = jobs.JobOptions(steps=steps, batch=batch, progress=False)
@@ -881,6 +901,17 @@ def write_markdown(data: dict) -> None:
     table(data.get("pulse", []), "PULSE super-resolution (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, linear1cycledrop)",
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
+    table(data.get("pulse_hires", []), "PULSE ×32 and ×64 on the 256² model (8×8 and 4×4 inputs)",
+          "The project's headline example, `optinv pulse samples/lowres/1000000_x32.png --scale 32 --model "
+          "synthfaces256`, on the 8 held-out seeds with ×32/×64 files (made from 256² renders by "
+          "scripts/make_samples.py); the job's defaults (stop once within eps 2e-3). `faces_in_*`: how many of the "
+          "results and of the renders dlib's detector (the `faces` extra) finds a face in; it misses many of the "
+          "renderer's cartoon faces, so compare the two columns, not either with 8. PSNR is against the 256² "
+          "render. Pictures: [pulse_x32.png](pulse_x32.png), [pulse_x64.png](pulse_x64.png) (input | result | "
+          "result downscaled | render).")
+    table(data.get("resolution_speed", []), "W+ step time, 64² against 256² (same run, same batch)",
+          "`python scripts/benchmark.py --only resolution_speed`: the invert job's W+ step (L2) on random targets, "
+          "best of two interleaved rounds of 20 steps. Target for the 256² model: ≤ 3× the 64² step.")
     table(data.get("paint", []), "Paint (RGBA references, 100·L2A + 0.05·GEOCROSS)", "Picture: docs/paint.png.")
     table(data.get("studio", []), "Studio (written by scripts/studio_docs.py)",
           "The studio in headless chromium on the embedded model, 2 torch threads for jobs, 1 for slider renders. "
@@ -985,7 +1016,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "paint", "overhead", "efficiency", "rosinality",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "discover")
 
@@ -1041,6 +1072,8 @@ def main(argv: list[str] | None = None) -> None:
         data["stylemap_res"] = bench_stylemap_res(g, images, [50, 100, 150] if args.quick else [200, 500, 1000])
     if "pulse" in only:
         data["pulse"] = bench_pulse(g, n, 100 if args.quick else 200, batch=n)
+    if "resolution_speed" in only:
+        data["resolution_speed"] = bench_resolution_speed(("synthfaces64", args.hires_model))
     if "pulse_hires" in only:
         data["pulse_hires"] = bench_pulse_hires(args.hires_model, n, 100 if args.quick else 200)
     if "paint" in only:
