@@ -300,6 +300,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     """Render images from seeds or from saved latents (bit-exact re-render)."""
     import torch
 
+    from .bounds import truncated_w
     from .checkpoints import load_generator
     from .imageio import atomic_save_image
     from .jobs import resolve_device
@@ -329,8 +330,9 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             g = load_generator(model, device=dev)
         for s, name in todo:
             z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(s)).to(dev)
+            w = truncated_w(g, z, truncation)
             with torch.no_grad():
-                img = g(z, truncation=truncation, truncation_latent=g.w_avg)
+                img = g.synthesis(w[:, None, :].expand(-1, g.n_latent, -1))
             dest = atomic_save_image(to_pil01(to_unit(img[0]).cpu()), outdir / f"{name}.png")
             click.echo(f"seed {s} → {dest}")
 

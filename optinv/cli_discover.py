@@ -63,8 +63,8 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     edited = edit_record(rec, ps, parsed)
     if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
         edited["alignment"] = rec["alignment"]
-    save_latent(edited, outdir / f"{stem}.latent.pt")
     ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
+    save_latent(edited, outdir / f"{stem}.latent.pt")
     pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
     click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")
 

@@ -134,12 +134,12 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     if plan.keep(*[stem + x for x in suffixes]):
         return
     edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
+    images = E.render(g, edited)  # checks every edited latent before anything is written
     for a, e in zip(alphas, edited):
         rec = E.to_latent(e, lat)
         if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
             rec["alignment"] = lat["alignment"]
         save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
-    images = E.render(g, edited)
     strip = _save(images, outdir / f"{stem}.png")
     click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
     if paste_back:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .bounds import check_styles
 from .errors import OptinvError
 from .generator import Generator
 from .latents import LatentRecord, codes, record_from_codes
@@ -76,6 +77,7 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
         styles = [s[:, :, 0, 0] if s.shape[-1] == 1 else s for s in styles]
     else:
         styles = torch.stack([e.wplus for e in items]).to(dev)
+    check_styles(g, styles, "the edited latent")
     src = [noise_from or e for e in items]
     noise = [torch.stack([s.noise[i] for s in src]).to(dev) for i in range(g.num_layers)]
     with torch.no_grad():

@@ -1,0 +1,97 @@
+"""Hostile use, second round: absurd numbers, names from files, symlinks, partial writes, studio bodies.
+
+Each test is named after the behaviour it protects (docs/RELIABILITY.md lists the classes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import tiny_generator
+from optinv import jobs
+from optinv.checkpoints import load_generator, save_generator
+from optinv.cli import main
+from optinv.directions import save_directions
+from optinv.latents import save_latent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """A tiny model, one W+ latent of it and a unit direction."""
+    d = tmp_path_factory.mktemp("hostile2")
+    g = tiny_generator(32, style_dim=32, seed=5)
+    g.card = {"name": "tiny32", "default_recipes": {"invert": "1*L2"}}
+    model = save_generator(g, d / "tiny32.pt")
+    g = load_generator(model)
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    r = jobs.invert([x], model=g, device="cpu", steps=1, space="wplus", recipe="1*L2", progress=False)[0]
+    latent = save_latent(r.latent, d / "a.latent.pt")
+    vec = torch.zeros(32)
+    vec[0] = 1.0
+    dirs = save_directions({"up": {"vector": vec, "method": "test"}}, g, d / "up.pt")
+    return {"dir": d, "model": model, "g": g, "latent": latent, "up": dirs}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(r) -> str:
+    """The run failed with exactly one 'error:' line and no traceback."""
+    assert r.exit_code != 0, r.stdout
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith(("error:", "Error:"))]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    return errors[0]
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+# ------------------------------------------------------------------------------ silently wrong
+@pytest.mark.parametrize("amount", ["nan", "inf", "-inf"])
+def test_path_edit_amounts_must_be_finite_like_alpha(world, tmp_path, amount) -> None:
+    out = tmp_path / "o"
+    assert "finite" in one_line_error(invoke("edit", world["latent"], "-e", f"bangs={amount}", "--out", out))
+    assert "finite" in one_line_error(invoke("edit", world["latent"], "-d", world["up"], "-a", amount, "--out", out))
+    assert not list(out.glob("*.latent.pt"))
+
+
+def test_edit_with_an_absurd_alpha_is_refused_before_writing(world, tmp_path) -> None:
+    out = tmp_path / "o"
+    msg = one_line_error(invoke("edit", world["latent"], "-d", world["up"], "-a", "1e30", "--out", out))
+    assert "typical distance" in msg
+    assert files(out) == []
+    r = invoke("edit", world["latent"], "-d", world["up"], "-a", "3", "--out", out)
+    assert r.exit_code == 0, r.output
+
+
+def test_a_direction_file_with_huge_values_is_refused(world, tmp_path) -> None:
+    big = tmp_path / "big.pt"
+    torch.save(torch.full((32,), 1e38), big)
+    msg = one_line_error(invoke("edit", world["latent"], "-d", big, "-a", "1", "--out", tmp_path / "o"))
+    assert "infinite" in msg or "typical distance" in msg
+    assert files(tmp_path / "o") == []
+
+
+def test_a_ganspace_file_with_a_huge_stdev_is_refused(world, tmp_path) -> None:
+    npz = tmp_path / "gs.npz"
+    comp = np.eye(32, dtype=np.float32)[:2, None]
+    np.savez(npz, lat_comp=comp, lat_stdev=np.array([1e30, 1.0], np.float32), lat_mean=np.zeros((1, 32), np.float32))
+    msg = one_line_error(invoke("edit", world["latent"], "-d", f"{npz}:pc0", "-a", "1", "--out", tmp_path / "o"))
+    assert "typical distance" in msg
+    r = invoke("edit", world["latent"], "-d", f"{npz}:pc1", "-a", "1", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+
+
+def test_generate_refuses_a_truncation_that_would_render_a_flat_image(world, tmp_path) -> None:
+    msg = one_line_error(invoke("generate", "--model", world["model"], "--truncation", "1e30", "--out", tmp_path))
+    assert "truncation" in msg and "typical distance" in msg
+    assert not list(tmp_path.glob("*.png"))
+    assert invoke("generate", "--model", world["model"], "--truncation", "2", "--out", tmp_path).exit_code == 0
