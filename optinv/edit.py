@@ -84,6 +84,12 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
         return to_unit(g.synthesis(styles, noise=noise)).clamp(0, 1)
 
 
+def check_editable(g: Generator, e: Editable) -> None:
+    """The latent an edit produced is finite and plausible for ``g`` (what :func:`render` also checks),
+    for callers that save it without rendering it."""
+    check_styles(g, e.maps if e.is_spatial else e.wplus, "the edited latent")
+
+
 def parse_layers(spec: str | Sequence[int] | None, n_latent: int) -> list[int]:
     """``"0-6"``, ``"0,2,5-7"`` or None (all layers) → sorted layer indices."""
     if spec is None or spec == "" or spec == "all":

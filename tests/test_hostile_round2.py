@@ -95,3 +95,42 @@ def test_generate_refuses_a_truncation_that_would_render_a_flat_image(world, tmp
     assert "truncation" in msg and "typical distance" in msg
     assert not list(tmp_path.glob("*.png"))
     assert invoke("generate", "--model", world["model"], "--truncation", "2", "--out", tmp_path).exit_code == 0
+
+
+@pytest.fixture(scope="module")
+def studio():
+    from optinv.studio.service import Studio
+
+    st = Studio(tiny_generator(32))
+    st.directions = {"up": torch.eye(32)[0]}
+    yield st
+    st.queue.close()
+
+
+@pytest.mark.parametrize("truncation", [float("nan"), 1e308, "x"])
+def test_studio_refuses_a_seed_truncation_that_is_not_a_sensible_number(studio, truncation) -> None:
+    from optinv.errors import OptinvError
+
+    with pytest.raises(OptinvError, match="truncation"):
+        studio.seed_latent(studio.page("testpage0001"), 3, truncation)
+
+
+@pytest.mark.parametrize("seed", ["1" * 30, -1, 1.5, None])
+def test_studio_refuses_seeds_torch_cannot_take_in_one_line(studio, seed) -> None:
+    from optinv.errors import OptinvError
+
+    with pytest.raises(OptinvError, match="seed"):
+        studio.seed_latent(studio.page("testpage0001"), seed, 0.7)
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), 1e308, "smile"])
+def test_studio_refuses_edit_amounts_that_are_not_sensible_before_render_or_save(studio, alpha) -> None:
+    from optinv.errors import OptinvError
+
+    page = studio.page("testpage0001")
+    key = studio.seed_latent(page, 3, 0.7)["id"]
+    body = {"page": "testpage0001", "a": key, "alphas": {"up": alpha}}
+    for call in (studio.render, studio.save_edit):
+        with pytest.raises(OptinvError, match="amount|typical distance"):
+            call(body)
+    assert studio.render({**body, "alphas": {"up": 2}})[0].startswith(b"\x89PNG")

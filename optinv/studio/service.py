@@ -20,6 +20,7 @@ from PIL import Image
 
 from .. import edit as E
 from .. import jobs
+from ..bounds import finite_number, truncated_w
 from ..checkpoints import samples_dir
 from ..directions import shipped_directions
 from ..errors import InputImageError, OptinvError
@@ -28,7 +29,7 @@ from ..imageio import load_image, load_photo
 from ..latent_formats import read_foreign, sniff
 from ..latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
 from ..operators import downscale_operator
-from ..options import JobOptions, merged_options
+from ..options import SEED_MAX, JobOptions, check_seed, merged_options
 from ..outputs import compare_strip, jsonable
 from ..ranges import to_unit
 from ..spaces import SPACES
@@ -252,13 +253,12 @@ class Studio:
 
     def seed_latent(self, page: Page, seed: Any, truncation: Any = 0.7) -> dict[str, Any]:
         g = self.g
-        try:
-            seed, psi = int(seed), float(truncation)
-        except (TypeError, ValueError):
-            raise OptinvError("`seed` must be an integer") from None
+        if not isinstance(seed, (int, str)) or isinstance(seed, bool) or not str(seed).strip().isdigit():
+            raise OptinvError(f"`seed` must be an integer between 0 and {SEED_MAX}, got {seed!r}")
+        seed, psi = int(seed), finite_number(truncation, "`truncation`")
+        check_seed(seed)
         z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(seed)).to(g.w_avg.device)
-        with torch.no_grad():
-            w = g.w_avg + psi * (g.mapping(z)[0] - g.w_avg)
+        w = truncated_w(g, z, psi)[0]
         wplus = w.reshape(1, -1).expand(g.n_latent, -1).clone().cpu()
         rec = new_record("wplus", {"wplus": wplus[None].clone()}, [n.detach().cpu().clone() for n in g.noise_list()],
                          model_ref(g), wplus, settings={"seed": seed, "truncation": psi})
@@ -274,8 +274,9 @@ class Studio:
         for d, alpha in (body.get("alphas") or {}).items():
             if d not in self.directions:
                 raise OptinvError(f"unknown direction {d!r} (known: {', '.join(self.directions)})")
-            if float(alpha):
-                e = E.apply_direction(e, self.directions[d], float(alpha))
+            alpha = finite_number(alpha, f"the amount of {d!r}")
+            if alpha:
+                e = E.apply_direction(e, self.directions[d], alpha)
         mode = body.get("mode") or "none"
         if mode != "none":
             bname, brec = self.record(page, body.get("b"))
@@ -313,6 +314,7 @@ class Studio:
 
     def save_edit(self, body: dict[str, Any]) -> tuple[str, bytes]:
         name, rec, e = self.compose(body)
+        E.check_editable(self.g, e)
         path = self.new_file(f"{name}.latent.pt", b"")
         save_latent(E.to_latent(e, rec), path)
         return path.name, path.read_bytes()
