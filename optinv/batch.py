@@ -32,7 +32,7 @@ from .errors import OptinvError
 from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .imageio import load_image
-from .outputs import OutputLock, ensure_out_dir, jsonable, plan_names, result_files, write_item
+from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, result_files, write_item
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
@@ -91,8 +91,9 @@ def _image_files(root: Path, recursive: bool, exclude: Path | None) -> Iterator[
 
 
 def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: Path | None = None,
-                duplicates: int = 1, gif: bool = False) -> list[WorkItem]:
-    """The sorted work list; every rank and every rerun sees the same order."""
+                duplicates: int = 1, gif: bool = False, out_dir: Path | None = None) -> list[WorkItem]:
+    """The sorted work list; every rank and every rerun sees the same order. With ``out_dir``, no
+    result takes the name of an input that lives there (an input may be a link into it)."""
     root = Path(input_dir)
     if not root.is_dir():
         raise OptinvError(f"{root}: not a folder")
@@ -107,8 +108,11 @@ def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: 
     folders: dict[str, list[int]] = {}
     for i, rel in enumerate(rels):
         folders.setdefault(str(PurePosixPath(rel).parent), []).append(i)
-    for idx in folders.values():  # names are planned per output folder, unique by construction
-        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif))):
+    sources = [root / r for r in rels]
+    for folder, idx in folders.items():  # names are planned per output folder, unique by construction
+        reserved = inputs_in(Path(out_dir) / folder, sources) if out_dir is not None else set()
+        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif),
+                                           reserved=reserved)):
             stems[i] = name
     return [WorkItem(rel=rel, source=root / rel, stem=stem) for rel, stem in zip(rels, stems)]
 
@@ -511,7 +515,7 @@ def _plan(cfg: BatchConfig, ranks: Ranks, lock: OutputLock) -> tuple[list[WorkIt
     def make() -> tuple[list[WorkItem], list[int]]:
         lock.acquire()
         items = find_inputs(cfg.input_dir, cfg.recursive, exclude=cfg.out_dir.resolve(),
-                            duplicates=cfg.outputs_per_item, gif=cfg.gif)
+                            duplicates=cfg.outputs_per_item, gif=cfg.gif, out_dir=cfg.out_dir)
         if not items:
             raise OptinvError(f"no images ({', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}) in {cfg.input_dir}"
                               + ("" if cfg.recursive else " (add `recursive` for sub-folders)"))

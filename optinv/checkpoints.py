@@ -44,6 +44,15 @@ SAMPLES_MODELS = samples_dir() / "models"
 DEFAULT_MODEL = "synthfaces64"
 
 
+def card_name(g: Generator, default: str = "model") -> str:
+    """The model card's ``name`` as a file-name part, never a path: a card is part of a file anyone
+    can hand over, so a name like ``/some/where`` or ``../x`` must not decide where files go.
+    Separators and anything outside ``[A-Za-z0-9._+-]`` become ``_``; leading dots are dropped."""
+    raw = str(g.card.get("name") or "") if isinstance(getattr(g, "card", None), dict) else ""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", raw).lstrip(".")[:100]
+    return name or default
+
+
 def _understood() -> str:
     return "; ".join(FORMATS_UNDERSTOOD)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -118,12 +119,13 @@ def register(main: click.Group, handle_errors) -> None:
     def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, lr_paths, start_from, seed,
                             checkpoint, predictor, dest, model, overwrite):
         """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
-        from .checkpoints import load_generator
+        from .checkpoints import card_name, load_generator
         from .discover.run import discover_paths
         from .discover.train import DiscoverSettings
+        from .outputs import check_writable_file
 
         g = load_generator(model)
-        dest = Path(dest or f"{g.card.get('name', 'model')}.{method}.paths.pt")
+        dest = Path(dest or f"{card_name(g)}.{method}.paths.pt")
         checkpoint = Path(checkpoint or f"{dest}.ckpt")
         if not overwrite and _finished(dest, checkpoint, steps):
             click.echo(f"{dest} already exists and its run is done, kept (--overwrite rewrites it; "
@@ -132,8 +134,14 @@ def register(main: click.Group, handle_errors) -> None:
         settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, speed=speed,
                                     start_from=str(start_from or ""), seed=seed)
         settings.check()
+        if max_minutes is not None and not (math.isfinite(max_minutes) and max_minutes > 0):
+            raise OptinvError(f"--max-minutes must be a finite number > 0, got {max_minutes}")
+        if lr_paths is not None and not (math.isfinite(lr_paths) and lr_paths > 0):
+            raise OptinvError(f"--lr-paths must be a finite number > 0, got {lr_paths}")
         if k > g.style_dim:
             raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")
+        check_writable_file(dest)  # before training, not after it
+        check_writable_file(checkpoint)
         path, ps = discover_paths(g, settings, space, dest, checkpoint, _predictor(g, predictor),
                                   max_seconds=max_minutes * 60 if max_minutes else None, lr_paths=lr_paths)
         click.echo(f"{ps.method} paths after {ps.card['steps']} steps (reconstructor accuracy "

@@ -67,13 +67,13 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
     @handle_errors
     def directions_sefa(k, layers, dest, preview, model, overwrite):
         """Unsupervised directions in closed form from the generator's modulation weights (SeFa)."""
-        from .checkpoints import load_generator
+        from .checkpoints import card_name, load_generator
         from .direction_formats import write_ganspace
         from .directions import save_directions
         from .edit import parse_layers
 
         g = load_generator(model)
-        dest = Path(dest or f"{g.card.get('name') or 'model'}.sefa.pt")
+        dest = Path(dest or f"{card_name(g)}.sefa.pt")
         if not may_write(dest, [g.card.get("source_file", "")], overwrite):
             return
         table, std = _sefa_table(g, k, parse_layers(layers, g.n_latent) if layers else None)

@@ -1,7 +1,7 @@
 """Safe, atomic file primitives shared by every format optinv writes.
 
 Reads use ``torch.load(weights_only=True)`` (no code from the file runs); writes go to a
-temporary name beside the target (``.NAME.tmp``, which ``optinv batch`` knows to clean up)
+temporary name beside the target (``.NAME.optinv.tmp``, which the next run cleans up)
 and are renamed into place, so a crash never leaves half a file under the real name.
 """
 
@@ -58,10 +58,20 @@ def truncated_zip(path: str | os.PathLike) -> bool:
     return head == b"PK" and not zipfile.is_zipfile(path)
 
 
+TMP_SUFFIX = ".optinv.tmp"  # only files named like this are ever removed as a dead run's leftovers
+
+
 def temporary_path(path: str | os.PathLike) -> Path:
-    """Where ``path`` is written before it is renamed into place."""
+    """Where ``path`` is written before it is renamed into place (``.NAME.optinv.tmp``: a name no
+    user file has by accident, so cleaning up after a killed run never touches ``.notes.tmp``)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp")
+    return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like one of optinv's temporary files."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TMP_SUFFIX) and len(name) > len(TMP_SUFFIX) + 1
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], fsync: bool = False) -> Path:
@@ -72,6 +82,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], fsync: b
     path = Path(path)
     tmp = temporary_path(path)
     try:
+        tmp.unlink(missing_ok=True)  # a link planted under this name must not be written through
         write(tmp)
         if fsync:
             with open(tmp, "rb+") as f:

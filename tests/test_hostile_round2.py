@@ -134,3 +134,72 @@ def test_studio_refuses_edit_amounts_that_are_not_sensible_before_render_or_save
         with pytest.raises(OptinvError, match="amount|typical distance"):
             call(body)
     assert studio.render({**body, "alphas": {"up": 2}})[0].startswith(b"\x89PNG")
+
+
+# ------------------------------------------------------------------------------ data loss
+def test_only_optinv_temporary_files_are_cleaned_never_a_users_dot_tmp(world, tmp_path) -> None:
+    out = tmp_path / "d"
+    out.mkdir()
+    notes, scan = out / ".notes.tmp", out / ".scan.tmp"
+    notes.write_text("mine")
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(scan, format="PNG")
+    stale = out / ".old.png.optinv.tmp"
+    stale.write_bytes(b"half")
+    r = invoke("invert", scan, "--model", world["model"], "--steps", "1", "--space", "w", "-q", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert notes.read_text() == "mine" and scan.is_file() and not stale.exists()
+
+
+def test_an_input_that_links_into_out_is_never_overwritten(world, tmp_path) -> None:
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    real = out / "face.png"
+    Image.fromarray((np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)).save(real)
+    before = real.read_bytes()
+    link = tmp_path / "in" / "face.png"
+    link.symlink_to(Path("..") / "out" / "face.png")
+    r = invoke("invert", link, "--model", world["model"], "--steps", "1", "--space", "w", "-q", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert real.read_bytes() == before and (out / "face_1.png").is_file()
+    r = invoke("batch", tmp_path / "in", "--job", "invert", "--model", world["model"], "--steps", "1",
+               "--space", "w", "-q", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert real.read_bytes() == before
+
+
+def test_lock_and_probe_files_never_write_through_a_planted_link(world, tmp_path) -> None:
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious")
+    (out / ".optinv.lock").symlink_to(victim)
+    (out / ".optinv_write_probe").symlink_to(victim)
+    msg = one_line_error(invoke("generate", "--model", world["model"], "--seed", "1", "-o", out))
+    assert "symbolic link" in msg
+    (out / ".optinv.lock").unlink()
+    (out / ".seed0001.png.optinv.tmp").symlink_to(victim)
+    r = invoke("generate", "--model", world["model"], "--seed", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert victim.read_text() == "precious" and (out / "seed0001.png").is_file()
+
+
+def test_discover_checks_it_can_write_its_result_before_training(world, tmp_path, monkeypatch) -> None:
+    import optinv.discover.run as run
+
+    monkeypatch.setattr(run, "discover", lambda *a, **k: pytest.fail("trained before checking the output"))
+    msg = one_line_error(invoke("directions", "discover", "--model", world["model"], "--steps", "1", "--k", "2",
+                                "--predictor", "none", "-o", tmp_path / "missing" / "x.pt"))
+    assert "does not exist" in msg
+
+
+@pytest.mark.parametrize("flag, value", [("--alpha", "nan"), ("--speed", "inf"), ("--speed", "-1"),
+                                         ("--max-minutes", "nan"), ("--max-minutes", "0"), ("--lr-paths", "nan")])
+def test_discover_refuses_non_finite_or_negative_weights(world, tmp_path, flag, value) -> None:
+    msg = one_line_error(invoke("directions", "discover", "--model", world["model"], "--steps", "1", "--k", "2",
+                                "--predictor", "none", flag, value, "-o", tmp_path / "x.pt"))
+    assert flag.lstrip("-").replace("-", "_") in msg or flag in msg
+    assert not (tmp_path / "x.pt").exists()

@@ -137,7 +137,9 @@ def shipped_paths_path(g, method: str | None = None) -> Path:
     """``samples/models/NAME.METHOD.paths.pt`` (the default for edits: curvilinear)."""
     from ..checkpoints import SAMPLES_MODELS
 
-    name = g.card.get("name", "")
+    from ..checkpoints import card_name
+
+    name = card_name(g, "")
     return SAMPLES_MODELS / (f"{name}.{method}.paths.pt" if method else f"{name}.paths.pt")
 
 

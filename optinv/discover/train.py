@@ -104,6 +104,10 @@ class DiscoverSettings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise OptinvError(f"`{name}` must be a positive number, got {value}")
+        for name in ("alpha", "speed", "shift_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise OptinvError(f"`{name}` must be a finite number ≥ 0, got {value}")
         if self.start_from and self.method != "curvilinear":
             raise OptinvError("`start_from` (a linear run to start from) applies to curvilinear paths only")
         if not 0 <= self.shift_min < self.shift_max:
