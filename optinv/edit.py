@@ -204,6 +204,8 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
     y = torch.as_tensor(np.asarray(labels, dtype=np.float64)).reshape(-1)
     if x.shape[0] != y.shape[0] or x.shape[0] < 4:
         raise OptinvError(f"need ≥ 4 latents with one label each, got {x.shape[0]} latents and {y.shape[0]} labels")
+    if not bool((x.std(0) > 0).any()):
+        raise OptinvError(f"all {x.shape[0]} latents are the same: a direction needs latents that differ")
     mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
     xs = (x - mu) / sd
     binary = bool(((y == 0) | (y == 1)).all())
@@ -223,11 +225,15 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
         opt.step(closure)
         beta = coef.detach()
     else:
+        y = y / y.abs().max()  # the normal does not depend on the labels' scale; ±1e300 would overflow
         yc = y - y.mean()
         a = xs.t() @ xs + l2 * x.shape[0] * torch.eye(x.shape[1], dtype=torch.float64)
         beta = torch.linalg.solve(a, xs.t() @ yc)
     n = beta / sd  # standardised coefficients → latent coordinates
-    return (n / n.norm().clamp_min(1e-12)).float()
+    n = (n / n.norm().clamp_min(1e-12)).float()
+    if not (torch.isfinite(n).all() and n.abs().sum() > 0):
+        raise OptinvError("the fit found no direction (the labels do not vary with the latents)")
+    return n
 
 
 def reinversion_encoder(g: Generator, options) -> Callable[[torch.Tensor], list[Editable]]:

@@ -203,3 +203,45 @@ def test_discover_refuses_non_finite_or_negative_weights(world, tmp_path, flag, 
                                 "--predictor", "none", flag, value, "-o", tmp_path / "x.pt"))
     assert flag.lstrip("-").replace("-", "_") in msg or flag in msg
     assert not (tmp_path / "x.pt").exists()
+
+
+# ------------------------------------------------------------------------------ directions
+def _listing(tmp_path: Path, rows: list[tuple[Path, float]]) -> Path:
+    import json
+
+    p = tmp_path / "l.jsonl"
+    p.write_text("".join(json.dumps({"latent": str(lat), "smile": y}) + "\n" for lat, y in rows))
+    return p
+
+
+def test_fit_refuses_identical_latents_instead_of_writing_a_zero_direction(world, tmp_path) -> None:
+    listing = _listing(tmp_path, [(world["latent"], k % 2) for k in range(6)])
+    assert "the same" in one_line_error(invoke("directions", "fit", listing, "--label", "smile", "-o", tmp_path / "d.pt"))
+    assert not (tmp_path / "d.pt").exists()
+
+
+def test_fit_with_huge_labels_gives_the_same_finite_direction(world, tmp_path) -> None:
+    from optinv.edit import fit_direction
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 32)
+    y = torch.tensor([1.0, -1, 2, -2, 3, -3, 0.5, -0.5])
+    small, huge = fit_direction(x, y), fit_direction(x, [v * 1e300 for v in y.tolist()])
+    assert torch.isfinite(huge).all() and torch.allclose(small, huge, atol=1e-5)
+
+
+def test_a_model_card_name_never_decides_where_files_go(world, tmp_path, monkeypatch) -> None:
+    from optinv.checkpoints import card_name
+
+    g = tiny_generator(32, style_dim=32, seed=5)
+    planted = tmp_path / "elsewhere" / "planted"
+    planted.parent.mkdir()
+    model = save_generator(g, tmp_path / "m.pt", card={"name": str(planted)})
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = invoke("directions", "sefa", "--model", model, "--k", "2")
+    assert r.exit_code == 0, r.output
+    assert list(planted.parent.iterdir()) == [] and len(list(work.glob("*.sefa.pt"))) == 1
+    g.card = {"name": "../../x"}
+    assert "/" not in card_name(g) and not card_name(g).startswith(".")
