@@ -124,6 +124,10 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
 
     outdir = ensure_out_dir(out)
     lat, g = open_latent(latent, model)
+    if paste_back:
+        from .photo import pastable
+
+        pastable(lat, _stem(latent))  # before anything is written
     name, vec = load_direction(direction, g)
     alphas = list({f"{a:+g}": a for a in alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)}.values())  # one file per name
     base = E.from_latent(lat)

@@ -245,3 +245,10 @@ def test_a_model_card_name_never_decides_where_files_go(world, tmp_path, monkeyp
     assert list(planted.parent.iterdir()) == [] and len(list(work.glob("*.sefa.pt"))) == 1
     g.card = {"name": "../../x"}
     assert "/" not in card_name(g) and not card_name(g).startswith(".")
+
+
+def test_paste_back_without_an_alignment_fails_before_writing_anything(world, tmp_path) -> None:
+    out = tmp_path / "o"
+    msg = one_line_error(invoke("edit", world["latent"], "-d", world["up"], "-a", "1", "--paste-back", "--out", out))
+    assert "no alignment" in msg
+    assert not [p for p in out.glob("*") if not p.name.startswith(".")]
