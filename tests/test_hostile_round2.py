@@ -252,3 +252,19 @@ def test_paste_back_without_an_alignment_fails_before_writing_anything(world, tm
     msg = one_line_error(invoke("edit", world["latent"], "-d", world["up"], "-a", "1", "--paste-back", "--out", out))
     assert "no alignment" in msg
     assert not [p for p in out.glob("*") if not p.name.startswith(".")]
+
+
+def test_encoder_passes_far_beyond_training_are_refused_and_psnr_is_on_the_clamped_image() -> None:
+    from optinv import warmstart
+    from optinv.encoder import build_for, widen_to_iterative
+    from optinv.errors import OptinvError
+    from optinv.metrics import psnr
+
+    g = tiny_generator(32, style_dim=16)
+    many = widen_to_iterative(build_for(g, "wplus", width=16), passes=3)
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(OptinvError, match="trained for"):
+        warmstart.encode(many, x, g, passes=100)
+    assert warmstart.encode(many, x, g, passes=6).shape == warmstart.encode(many, x, g).shape
+    target = torch.ones(3, 4, 4)
+    assert psnr(target * 5, target) == float("inf")  # saturated pixels are saved as 1: no error there
