@@ -268,3 +268,23 @@ def test_encoder_passes_far_beyond_training_are_refused_and_psnr_is_on_the_clamp
     assert warmstart.encode(many, x, g, passes=6).shape == warmstart.encode(many, x, g).shape
     target = torch.ones(3, 4, 4)
     assert psnr(target * 5, target) == float("inf")  # saturated pixels are saved as 1: no error there
+
+
+@pytest.mark.parametrize("quad", [[[float("nan"), 0], [0, 32], [32, 32], [32, 0]],
+                                  [[5, 5], [5, 5], [5, 5], [5, 5]], [[0, 0], [10, 10], [20, 20], [30, 30]],
+                                  [[0, 0], [0, 1e300], [1e300, 1e300], [1e300, 0]]])
+def test_paste_refuses_a_nan_or_degenerate_quad_instead_of_writing_the_photo_unchanged(tmp_path, quad) -> None:
+    import json
+
+    from PIL import Image
+
+    from optinv.faces.align import TRANSFORM_FORMAT
+
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "r.png")
+    Image.new("RGB", (64, 64)).save(tmp_path / "photo.png")
+    t = tmp_path / "t.align.json"
+    t.write_text(json.dumps({"format": TRANSFORM_FORMAT, "quad": quad, "size": 32, "photo_size": [64, 64]}))
+    msg = one_line_error(invoke("paste", tmp_path / "r.png", "--into", tmp_path / "photo.png", "--transform", t,
+                                "-o", tmp_path / "o"))
+    assert "quad" in msg
+    assert not list((tmp_path / "o").glob("*.png"))
