@@ -43,6 +43,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from .cli_types import Planned
     from .discover.apply import edit_record, order_note
     from .discover.pathsfile import parse_edits, paths_for
+    from .fileio import written_together
     from .imageio import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
     from .outputs import ensure_out_dir, to_pil01
@@ -65,8 +66,9 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
         edited["alignment"] = rec["alignment"]
     ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
-    save_latent(edited, outdir / f"{stem}.latent.pt")
-    pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
+    with written_together():
+        save_latent(edited, outdir / f"{stem}.latent.pt")
+        pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
     click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")
 
 

@@ -10,6 +10,7 @@ import torch
 
 from .cli_types import FINITE, Planned, may_write, overwrite_option
 from .errors import OptinvError
+from .fileio import written_together
 
 
 def _model_for(latent: dict, model: str | None, device: str = "cpu"):
@@ -31,8 +32,10 @@ def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: st
     from . import edit as E
     from .latents import save_latent
 
-    save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
-    return _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])]), outdir / f"{stem}.png")
+    images = torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])])
+    with written_together():
+        save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
+        return _save(images, outdir / f"{stem}.png")
 
 
 def _stem(path: str) -> str:
@@ -139,12 +142,13 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
         return
     edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
     images = E.render(g, edited)  # checks every edited latent before anything is written
-    for a, e in zip(alphas, edited):
-        rec = E.to_latent(e, lat)
-        if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
-            rec["alignment"] = lat["alignment"]
-        save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
-    strip = _save(images, outdir / f"{stem}.png")
+    with written_together():
+        for a, e in zip(alphas, edited):
+            rec = E.to_latent(e, lat)
+            if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+                rec["alignment"] = lat["alignment"]
+            save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
+        strip = _save(images, outdir / f"{stem}.png")
     click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
     if paste_back:
         from types import SimpleNamespace

@@ -74,7 +74,9 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
 
         g = load_generator(model)
         dest = Path(dest or f"{card_name(g)}.sefa.pt")
-        if not may_write(dest, [g.card.get("source_file", "")], overwrite):
+        inputs = [p for p in (g.card.get("source_file", ""), model) if p]
+        preview = _preview_target(preview, dest, inputs, overwrite)
+        if not may_write(dest, inputs, overwrite):
             return
         table, std = _sefa_table(g, k, parse_layers(layers, g.n_latent) if layers else None)
         if dest.suffix == ".npz":
@@ -87,7 +89,22 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
             click.echo(f"{name}: eigenvalue {v['eigenvalue']:.2f}, σ {v['stdev']:.3f}{extra}")
         click.echo(f"{len(table)} directions → {dest}")
         if preview:
-            click.echo(f"preview → {_preview(g, table, Path(preview))}")
+            click.echo(f"preview → {_preview(g, table, preview)}")
+
+
+def _preview_target(preview: str | None, dest: Path, inputs: list, overwrite: bool) -> Path | None:
+    """Where ``--preview`` goes, checked before any work: a PNG, never the directions file or an
+    input, and an existing file is kept unless ``--overwrite`` (None: no preview to write)."""
+    from .outputs import is_input
+
+    if not preview:
+        return None
+    path = Path(preview)
+    if path.suffix.lower() != ".png":
+        raise OptinvError(f"--preview {preview} must be a .png file")
+    if is_input(path, [dest]):
+        raise OptinvError(f"--preview {preview} is the directions file (-o): choose another name")
+    return path if may_write(path, inputs, overwrite) else None
 
 
 def _sefa_table(g, k: int, sel) -> tuple[dict, torch.Tensor]:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .errors import OptinvError
-from .fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary
+from .fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary, written_together
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
 from .ranges import to_signed
@@ -277,14 +277,15 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
     """Write every output of one result; returns {kind: path}."""
     paths = {"image": out / f"{item.name}.png", "latent": out / f"{item.name}.latent.pt",
              "compare": out / f"{item.name}.compare.png", "json": out / f"{item.name}.json"}
-    atomic_save_image(to_pil01(item.image), paths["image"])
-    save_latent(item.latent, paths["latent"])
-    atomic_save_image(compare_strip(item), paths["compare"])
-    if gif and item.frames:
-        paths["gif"] = out / f"{item.name}.gif"
-        save_gif(item.frames, item.image, paths["gif"])
-    record = {"name": item.name, "job": item.job, "metrics": item.metrics, "notes": item.notes,
-              "model": item.latent["model"], "settings": item.latent["settings"],
-              "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
-    atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
+    with written_together():  # a result's files are replaced together or not at all
+        atomic_save_image(to_pil01(item.image), paths["image"])
+        save_latent(item.latent, paths["latent"])
+        atomic_save_image(compare_strip(item), paths["compare"])
+        if gif and item.frames:
+            paths["gif"] = out / f"{item.name}.gif"
+            save_gif(item.frames, item.image, paths["gif"])
+        record = {"name": item.name, "job": item.job, "metrics": item.metrics, "notes": item.notes,
+                  "model": item.latent["model"], "settings": item.latent["settings"],
+                  "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
+        atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
     return {k: str(p) for k, p in paths.items()}

@@ -288,3 +288,52 @@ def test_paste_refuses_a_nan_or_degenerate_quad_instead_of_writing_the_photo_unc
                                 "-o", tmp_path / "o"))
     assert "quad" in msg
     assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_sefa_preview_must_be_a_png_and_is_kept_unless_overwrite(world, tmp_path) -> None:
+    base = ["directions", "sefa", "--model", world["model"], "--k", "2"]
+    for bad in (world["model"], tmp_path / "noext"):
+        assert ".png" in one_line_error(invoke(*base, "-o", tmp_path / "d.pt", "--preview", bad))
+    assert "directions file" in one_line_error(invoke(*base, "-o", tmp_path / "x.png", "--preview", tmp_path / "x.png"))
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"my notes")
+    r = invoke(*base, "-o", tmp_path / "d.pt", "--preview", notes)
+    assert r.exit_code == 0 and "kept" in r.output and notes.read_bytes() == b"my notes"
+    assert (tmp_path / "d.pt").is_file()
+    r = invoke(*base, "-o", tmp_path / "d2.pt", "--preview", notes, "--overwrite")
+    assert r.exit_code == 0 and notes.read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_edit_with_other_alphas_never_replaces_an_earlier_strip(world, tmp_path) -> None:
+    out = tmp_path / "o"
+    assert invoke("edit", world["latent"], "-d", world["up"], "-a", "-1", "-a", "1", "-o", out).exit_code == 0
+    first = (out / "a.up.png").read_bytes()
+    r = invoke("edit", world["latent"], "-d", world["up"], "-a", "2", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert (out / "a.up.png").read_bytes() == first and (out / "a.up_1.png").is_file()
+    assert (out / "a.up_1+2.latent.pt").is_file() and "another result" in r.stderr
+    r = invoke("edit", world["latent"], "-d", world["up"], "-a", "-1", "-a", "1", "-o", out)
+    assert "kept" in r.output and (out / "a.up.png").read_bytes() == first
+
+
+def test_a_failed_overwrite_leaves_the_old_result_whole(world, tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    import optinv.outputs as outputs
+
+    src = tmp_path / "face.png"
+    Image.fromarray((np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "o"
+    args = ["invert", src, "--model", world["model"], "--steps", "1", "--space", "w", "-q", "-o", out]
+    assert invoke(*args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+
+    def full_disk(item):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "compare_strip", full_disk)
+    r = invoke(*args, "--seed", "1", "--overwrite")
+    assert r.exit_code != 0 and "Traceback" not in r.stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert after == before
+    assert not list(out.glob(".*.optinv.tmp"))
