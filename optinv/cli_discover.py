@@ -8,7 +8,7 @@ from typing import Sequence
 
 import click
 
-from .cli_types import overwrite_option
+from .cli_types import locked_out_dir, overwrite_option
 from .errors import OptinvError
 
 
@@ -46,10 +46,10 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from .fileio import written_together
     from .imageio import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
-    from .outputs import ensure_out_dir, to_pil01
+    from .outputs import to_pil01
 
     parsed = parse_edits(edits)
-    outdir = ensure_out_dir(out)
+    outdir = locked_out_dir(out)
     rec, g = open_latent(latent, model)
     ps = paths_for(g, paths)
     for name, _ in parsed:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import torch
 
-from .cli_types import FINITE, Planned, may_write, overwrite_option
+from .cli_types import FINITE, Planned, locked_out_dir, may_write, overwrite_option
 from .errors import OptinvError
 from .fileio import written_together
 
@@ -123,9 +123,8 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     from . import edit as E
     from .directions import load_direction
     from .latents import open_latent, save_latent
-    from .outputs import ensure_out_dir
 
-    outdir = ensure_out_dir(out)
+    outdir = locked_out_dir(out)
     lat, g = open_latent(latent, model)
     if paste_back:
         from .photo import pastable
@@ -174,11 +173,10 @@ def _interpolate_command(handle_errors) -> click.Command:
     def interpolate(a, b, steps, model, out, overwrite):
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
-        from .outputs import ensure_out_dir
 
         if steps < 2:
             raise OptinvError(f"--steps must be ≥ 2, got {steps}")
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
         (stem,) = plan.names([f"{_stem(a)}_to_{_stem(b)}"], ".png")
@@ -206,9 +204,8 @@ def _mix_command(handle_errors) -> click.Command:
     def mix(a, b, layers, model, out, overwrite):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .outputs import ensure_out_dir
 
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
         (stem,) = plan.names([f"{_stem(a)}_mix_{_stem(b)}"], ".png", ".latent.pt")
@@ -239,10 +236,9 @@ def _blend_command(handle_errors) -> click.Command:
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .outputs import ensure_out_dir
         from .ranges import to_unit
 
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         if mask == "vertical":
             m = E.vertical_mask(g.size)

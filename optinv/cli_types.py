@@ -89,3 +89,18 @@ def may_write(dest: str | Path, inputs: list, overwrite: bool) -> bool:
         click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
         return False
     return True
+
+
+def locked_out_dir(out: str | Path) -> Path:
+    """The output folder, created and checked, with its lock (:class:`optinv.outputs.OutputLock`)
+    held until the command ends: every writing command keeps a second run out of the folder."""
+    from .outputs import OutputLock, ensure_out_dir
+
+    outdir = ensure_out_dir(out)
+    ctx = click.get_current_context(silent=True)
+    lock = OutputLock(outdir)
+    if ctx is not None:
+        ctx.with_resource(lock)
+    else:
+        lock.acquire()  # released when the process ends
+    return outdir

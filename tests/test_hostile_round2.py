@@ -337,3 +337,16 @@ def test_a_failed_overwrite_leaves_the_old_result_whole(world, tmp_path, monkeyp
     after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     assert after == before
     assert not list(out.glob(".*.optinv.tmp"))
+
+
+def test_edit_mix_blend_and_interpolate_take_the_folder_lock(world, tmp_path) -> None:
+    from optinv.outputs import OutputLock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    lat = world["latent"]
+    with OutputLock(out):
+        for cmd in (["edit", lat, "-d", world["up"], "-a", "1"], ["mix", lat, lat, "--layers", "0-1"],
+                    ["blend", lat, lat], ["interpolate", lat, lat]):
+            assert "is writing to" in one_line_error(invoke(*cmd, "-o", out))
+    assert invoke("mix", lat, lat, "--layers", "0-1", "-o", out).exit_code == 0
