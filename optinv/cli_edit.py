@@ -283,7 +283,7 @@ def _directions_group(handle_errors) -> click.Group:
         records = [load_latent(p) for p in latents]
         _one_model(records, [str(p) for p in latents])
         g = _model_for(records[0], model)
-        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels))
+        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels, dtype=torch.float64))
         save_directions({label: {"vector": vec, "method": "fit", "label": label, "samples": len(labels)}}, g, dest)
         click.echo(f"{label}: direction from {len(labels)} latents → {dest}")
 
