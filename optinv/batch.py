@@ -32,6 +32,7 @@ from .errors import OptinvError
 from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .imageio import load_image
+from .options import check_duplicates
 from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, result_files, write_item
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
@@ -184,6 +185,39 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in TORCHRUN_ENV)
 
 
+RENDEZVOUS_ENV = "OPTINV_RENDEZVOUS_SECONDS"
+
+
+def rendezvous_seconds() -> float:
+    """How long a rank waits for the others (``$OPTINV_RENDEZVOUS_SECONDS``, default 300)."""
+    raw = os.environ.get(RENDEZVOUS_ENV, "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise OptinvError(f"{RENDEZVOUS_ENV} must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def check_torchrun_env() -> None:
+    """RANK, WORLD_SIZE and LOCAL_RANK are integers with 0 ≤ RANK < WORLD_SIZE and 0 ≤ LOCAL_RANK:
+    a rank outside the world would wait for a group it can never join."""
+    values = {}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        raw = os.environ.get(key, "")
+        try:
+            values[key] = int(raw)
+        except ValueError:
+            raise OptinvError(f"{key} must be an integer, got {raw!r} (torchrun sets it)") from None
+    rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
+    if world < 1 or not 0 <= rank < world:
+        raise OptinvError(f"RANK {rank} does not lie in 0..WORLD_SIZE-1 (WORLD_SIZE {world}): start the ranks "
+                          f"with torchrun")
+    if not 0 <= local <= rank:
+        raise OptinvError(f"LOCAL_RANK {local} must lie in 0..RANK ({rank})")
+
+
 def pick_device(name: str | None, local_rank: int | None) -> torch.device:
     """The job's device; under torchrun each rank takes GPU number LOCAL_RANK."""
     dev = jobs.resolve_device(name)
@@ -201,11 +235,21 @@ def join_ranks(device: torch.device) -> Ranks:
     """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone."""
     if not launched_by_torchrun():
         return Ranks()
+    import datetime
+
     import torch.distributed as dist
 
+    check_torchrun_env()
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        wait = rendezvous_seconds()
+        try:
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(seconds=wait))
+        except (RuntimeError, ValueError) as e:  # torch's DistStoreError is a RuntimeError
+            raise OptinvError(f"the other ranks did not join within {wait:g} s (WORLD_SIZE "
+                              f"{os.environ['WORLD_SIZE']}, MASTER_ADDR {os.environ['MASTER_ADDR']}): start every "
+                              f"rank with torchrun, or set {RENDEZVOUS_ENV} ({first_line(e, 120)})") from None
         owns = True
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ["LOCAL_RANK"]),
@@ -315,8 +359,7 @@ class BatchConfig:
             raise OptinvError(f"unknown job {self.job!r} (known: {', '.join(JOBS)})")
         if self.job != "pulse" and (self.scale is not None or self.duplicates != 1):
             raise OptinvError("`scale` and `duplicates` belong to `job` pulse")
-        if self.duplicates < 1:
-            raise OptinvError(f"`duplicates` must be ≥ 1, got {self.duplicates}")
+        check_duplicates(self.duplicates)
         if self.options.batch < 1:
             raise OptinvError(f"`batch` must be ≥ 1, got {self.options.batch}")
         if not Path(self.input_dir).is_dir():
@@ -561,6 +604,8 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
     flag.install()
     ranks = Ranks()
     try:
+        if launched_by_torchrun():
+            check_torchrun_env()
         local_rank = int(os.environ["LOCAL_RANK"]) if launched_by_torchrun() else None
         device = pick_device(cfg.device, local_rank)
         g = _load_model(cfg, device)

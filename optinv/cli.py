@@ -135,10 +135,12 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
     from . import jobs
     from .device import get_model, resolve_device
     from .imageio import load_image
+    from .options import check_duplicates
     from .outputs import OutputLock, existing, inputs_in, plan_names, result_files
 
     out = Path(kw["out"])
     dup = job_kw.get("duplicates", 1) if job == "pulse" else 1
+    check_duplicates(dup)  # before any name is planned
     extra = [".pasted.png"] if kw.get("paste_back") else []
 
     def result_names(name: str) -> list[str]:

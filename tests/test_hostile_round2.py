@@ -350,3 +350,76 @@ def test_edit_mix_blend_and_interpolate_take_the_folder_lock(world, tmp_path) ->
                     ["blend", lat, lat], ["interpolate", lat, lat]):
             assert "is writing to" in one_line_error(invoke(*cmd, "-o", out))
     assert invoke("mix", lat, lat, "--layers", "0-1", "-o", out).exit_code == 0
+
+
+# ------------------------------------------------------------------------------ hangs and resources
+def test_tune_steps_are_capped_like_steps() -> None:
+    from optinv.errors import OptinvError
+    from optinv.options import MAX_STEPS, JobOptions
+
+    with pytest.raises(OptinvError, match="tune_steps"):
+        JobOptions.of(tune_steps=MAX_STEPS + 1)
+    JobOptions.of(tune_steps=0)
+
+
+def test_pulse_duplicates_are_bounded_before_any_work(world, tmp_path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "low.png")
+    for n in ("100000", "0"):
+        msg = one_line_error(invoke("pulse", tmp_path / "low.png", "--model", world["model"], "--steps", "1",
+                                    "--duplicates", n, "-q", "-o", tmp_path / "o"))
+        assert "duplicates" in msg
+
+
+def test_padding_a_long_strip_never_builds_a_huge_canvas(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    from optinv.imageio import load_image
+
+    Image.new("RGB", (20000, 4), (250, 0, 0)).save(tmp_path / "strip.png")
+    made = []
+    real_new = Image.new
+    monkeypatch.setattr(Image, "new", lambda mode, size, *a, **k: made.append(size) or real_new(mode, size, *a, **k))
+    x = load_image(tmp_path / "strip.png", size=32, crop="pad")
+    assert x.shape == (3, 32, 32) and max(max(s) for s in made) <= 32
+    assert float(x[0].max()) > 0.9  # the strip is there, red
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RANK": "5", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "RANK 5 does not lie"),
+    ({"RANK": "-1", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "does not lie"),
+    ({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "RANK must be an integer"),
+    ({"RANK": "0", "WORLD_SIZE": "0", "LOCAL_RANK": "0"}, "does not lie"),
+])
+def test_torchrun_variables_out_of_range_are_refused_before_the_rendezvous(world, tmp_path, monkeypatch, env,
+                                                                           message) -> None:
+    from PIL import Image
+
+    for k, v in {**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    msg = one_line_error(invoke("batch", tmp_path / "in", "--job", "invert", "--model", world["model"],
+                                "--steps", "1", "-q", "--device", "cpu", "--out", tmp_path / "o"))
+    assert message in msg
+
+
+def test_a_rank_without_the_others_gives_up_after_the_rendezvous_timeout(world, tmp_path, monkeypatch) -> None:
+    import socket
+    import time
+
+    from PIL import Image
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(port), "OPTINV_RENDEZVOUS_SECONDS": "2"}.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    t0 = time.monotonic()
+    msg = one_line_error(invoke("batch", tmp_path / "in", "--job", "invert", "--model", world["model"],
+                                "--steps", "1", "-q", "--device", "cpu", "--out", tmp_path / "o"))
+    assert "did not join within 2 s" in msg and time.monotonic() - t0 < 30
