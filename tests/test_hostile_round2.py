@@ -423,3 +423,90 @@ def test_a_rank_without_the_others_gives_up_after_the_rendezvous_timeout(world, 
     msg = one_line_error(invoke("batch", tmp_path / "in", "--job", "invert", "--model", world["model"],
                                 "--steps", "1", "-q", "--device", "cpu", "--out", tmp_path / "o"))
     assert "did not join within 2 s" in msg and time.monotonic() - t0 < 30
+
+
+# ------------------------------------------------------------------------------ studio
+@pytest.fixture(scope="module")
+def server():
+    pytest.importorskip("starlette", reason="the studio extra is not installed")
+    pytest.importorskip("uvicorn", reason="the studio extra is not installed")
+    from optinv.cli import to_flags
+    from optinv.studio.app import launch
+
+    running = launch(tiny_generator(32), wording=to_flags)
+    yield running
+    running.stop()
+
+
+def _post(url: str, body, ctype: str = "application/json"):
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+PAGE = "hostilepage01"
+BAD_BODIES = [
+    ("jobs", {"job": "invert", "runs": "abc", "source": {"sample": "x.png"}}, "runs"),
+    ("jobs", b'{"page": "hostilepage01", "job": "invert", "runs": 1e400}', "runs"),
+    ("jobs", {"job": "invert", "runs": [1]}, "runs"),
+    ("jobs", {"job": "invert", "source": "x"}, "source"),
+    ("jobs", {"job": "invert", "options": [1]}, "options"),
+    ("jobs", b'{"page": "hostilepage01", "job": "invert", "options": {"steps": 1e400}}', "steps"),
+    ("jobs", {"job": "invert", "bogus": 1}, "bogus"),
+    ("edit/seed", {"seed": 10 ** 30}, "seed"),
+    ("edit/seed", b'{"page": "hostilepage01", "seed": 1, "truncation": NaN}', "truncation"),
+    ("edit/render", {"a": "x", "alphas": ["smile"]}, "alphas"),
+    ("edit/render", {"a": "x", "alphas": {"smile": "big"}}, "alphas"),
+    ("edit/save", {"a": "x", "t": 1e308}, "t"),
+]
+
+
+@pytest.mark.parametrize("route, body, field", BAD_BODIES, ids=[f"{r}-{f}" for r, _, f in BAD_BODIES])
+def test_every_studio_body_is_checked_against_the_schema_with_a_one_line_400(server, route, body, field) -> None:
+    import json
+
+    if isinstance(body, dict):
+        body = {"page": PAGE, **body}
+    status, raw = _post(f"{server.url}api/{route}", body)
+    msg = json.loads(raw)["error"]
+    assert status == 400 and field in msg and "\n" not in msg and "Traceback" not in msg
+
+
+def test_a_blend_mask_that_is_not_a_png_is_a_400(server) -> None:
+    import base64
+    import json
+
+    st = server.app.state.studio
+    page = st.page(PAGE)
+    key = st.seed_latent(page, 1, 0.7)["id"]
+    mask = "data:image/png;base64," + base64.b64encode(b"GIF89a not a png").decode()
+    status, raw = _post(f"{server.url}api/edit/render", {"page": PAGE, "a": key, "b": key, "mode": "blend",
+                                                         "mask": mask, "alphas": {}})
+    assert status == 400 and "mask" in json.loads(raw)["error"]
+
+
+def test_an_oversized_json_body_is_refused_before_it_is_read(server) -> None:
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    from optinv.studio.app import MAX_JSON_BYTES
+
+    u = urlparse(server.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest("POST", "/api/jobs")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(MAX_JSON_BYTES * 10))
+    conn.endheaders()
+    conn.send(b"{")  # nothing more is sent: the answer must not wait for the rest
+    r = conn.getresponse()
+    assert r.status == 400 and "request limit" in json.loads(r.read())["error"]
+    conn.close()

@@ -31,10 +31,13 @@ from starlette.staticfiles import StaticFiles
 from ..device import get_model, resolve_device
 from ..errors import InputImageError, OptinvError
 from ..generator import Generator
+from . import schema
+from .schema import MAX_DATA_URL, check_body
 from .service import MAX_UPLOAD_BYTES, Studio, safe_name
 from .state import ResultEntry
 
 STATIC = Path(__file__).with_name("static")
+MAX_JSON_BYTES = MAX_DATA_URL + 2**20  # a data URL and the fields around it
 LOOPBACK = ("127.0.0.1", "localhost")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
@@ -75,16 +78,25 @@ class Api:
     def fail(self, e: BaseException, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": self.st.say(e)}, status_code=status)
 
-    async def json_body(self, request: Request) -> dict[str, Any]:
+    async def json_body(self, request: Request, schema: Any) -> dict[str, Any]:
+        """The request's JSON, read up to :data:`MAX_JSON_BYTES` (a larger one is refused before it
+        is read, or as soon as it grows past the limit) and checked against ``schema``."""
         if request.headers.get("content-type", "").split(";")[0] != "application/json":
             raise OptinvError("expected a JSON request")  # also keeps other sites' plain form posts out
+        limit = f"larger than {MAX_JSON_BYTES // 2**20} MB (the request limit)"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+            raise OptinvError(f"request {limit}")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_JSON_BYTES:
+                raise OptinvError(f"request {limit}")
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(bytes(raw))
+        except (ValueError, RecursionError):
             raise OptinvError("malformed JSON request") from None
-        if not isinstance(body, dict):
-            raise OptinvError("malformed JSON request")
-        return body
+        return check_body(body, schema)
 
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -117,7 +129,7 @@ class Api:
 
     async def submit(self, request: Request) -> Response:
         try:
-            job = await run_in_threadpool(self.st.submit, await self.json_body(request))
+            job = await run_in_threadpool(self.st.submit, await self.json_body(request, schema.JOB))
         except OptinvError as e:
             return self.fail(e)
         return JSONResponse({"id": job.id, "position": self.st.queue.position(job)})
@@ -174,7 +186,7 @@ class Api:
 
     async def seed(self, request: Request) -> Response:
         try:
-            body = await self.json_body(request)
+            body = await self.json_body(request, schema.SEED)
             page = self.st.page(body.get("page"))
             return JSONResponse(await run_in_threadpool(self.st.seed_latent, page, body.get("seed"),
                                                         body.get("truncation", 0.7)))
@@ -183,7 +195,7 @@ class Api:
 
     async def render(self, request: Request) -> Response:
         try:
-            png, ms = await run_in_threadpool(self.st.render, await self.json_body(request))
+            png, ms = await run_in_threadpool(self.st.render, await self.json_body(request, schema.EDIT))
         except (OptinvError, ValueError, TypeError) as e:
             return self.fail(e)
         return Response(png, media_type="image/png",
@@ -191,7 +203,7 @@ class Api:
 
     async def save(self, request: Request) -> Response:
         try:
-            name, data = await run_in_threadpool(self.st.save_edit, await self.json_body(request))
+            name, data = await run_in_threadpool(self.st.save_edit, await self.json_body(request, schema.EDIT))
         except (OptinvError, ValueError, TypeError) as e:
             return self.fail(e)
         return Response(data, media_type="application/octet-stream",

@@ -158,7 +158,7 @@ class Studio:
                 return default
             try:
                 return cast(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise OptinvError(f"`{key}` must be a number, got {v!r}") from None
 
         steps = num("steps", int)
@@ -176,11 +176,18 @@ class Studio:
         kind = body.get("job")
         if kind not in ("paint", "invert", "pulse"):
             raise OptinvError(f"unknown job {kind!r}")
-        opts = self.job_options(kind, body.get("options") or {})
-        runs = int(body.get("runs") or 1)
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise OptinvError("`options` must be an object")
+        opts = self.job_options(kind, options)
+        runs = body.get("runs") or 1
+        if not isinstance(runs, int) or isinstance(runs, bool):
+            raise OptinvError(f"alternatives must lie in 1..{MAX_RUNS}, got {runs!r}")
         if not 1 <= runs <= MAX_RUNS:
             raise OptinvError(f"alternatives must lie in 1..{MAX_RUNS}, got {runs}")
         src = body.get("source") or {}
+        if not isinstance(src, dict):
+            raise OptinvError("`source` must be an object (a sample, an upload or a canvas)")
         if kind == "paint":
             name = safe_name(str(src.get("name") or "canvas")).removesuffix(".png") + ".png"
             path = self.new_file(name, _decode_data_url(src.get("canvas"), name))
@@ -271,7 +278,10 @@ class Studio:
         page = self.page(body.get("page"))
         name, rec = self.record(page, body.get("a"))
         e = E.from_latent(rec)
-        for d, alpha in (body.get("alphas") or {}).items():
+        alphas = body.get("alphas") or {}
+        if not isinstance(alphas, dict):
+            raise OptinvError("`alphas` must be an object of direction names and amounts")
+        for d, alpha in alphas.items():
             if d not in self.directions:
                 raise OptinvError(f"unknown direction {d!r} (known: {', '.join(self.directions)})")
             alpha = finite_number(alpha, f"the amount of {d!r}")
@@ -283,7 +293,7 @@ class Studio:
             b = E.from_latent(brec)
             layers = E.parse_layers(body.get("layers") or None, self.g.n_latent)
             if mode == "interpolate":
-                e = E.interpolate(e, b, [min(1.0, max(0.0, float(body.get("t", 0.5))))])[0]
+                e = E.interpolate(e, b, [min(1.0, max(0.0, finite_number(body.get("t", 0.5), "`t`")))])[0]
             elif mode == "mix":
                 e = E.mix(e, b, layers)
             elif mode == "blend":
@@ -297,7 +307,13 @@ class Studio:
         """The painted blend mask: its alpha, 0 → A, 1 → B (an unpainted mask is all A)."""
         if not data:
             return torch.zeros(self.g.size, self.g.size)
-        im = Image.open(io.BytesIO(_decode_data_url(data, "mask"))).convert("RGBA")
+        try:
+            with Image.open(io.BytesIO(_decode_data_url(data, "mask"))) as src:
+                if src.format != "PNG" or src.width * src.height > (4 * self.g.size) ** 2:
+                    raise OptinvError(f"mask: expected a PNG of at most {4 * self.g.size}² pixels")
+                im = src.convert("RGBA")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            raise OptinvError("mask: not a readable PNG image") from None
         return torch.from_numpy(np.asarray(im, dtype=np.float32)[..., 3].copy()) / 255.0
 
     def render(self, body: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
