@@ -510,3 +510,25 @@ def test_an_oversized_json_body_is_refused_before_it_is_read(server) -> None:
     r = conn.getresponse()
     assert r.status == 400 and "request limit" in json.loads(r.read())["error"]
     conn.close()
+
+
+def test_job_ids_are_unguessable_and_only_their_page_may_watch_or_cancel_them(server) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    st = server.app.state.studio
+    gate = __import__("threading").Event()
+    job = st.queue.submit(PAGE, "paint", lambda j: gate.wait(10))
+    other = st.queue.submit(PAGE + "b", "paint", lambda j: 1)
+    assert len(job.id) > 16 and job.id[1:] != other.id[1:]
+    for query in ("", "?page=someoneelse1"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{server.url}api/jobs/{job.id}/events{query}", timeout=10)
+        assert e.value.code == 404
+        status, _ = _post(f"{server.url}api/jobs/{job.id}/cancel{query}", b"")
+        assert status == 404
+    assert not job.finished
+    status, raw = _post(f"{server.url}api/jobs/{job.id}/cancel?page={PAGE}", b"")
+    assert status == 200 and json.loads(raw)["cancelled"]
+    gate.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import threading
 import time
@@ -98,6 +99,15 @@ class Api:
             raise OptinvError("malformed JSON request") from None
         return check_body(body, schema)
 
+    def page_job(self, request: Request) -> Any:
+        """The job the path names, only for the page that submitted it (``?page=``): another page,
+        even on the same machine, can neither watch it, read its results nor cancel it."""
+        job = self.st.queue.get(request.path_params["job"])
+        page = request.query_params.get("page")
+        if job is None or not page or not secrets.compare_digest(str(job.page).encode(), page.encode()):
+            return None
+        return job
+
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
@@ -136,7 +146,7 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         """The job's state as Server-Sent Events until it finishes; a closed connection cancels it."""
-        st, job = self.st, self.st.queue.get(request.path_params["job"])
+        st, job = self.st, self.page_job(request)
         if job is None:
             return JSONResponse({"error": "no such job"}, status_code=404)
 
@@ -165,8 +175,8 @@ class Api:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     async def cancel(self, request: Request) -> Response:
-        job = self.st.queue.get(request.path_params["job"])
-        if job is None or job.page != request.query_params.get("page"):
+        job = self.page_job(request)
+        if job is None:
             return JSONResponse({"cancelled": False}, status_code=404)
         return JSONResponse({"cancelled": self.st.queue.cancel(job.id)})
 
