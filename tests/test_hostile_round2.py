@@ -532,3 +532,56 @@ def test_job_ids_are_unguessable_and_only_their_page_may_watch_or_cancel_them(se
     status, raw = _post(f"{server.url}api/jobs/{job.id}/cancel?page={PAGE}", b"")
     assert status == 200 and json.loads(raw)["cancelled"]
     gate.set()
+
+
+def test_refused_uploads_are_deleted_and_each_page_keeps_a_few_files(server) -> None:
+    import io
+
+    from PIL import Image
+
+    from optinv.studio.state import MAX_UPLOADS
+
+    st = server.app.state.studio
+    page = "uploadpage01"
+
+    def files() -> list:
+        return [p for p in st.tmp.rglob("*") if p.is_file()]
+
+    before = len(files())
+    for _ in range(3):
+        status, _ = _post(f"{server.url}api/upload?page={page}&purpose=invert&name=bad.png", b"\x89PNG broken",
+                          "application/octet-stream")
+        assert status == 400
+    assert len(files()) == before
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, format="PNG")
+    for _ in range(MAX_UPLOADS + 3):
+        status, _ = _post(f"{server.url}api/upload?page={page}&purpose=invert&name=ok.png", buf.getvalue(),
+                          "application/octet-stream")
+        assert status == 200
+    assert len(files()) == before + MAX_UPLOADS
+
+
+def test_sigterm_deletes_the_studio_upload_folder(world, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("uvicorn", reason="the studio extra is not installed")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "optinv.cli", "studio", "--model", str(world["model"]),
+                             "--port", "0", "--device", "cpu"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "optinv studio: http://" in line, proc.stderr.read()
+        assert list(tmp_path.glob("optinv-studio-*"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.1)
+    assert not list(tmp_path.glob("optinv-studio-*"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -251,7 +252,7 @@ class Running:
     app: Starlette
 
     def stop(self) -> None:
-        self.app.state.studio.queue.close()
+        self.app.state.studio.close()
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -290,13 +291,25 @@ def _url(host: str, sock: socket.socket) -> str:
 
 def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8765, device: str = "auto",
           wording: Callable[[str], str] = str, announce: Callable[[str], None] = print) -> None:
-    """Load the model, bind, say the URL, serve until Ctrl-C."""
+    """Load the model, bind, say the URL, serve until Ctrl-C or SIGTERM (both delete the uploads)."""
     g = get_model(model, resolve_device(device))
-    app = create_app(g, wording, host)
-    sock = _bind(host, port)
-    announce(_url(host, sock))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+    # uvicorn re-raises SIGTERM after its shutdown; with the default handler that kills the process
+    # before the uploads are deleted, so it becomes an exit that runs the cleanup below
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
+    app = None
     try:
+        app = create_app(g, wording, host)
+        sock = _bind(host, port)
+        announce(_url(host, sock))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
         server.run(sockets=[sock])
     finally:
-        app.state.studio.queue.close()
+        if app is not None:
+            app.state.studio.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -34,7 +34,7 @@ from ..outputs import compare_strip, jsonable
 from ..ranges import to_unit
 from ..spaces import SPACES
 from .queue import Job, JobQueue
-from .state import LatentEntry, Page, ResultEntry, Upload, png_bytes
+from .state import LatentEntry, Page, ResultEntry, Upload, png_bytes, remove_file
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 PREVIEW_SECONDS = 0.2        # the live image refreshes at most this often (PNG encoding is not free)
@@ -90,6 +90,11 @@ class Studio:
         with self._lock:
             return self.pages.setdefault(page_id, Page())
 
+    def close(self) -> None:
+        """Stop the jobs and delete every upload (called however the server stops)."""
+        self.queue.close()
+        self._tmp.cleanup()
+
     def new_file(self, name: str, data: bytes) -> Path:
         folder = self.tmp / secrets.token_hex(8)
         folder.mkdir()
@@ -119,9 +124,17 @@ class Studio:
             raise InputImageError(f"{safe_name(name)}: {len(data) / 2**20:.1f} MB is too large "
                                   f"(limit {MAX_UPLOAD_BYTES // 2**20} MB)")
         path = self.new_file(name, data)
+        try:
+            return self._read_upload(page, purpose, path, align)
+        except BaseException:
+            remove_file(path)  # a refused upload is not kept
+            raise
+
+    def _read_upload(self, page: Page, purpose: str, path: Path, align: bool) -> dict[str, Any]:
         notes: list[str] = []
         if purpose == "latent":
             rec = self.read_latent(path)
+            remove_file(path)  # the record is kept in memory
             key = page.add(LatentEntry(name=_stem(path.name), record=rec), "l")
             image = E.render(self.g, [E.from_latent(rec)])[0]
             return {"id": key, "name": _stem(path.name), "preview": _data_url(png_bytes(image)), "notes": notes}
