@@ -585,3 +585,28 @@ def test_sigterm_deletes_the_studio_upload_folder(world, tmp_path) -> None:
             proc.kill()
     time.sleep(0.1)
     assert not list(tmp_path.glob("optinv-studio-*"))
+
+
+def test_an_ipv6_loopback_studio_checks_the_host_and_says_its_url_in_brackets() -> None:
+    import http.client
+    import socket
+
+    pytest.importorskip("uvicorn", reason="the studio extra is not installed")
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    from optinv.studio.app import is_loopback, launch
+
+    try:
+        running = launch(tiny_generator(32), host="::1")
+    except Exception as e:  # noqa: BLE001  (an IPv6-less container cannot bind ::1)
+        pytest.skip(f"cannot listen on ::1: {e}")
+    try:
+        assert running.url.startswith("http://[::1]:") and is_loopback("::1")
+        port = int(running.url.rsplit(":", 1)[1].strip("/"))
+        for host, status in (("evil.example", 400), (f"[::1]:{port}", 200)):
+            conn = http.client.HTTPConnection("::1", port, timeout=10)
+            conn.request("GET", "/api/info", headers={"Host": host})
+            assert conn.getresponse().status == status, host
+            conn.close()
+    finally:
+        running.stop()

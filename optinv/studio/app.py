@@ -40,7 +40,8 @@ from .state import ResultEntry
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = MAX_DATA_URL + 2**20  # a data URL and the fields around it
-LOOPBACK = ("127.0.0.1", "localhost")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+HOST_HEADERS = ("127.0.0.1", "localhost", "[::1]")  # how browsers name the loopback in Host (IPv6 in brackets)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
                                "style-src 'self'; script-src 'self'; font-src 'none'; object-src 'none'; "
@@ -235,7 +236,7 @@ def create_app(g: Generator, wording: Callable[[str], str] = str, host: str = "1
     st = Studio(g, wording)
     middleware = [Middleware(SecurityHeaders)]
     if host in LOOPBACK:  # a page on another site cannot reach us through a rebound DNS name
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK)))
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(HOST_HEADERS)))
     app = Starlette(routes=Api(st).routes(), middleware=middleware)
     app.state.studio = st
     return app
@@ -286,7 +287,14 @@ def launch(g: Generator, host: str = "127.0.0.1", port: int = 0, wording: Callab
 
 def _url(host: str, sock: socket.socket) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:  # an IPv6 address is written in brackets in a URL
+        shown = f"[{shown}]"
     return f"http://{shown}:{sock.getsockname()[1]}/"
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach a server on ``host`` (the banner warns otherwise)."""
+    return host in LOOPBACK
 
 
 def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8765, device: str = "auto",
