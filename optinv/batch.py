@@ -231,25 +231,47 @@ def pick_device(name: str | None, local_rank: int | None) -> torch.device:
     return dev
 
 
-def join_ranks(device: torch.device) -> Ranks:
-    """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone."""
-    if not launched_by_torchrun():
-        return Ranks()
+def _rendezvous(backend: str, seconds: float, flag: "StopFlag | None") -> None:
+    """``init_process_group`` on a helper thread while this one watches for SIGINT/SIGTERM: the
+    C++ wait for the other ranks would otherwise hold the signals until it gives up."""
     import datetime
 
+    import torch.distributed as dist
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
+        except BaseException as e:  # noqa: BLE001  (handed to the waiting thread)
+            failed.append(e)
+
+    waiter = threading.Thread(target=run, name="optinv-rendezvous", daemon=True)
+    waiter.start()
+    while waiter.is_alive():
+        waiter.join(0.1)
+        if flag is not None and flag.signum is not None:
+            raise OptinvError(f"stopped by {signal.Signals(flag.signum).name} while waiting for the other ranks")
+    if failed:
+        e = failed[0]
+        if isinstance(e, (RuntimeError, ValueError)):  # torch's DistStoreError is a RuntimeError
+            raise OptinvError(f"the other ranks did not join within {seconds:g} s (WORLD_SIZE "
+                              f"{os.environ['WORLD_SIZE']}, MASTER_ADDR {os.environ['MASTER_ADDR']}): start every "
+                              f"rank with torchrun, or set {RENDEZVOUS_ENV} ({first_line(e, 120)})") from None
+        raise e
+
+
+def join_ranks(device: torch.device, flag: "StopFlag | None" = None) -> Ranks:
+    """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone; a signal
+    while waiting for the other ranks stops the run in one line."""
+    if not launched_by_torchrun():
+        return Ranks()
     import torch.distributed as dist
 
     check_torchrun_env()
     owns = False
     if not dist.is_initialized():
-        wait = rendezvous_seconds()
-        try:
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                    timeout=datetime.timedelta(seconds=wait))
-        except (RuntimeError, ValueError) as e:  # torch's DistStoreError is a RuntimeError
-            raise OptinvError(f"the other ranks did not join within {wait:g} s (WORLD_SIZE "
-                              f"{os.environ['WORLD_SIZE']}, MASTER_ADDR {os.environ['MASTER_ADDR']}): start every "
-                              f"rank with torchrun, or set {RENDEZVOUS_ENV} ({first_line(e, 120)})") from None
+        _rendezvous("nccl" if device.type == "cuda" else "gloo", rendezvous_seconds(), flag)
         owns = True
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ["LOCAL_RANK"]),
@@ -610,7 +632,7 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
         device = pick_device(cfg.device, local_rank)
         g = _load_model(cfg, device)
         ensure_out_dir(cfg.out_dir)
-        ranks = join_ranks(device)
+        ranks = join_ranks(device, flag)
         return _run(cfg, ranks, Worker(cfg, g, device, ranks.rank), flag)
     finally:
         ranks.close()

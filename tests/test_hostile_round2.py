@@ -610,3 +610,44 @@ def test_an_ipv6_loopback_studio_checks_the_host_and_says_its_url_in_brackets() 
             conn.close()
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_waiting_for_the_other_ranks_stops_in_one_line(world, tmp_path, signum) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "OPTINV_RENDEZVOUS_SECONDS": "120",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "optinv.cli", "batch", str(tmp_path / "in"), "--job", "invert",
+                             "--model", str(world["model"]), "--steps", "1", "-q", "--device", "cpu",
+                             "--out", str(tmp_path / "o")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # rank 0 is waiting once it listens for the others
+            with socket.socket() as c:
+                if c.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(getattr(signal, signum))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and time.monotonic() - t0 < 10
+    assert "Traceback" not in err and f"stopped by {signum}" in err, err
