@@ -46,9 +46,14 @@ def w_spread(g: Any) -> float:
     return spread
 
 
-def check_styles(g: Any, styles: torch.Tensor | Sequence[torch.Tensor], what: str = "the latent") -> None:
-    """Refuse style vectors (W+ [.., L, D] or maps [.., D, h, w]) that are not finite or lie further
-    from ``w_avg`` than :data:`MAX_SPREADS` typical distances: they render a flat or black image."""
+def check_styles(g: Any, styles: torch.Tensor | Sequence[torch.Tensor], what: str = "the latent",
+                 maps: bool = False) -> None:
+    """Refuse style vectors that are not finite or lie further from ``w_avg`` than
+    :data:`MAX_SPREADS` typical distances: they render a flat or black image.
+
+    ``styles``: tensors whose last dimension is the latent's (W [B, D], W+ [B, L, D]); with
+    ``maps``, tensors of 3 or more dimensions are style maps [.., D, h, w] (one vector per pixel).
+    """
     parts = [styles] if isinstance(styles, torch.Tensor) else list(styles)
     avg = g.w_avg.detach().float().cpu()
     worst = 0.0
@@ -57,8 +62,7 @@ def check_styles(g: Any, styles: torch.Tensor | Sequence[torch.Tensor], what: st
         if not torch.isfinite(s).all():
             raise OptinvError(f"{what} contains NaN or infinite values (an edit amount or direction that is not "
                               f"a finite number?)")
-        vecs = s.movedim(-3, -1).reshape(-1, avg.numel()) if s.dim() >= 3 and s.shape[-3] == avg.numel() \
-            and s.shape[-1] != avg.numel() else s.reshape(-1, avg.numel())
+        vecs = (s.movedim(-3, -1) if maps and s.dim() >= 3 else s).reshape(-1, avg.numel())
         worst = max(worst, float((vecs - avg).norm(dim=-1).max()))
     limit = MAX_SPREADS * w_spread(g)
     if not worst <= limit:

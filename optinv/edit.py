@@ -77,7 +77,7 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
         styles = [s[:, :, 0, 0] if s.shape[-1] == 1 else s for s in styles]
     else:
         styles = torch.stack([e.wplus for e in items]).to(dev)
-    check_styles(g, styles, "the edited latent")
+    check_styles(g, styles, "the edited latent", maps=spatial)
     src = [noise_from or e for e in items]
     noise = [torch.stack([s.noise[i] for s in src]).to(dev) for i in range(g.num_layers)]
     with torch.no_grad():
@@ -87,7 +87,7 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
 def check_editable(g: Generator, e: Editable) -> None:
     """The latent an edit produced is finite and plausible for ``g`` (what :func:`render` also checks),
     for callers that save it without rendering it."""
-    check_styles(g, e.maps if e.is_spatial else e.wplus, "the edited latent")
+    check_styles(g, e.maps if e.is_spatial else e.wplus, "the edited latent", maps=e.is_spatial)
 
 
 def parse_layers(spec: str | Sequence[int] | None, n_latent: int) -> list[int]:

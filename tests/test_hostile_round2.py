@@ -51,7 +51,8 @@ def one_line_error(r) -> str:
 
 
 def files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+    """What a run left in ``folder``, besides its lock file."""
+    return sorted(p.name for p in folder.rglob("*") if p.name != ".optinv.lock") if folder.exists() else []
 
 
 # ------------------------------------------------------------------------------ silently wrong
@@ -651,3 +652,16 @@ def test_a_signal_while_waiting_for_the_other_ranks_stops_in_one_line(world, tmp
             proc.kill()
     assert proc.returncode != 0 and time.monotonic() - t0 < 10
     assert "Traceback" not in err and f"stopped by {signum}" in err, err
+
+
+def test_the_magnitude_check_reads_style_maps_per_pixel_whatever_their_side() -> None:
+    from optinv.bounds import MAX_SPREADS, check_styles, w_spread
+    from optinv.errors import OptinvError
+
+    g = tiny_generator(32, style_dim=16)
+    near = g.w_avg[:, None, None].expand(16, 16, 16).clone()  # a map as wide as the latent is long
+    check_styles(g, [near[None]], maps=True)
+    far = near.clone()
+    far[:, 3, 3] += 2 * MAX_SPREADS * w_spread(g)
+    with pytest.raises(OptinvError, match="typical distance"):
+        check_styles(g, [far[None]], maps=True)
