@@ -275,11 +275,13 @@ def _directions_group(handle_errors) -> click.Group:
         from .directions import save_directions
         from .edit import fit_direction
         from .latents import load_latent
+        from .outputs import check_writable_file
 
         path = Path(listing)
         latents, labels, first = read_listing(path, label)
         if not may_write(dest, [path, *latents], overwrite):
             return
+        check_writable_file(dest)
         records = [load_latent(p) for p in latents]
         _one_model(records, [str(p) for p in latents])
         g = _model_for(records[0], model)

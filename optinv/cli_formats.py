@@ -71,6 +71,7 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
         from .direction_formats import write_ganspace
         from .directions import save_directions
         from .edit import parse_layers
+        from .outputs import check_writable_file
 
         g = load_generator(model)
         dest = Path(dest or f"{card_name(g)}.sefa.pt")
@@ -78,6 +79,9 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
         preview = _preview_target(preview, dest, inputs, overwrite)
         if not may_write(dest, inputs, overwrite):
             return
+        check_writable_file(dest)
+        if preview is not None:
+            check_writable_file(preview)
         table, std = _sefa_table(g, k, parse_layers(layers, g.n_latent) if layers else None)
         if dest.suffix == ".npz":
             vecs = torch.stack([v["vector"] / v["stdev"] for v in table.values()])

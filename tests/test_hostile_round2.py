@@ -665,3 +665,19 @@ def test_the_magnitude_check_reads_style_maps_per_pixel_whatever_their_side() ->
     far[:, 3, 3] += 2 * MAX_SPREADS * w_spread(g)
     with pytest.raises(OptinvError, match="typical distance"):
         check_styles(g, [far[None]], maps=True)
+
+
+def test_fit_and_sefa_check_their_output_folder_before_any_work(world, tmp_path, monkeypatch) -> None:
+    import optinv.direction_formats as df
+    import optinv.edit as edit
+
+    monkeypatch.setattr(df, "sefa_directions", lambda *a, **k: pytest.fail("worked before checking the output"))
+    monkeypatch.setattr(edit, "fit_direction", lambda *a, **k: pytest.fail("worked before checking the output"))
+    missing = tmp_path / "missing"
+    assert "does not exist" in one_line_error(invoke("directions", "sefa", "--model", world["model"], "--k", "2",
+                                                     "-o", missing / "s.pt"))
+    assert "does not exist" in one_line_error(invoke("directions", "sefa", "--model", world["model"], "--k", "2",
+                                                     "-o", tmp_path / "s.pt", "--preview", missing / "p.png"))
+    listing = _listing(tmp_path, [(world["latent"], k % 2) for k in range(4)])
+    assert "does not exist" in one_line_error(invoke("directions", "fit", listing, "--label", "smile",
+                                                     "-o", missing / "d.pt"))
