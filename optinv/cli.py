@@ -302,7 +302,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     """Render images from seeds or from saved latents (bit-exact re-render)."""
     import torch
 
-    from .bounds import truncated_w
+    from .bounds import check_styles, truncated_w
     from .checkpoints import load_generator
     from .imageio import atomic_save_image
     from .jobs import resolve_device
@@ -324,6 +324,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             if plan.keep(name + ".render.png"):
                 continue
             lat, g = open_latent(path, model, device=dev, what=str(path))
+            check_styles(g, lat["wplus"], str(path))  # a crafted file of 1e30 values renders flat
             img = render_latent(g, lat)[0]
             dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
             click.echo(f"{path} → {dest}")

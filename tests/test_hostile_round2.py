@@ -681,3 +681,13 @@ def test_fit_and_sefa_check_their_output_folder_before_any_work(world, tmp_path,
     listing = _listing(tmp_path, [(world["latent"], k % 2) for k in range(4)])
     assert "does not exist" in one_line_error(invoke("directions", "fit", listing, "--label", "smile",
                                                      "-o", missing / "d.pt"))
+
+
+def test_generate_refuses_a_latent_file_of_absurd_values(world, tmp_path) -> None:
+    rec = torch.load(world["latent"], weights_only=True)
+    rec["wplus"] = torch.full_like(rec["wplus"], 1e30)
+    rec["tensors"] = {"wplus": rec["wplus"][None].clone()}
+    save_latent(rec, tmp_path / "huge.latent.pt")
+    msg = one_line_error(invoke("generate", "--latent", tmp_path / "huge.latent.pt", "--model", world["model"],
+                                "-o", tmp_path / "o"))
+    assert "typical distance" in msg
