@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save, first_line, load_error
+from .fileio import atomic_torch_save, first_line, load_error, name_part
 from .generator import Generator
 
 FORMAT_TAG = "optinv-generator"
@@ -46,11 +46,9 @@ DEFAULT_MODEL = "synthfaces64"
 
 def card_name(g: Generator, default: str = "model") -> str:
     """The model card's ``name`` as a file-name part, never a path: a card is part of a file anyone
-    can hand over, so a name like ``/some/where`` or ``../x`` must not decide where files go.
-    Separators and anything outside ``[A-Za-z0-9._+-]`` become ``_``; leading dots are dropped."""
-    raw = str(g.card.get("name") or "") if isinstance(getattr(g, "card", None), dict) else ""
-    name = re.sub(r"[^A-Za-z0-9._+-]", "_", raw).lstrip(".")[:100]
-    return name or default
+    can hand over, so a name like ``/some/where`` or ``../x`` must not decide where files go."""
+    raw = g.card.get("name") if isinstance(getattr(g, "card", None), dict) else ""
+    return name_part(raw, default)
 
 
 def _understood() -> str:

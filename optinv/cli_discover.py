@@ -43,7 +43,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from .cli_types import Planned
     from .discover.apply import edit_record, order_note
     from .discover.pathsfile import parse_edits, paths_for
-    from .fileio import written_together
+    from .fileio import name_part, written_together
     from .imageio import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
     from .outputs import to_pil01
@@ -58,7 +58,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     if note:
         click.echo(f"note: {note}", err=True)
     plan = Planned(outdir, inputs, overwrite)
-    tag = "_".join(f"{n}{t:+g}" for n, t in parsed)
+    tag = "_".join(f"{name_part(n)}{t:+g}" for n, t in parsed)
     (stem,) = plan.names([f"{stem}.{tag}"], ".png", ".latent.pt")
     if plan.keep(stem + ".png", stem + ".latent.pt"):
         return

@@ -10,7 +10,7 @@ import torch
 
 from .cli_types import FINITE, Planned, locked_out_dir, may_write, overwrite_option
 from .errors import OptinvError
-from .fileio import written_together
+from .fileio import name_part, written_together
 
 
 def _model_for(latent: dict, model: str | None, device: str = "cpu"):
@@ -136,7 +136,7 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     sel = E.parse_layers(layers, g.n_latent)
     plan = Planned(outdir, _inputs(latent, direction), overwrite)
     suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
-    (stem,) = plan.names([f"{_stem(latent)}.{name}"], *suffixes)
+    (stem,) = plan.names([f"{_stem(latent)}.{name_part(name)}"], *suffixes)  # a key from a file is not a path
     if plan.keep(*[stem + x for x in suffixes]):
         return
     edited = [E.apply_direction(base, vec, a, sel) for a in alphas]

@@ -60,6 +60,14 @@ def truncated_zip(path: str | os.PathLike) -> bool:
     return head == b"PK" and not zipfile.is_zipfile(path)
 
 
+def name_part(raw: object, default: str = "x") -> str:
+    """Text from a file or a user (a model card's name, a direction's key) as part of a file name,
+    never a path: separators and anything outside ``[A-Za-z0-9._+-]`` become ``_``, leading dots
+    go, and the length is capped."""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(raw or "")).lstrip(".")[:100]
+    return name or default
+
+
 TMP_SUFFIX = ".optinv.tmp"  # only files named like this are ever removed as a dead run's leftovers
 
 

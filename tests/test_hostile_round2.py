@@ -691,3 +691,14 @@ def test_generate_refuses_a_latent_file_of_absurd_values(world, tmp_path) -> Non
     msg = one_line_error(invoke("generate", "--latent", tmp_path / "huge.latent.pt", "--model", world["model"],
                                 "-o", tmp_path / "o"))
     assert "typical distance" in msg
+
+
+def test_a_direction_named_like_a_path_in_its_file_never_decides_where_edits_go(world, tmp_path) -> None:
+    g = world["g"]
+    planted = save_directions({"../../planted": {"vector": torch.eye(32)[1], "method": "test"}}, g,
+                              tmp_path / "dirs.pt")
+    out = tmp_path / "a" / "b" / "o"
+    r = invoke("edit", world["latent"], "-d", planted, "-a", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert not list(tmp_path.glob("planted*")) and not list((tmp_path / "a").glob("planted*"))
+    assert len(list(out.glob("a.*planted.png"))) == 1
