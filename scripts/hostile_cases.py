@@ -190,6 +190,9 @@ def _latent_obj(w: World, how: str):
         rec["wplus"] = rec["wplus"].long()
     elif how == "NaN":
         rec["wplus"] = torch.full_like(rec["wplus"], float("nan"))
+    elif how == "1e30":
+        rec["wplus"] = torch.full_like(rec["wplus"], 1e30)
+        rec["tensors"] = {"wplus": rec["wplus"][None].clone()}
     return rec
 
 
@@ -441,6 +444,8 @@ def second_round() -> list[Case]:
         ("generate --truncation 1e30", lambda w: ["generate", "--model", w.model, "--truncation", "1e30", "--out",
                                                  w.out("gen_r2")]),
         ("edit --paste-back without alignment", lambda w: edit(w, "-d", unit(w), "-a", "1", "--paste-back")),
+        ("generate a latent file of 1e30", lambda w: ["generate", "--latent", w.make("huge.latent.pt", _torch(
+            _latent_obj(w, "1e30"))), "--model", w.model, "--out", w.out("gen_r2")]),
     ]
     for name, args in magnitudes:
         c.append(Case("magnitudes", name, args, "error", lambda w: [w.latent]))
@@ -500,8 +505,19 @@ def second_round() -> list[Case]:
              "error"),
         Case("files kept", "model card named as a path", lambda w: _planted_card(w), "ok",
              before=lambda w: _inside(w.out("card"))),
+        Case("files kept", "direction named ../../planted", lambda w: ["edit", w.latent, "-d", w.make(
+            "dir_planted.pt", _directions_named(w, "../../planted")), "-a", "1", "--out", w.out("deep") / "er"],
+            "ok", lambda w: [w.latent]),
     ]
     return c
+
+
+def _directions_named(w: World, name: str) -> Callable[[Path], object]:
+    from optinv.checkpoints import load_generator
+    from optinv.directions import save_directions
+
+    return lambda p: save_directions({name: {"vector": torch.eye(32)[1], "method": "test"}},
+                                     load_generator(w.model), p)
 
 
 def _ganspace(stdev: float) -> Callable[[Path], object]:
