@@ -55,10 +55,10 @@ def check_styles(g: Any, styles: torch.Tensor | Sequence[torch.Tensor], what: st
     ``maps``, tensors of 3 or more dimensions are style maps [.., D, h, w] (one vector per pixel).
     """
     parts = [styles] if isinstance(styles, torch.Tensor) else list(styles)
-    avg = g.w_avg.detach().float().cpu()
     worst = 0.0
-    for s in parts:
-        s = s.detach().float().cpu()
+    for s in parts:  # on the tensors' own device: a slider render on a GPU copies nothing back
+        s = s.detach().float()
+        avg = g.w_avg.detach().float().to(s.device)
         if not torch.isfinite(s).all():
             raise OptinvError(f"{what} contains NaN or infinite values (an edit amount or direction that is not "
                               f"a finite number?)")
