@@ -221,7 +221,7 @@ def clean_stale_tmp(out: Path, recursive: bool = False) -> int:
     never a result, always garbage. Any other file, ``.notes.tmp`` included, is the user's."""
     if not out.is_dir():
         return 0
-    pattern = "." + "*" + TMP_SUFFIX
+    pattern = f".*{TMP_SUFFIX}"
     found = out.rglob(pattern) if recursive else out.glob(pattern)
     n = 0
     for p in list(found):
