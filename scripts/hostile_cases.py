@@ -51,6 +51,7 @@ class Case:
     expect: str                       # one of EXPECT
     inputs: Callable[["World"], list[Path]] = field(default=lambda w: [])  # must stay unchanged
     before: Callable[["World"], contextlib.AbstractContextManager] | None = None
+    verify: Callable[["World"], str] | None = None  # after the run: what is wrong with its result ("" = nothing)
 
 
 class AsksForCode:
@@ -469,7 +470,7 @@ def second_round() -> list[Case]:
         Case("magnitudes", "fit on labels of ±1e300 (finite)", lambda w: [
             "directions", "fit", w.make("huge.jsonl", _listing(w, [
                 {"latent": str(w.variant(k)), "smile": (-1) ** k * 1e300} for k in range(4)])),
-            "--label", "smile", "-o", w.out("huge.pt")], "ok"),
+            "--label", "smile", "-o", w.out("huge.pt")], "ok", verify=lambda w: _unit_direction(w.out("huge.pt"))),
         Case("magnitudes", "paste with a NaN quad", lambda w: [
             "paste", w.img, "--into", w.img, "--transform", w.make("nan.align.json", _quad(float("nan"))),
             "--out", w.out("paste")], "error", lambda w: [w.img]),
@@ -504,12 +505,30 @@ def second_round() -> list[Case]:
         Case("files kept", "discover -o into a missing folder", lambda w: discover(w, "-o", w.out("nope") / "x.pt"),
              "error"),
         Case("files kept", "model card named as a path", lambda w: _planted_card(w), "ok",
-             before=lambda w: _inside(w.out("card"))),
+             before=lambda w: _inside(w.out("card")),
+             verify=lambda w: _nothing_in(w.path("elsewhere")) or _one_file(w.out("card"), "*.sefa.pt")),
         Case("files kept", "direction named ../../planted", lambda w: ["edit", w.latent, "-d", w.make(
             "dir_planted.pt", _directions_named(w, "../../planted")), "-a", "1", "--out", w.out("deep") / "er"],
-            "ok", lambda w: [w.latent]),
+            "ok", lambda w: [w.latent], verify=lambda w: _one_file(w.out("deep") / "er", "*planted.png")
+            or _nothing_in(w.out("deep"), "*.png")),
     ]
     return c
+
+
+def _unit_direction(path: Path) -> str:
+    """What is wrong with the one direction in a directions file ("" when it is a finite unit vector)."""
+    table = torch.load(path, weights_only=True)["directions"]
+    vec = next(iter(table.values()))["vector"]
+    return "" if torch.isfinite(vec).all() and abs(float(vec.norm()) - 1) < 1e-3 else f"wrote direction {vec[:3]}…"
+
+
+def _nothing_in(folder: Path, pattern: str = "*") -> str:
+    found = sorted(p.name for p in folder.glob(pattern)) if folder.is_dir() else []
+    return f"wrote {found[0]} into {folder.name}/" if found else ""
+
+
+def _one_file(folder: Path, pattern: str) -> str:
+    return "" if len(list(folder.glob(pattern))) == 1 else f"no {pattern} in {folder.name}/"
 
 
 def _directions_named(w: World, name: str) -> Callable[[Path], object]:
@@ -679,6 +698,9 @@ def check(case: Case, w: World, limit: int = 120) -> tuple[str, list[str], str]:
         problems.append(f"expected {case.expect}, got {got} (exit {r.exit_code}): {stderr.strip()[:200]}")
     if _digest(inputs) != before:
         problems.append("an input changed")
+    wrong = case.verify(w) if case.verify else ""
+    if wrong:
+        problems.append(wrong)
     leftovers = [p for p in w.root.rglob(".*.optinv.tmp")]
     if leftovers:
         problems.append(f"left {leftovers[0].name}")
