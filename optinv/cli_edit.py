@@ -70,6 +70,7 @@ def _inputs(*specs: str) -> list[str]:
     return [str(s).split(":")[0] if not Path(str(s)).exists() else str(s) for s in specs if s]
 
 
+MAX_ROW = 256  # images in an interpolation row: all are rendered together and saved as one picture
 common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
 common_out = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 
@@ -174,8 +175,8 @@ def _interpolate_command(handle_errors) -> click.Command:
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
 
-        if steps < 2:
-            raise OptinvError(f"--steps must be ≥ 2, got {steps}")
+        if not 2 <= steps <= MAX_ROW:
+            raise OptinvError(f"--steps must lie in 2..{MAX_ROW} (images in the row), got {steps}")
         outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)

@@ -459,10 +459,13 @@ def second_round() -> list[Case]:
         return ["directions", "discover", "--model", w.model, "--steps", "1", "--k", "2", "--predictor", "none",
                 *extra]
 
-    for flag, value in [("--alpha", "nan"), ("--speed", "inf"), ("--max-minutes", "nan"), ("--max-minutes", "-1")]:
+    for flag, value in [("--alpha", "nan"), ("--speed", "inf"), ("--max-minutes", "nan"), ("--max-minutes", "-1"),
+                        ("--steps", str(10 ** 9)), ("--batch", str(10 ** 8))]:
         c.append(Case("magnitudes", f"discover {flag} {value}", lambda w, f=flag, v=value: discover(
             w, f, v, "-o", w.out("disc.pt")), "error"))
     c += [
+        Case("magnitudes", "interpolate --steps 10**8", lambda w: [
+            "interpolate", w.latent, w.latent, "--steps", str(10 ** 8), "--out", w.out("row")], "error"),
         Case("magnitudes", "fit on identical latents", lambda w: [
             "directions", "fit", w.make("same.jsonl", _listing(w, [{"latent": str(w.latent), "smile": k % 2}
                                                                   for k in range(6)])),

@@ -702,3 +702,14 @@ def test_a_direction_named_like_a_path_in_its_file_never_decides_where_edits_go(
     assert r.exit_code == 0, r.output
     assert not list(tmp_path.glob("planted*")) and not list((tmp_path / "a").glob("planted*"))
     assert len(list(out.glob("a.*planted.png"))) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["interpolate", "LAT", "LAT", "--steps", "100000000"], "2..256"),
+    (["directions", "discover", "--model", "MODEL", "--steps", "1000000000", "--k", "2"], "more than the limit"),
+    (["directions", "discover", "--model", "MODEL", "--batch", "100000000", "--k", "2"], "samples per step"),
+])
+def test_row_lengths_and_discovery_sizes_are_bounded_before_any_work(world, tmp_path, args, message) -> None:
+    subs = {"LAT": str(world["latent"]), "MODEL": str(world["model"])}
+    r = invoke(*[subs.get(a, a) for a in args], "-o", tmp_path / ("x.pt" if args[0] == "directions" else "o"))
+    assert message in one_line_error(r)
