@@ -332,6 +332,31 @@ def bench_resolution_speed(models: tuple[str, ...], batch: int = 4, steps: int =
     return rows
 
 
+def bench_invert_hires(model: str, n: int, checkpoints: list[int], map_sides: list[str | None],
+                       earlier: list[dict]) -> list[dict]:
+    """W+ against StyleMap on the 256² model, at equal steps and equal CPU time, per map-side choice.
+
+    Targets are the same held-out seeds as samples/images, rendered at the model's size. Rows of
+    map sides not rerun now are kept from ``earlier``."""
+    import world_quality
+
+    g = load_generator(model, device="cpu")
+    images = world_quality.held_out_renders(sample_images(n), g.size)
+    label = f"{g.card.get('name', '?')} ({g.size}²)"
+    default = ",".join(map(str, DEFAULT_MAP_SIDES))
+    rows = []
+    for sides in map_sides:
+        spaces = ["wplus", "stylemap"] if sides is None else ["stylemap"]
+        got, _ = bench_invert(g, images, checkpoints, spaces, batch=len(images), stylemap_res=sides, picture=False)
+        rows += [{"model": label, "maps": "" if r["space"] == "wplus" else (sides or default), **r} for r in got]
+    if None not in map_sides:  # StyleMap read off at W+'s time, W+ from the earlier run
+        wplus = {r["steps"]: r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus" and "at_time_of" not in r}
+        for r in [r for r in rows if "at_time_of" not in r and wplus]:
+            r["cpu_ratio_to_wplus"] = round(r["cpu_s_per_step"] / next(iter(wplus.values())), 2)
+    redone = {r["maps"] for r in rows}
+    return [r for r in earlier if r.get("maps", "") not in redone and not (None in map_sides and r["space"] == "wplus")] + rows
+
+
 def bench_paint(g, steps: int, batch: int) -> list[dict]:
     files = sorted((SAMPLES / "paint").glob("*.png"))
     opts = jobs.JobOptions(steps=steps, batch=batch, progress=False)
@@ -909,6 +934,9 @@ def write_markdown(data: dict) -> None:
           "renderer's cartoon faces, so compare the two columns, not either with 8. PSNR is against the 256² "
           "render. Pictures: [pulse_x32.png](pulse_x32.png), [pulse_x64.png](pulse_x64.png) (input | result | "
           "result downscaled | render).")
+    table(data.get("invert_hires", []), "W+ against StyleMap on the 256² model (4 held-out seeds rendered at 256²)",
+          "The invert section's settings on `--hires-model` (default synthfaces256); rows with `at_time_of` are "
+          "StyleMap read off at W+'s CPU time. `python scripts/benchmark.py --only invert_hires`.")
     table(data.get("resolution_speed", []), "W+ step time, 64² against 256² (same run, same batch)",
           "`python scripts/benchmark.py --only resolution_speed`: the invert job's W+ step (L2) on random targets, "
           "best of two interleaved rounds of 20 steps. Target for the 256² model: ≤ 3× the 64² step.")
@@ -1016,7 +1044,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "paint", "overhead", "efficiency", "rosinality",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "discover")
 
@@ -1027,6 +1055,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
     ap.add_argument("--hires-model", default="synthfaces256", help="the 256² model of the pulse_hires section")
+    ap.add_argument("--hires-maps", default="default", help="invert_hires: ';'-separated StyleMap sides "
+                    "('default' = W+ and the default sides; others add StyleMap rows)")
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
@@ -1072,6 +1102,10 @@ def main(argv: list[str] | None = None) -> None:
         data["stylemap_res"] = bench_stylemap_res(g, images, [50, 100, 150] if args.quick else [200, 500, 1000])
     if "pulse" in only:
         data["pulse"] = bench_pulse(g, n, 100 if args.quick else 200, batch=n)
+    if "invert_hires" in only:
+        sides = [None if m == "default" else m for m in args.hires_maps.split(";")]
+        data["invert_hires"] = bench_invert_hires(args.hires_model, 4, [50, 100, 150] if args.quick else [100, 200, 300],
+                                                  sides, data.get("invert_hires", []))
     if "resolution_speed" in only:
         data["resolution_speed"] = bench_resolution_speed(("synthfaces64", args.hires_model))
     if "pulse_hires" in only:
