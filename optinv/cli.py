@@ -255,6 +255,17 @@ def paint(references, **kw):
     _run_job("paint", list(references), kw, _prepare(kw))
 
 
+@main.command("train-encoder", add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+@handle_errors
+def train_encoder(ctx):
+    """Train a W+ or StyleMap encoder for a generator (resumable; --help lists its options)."""
+    from .encoder_training import main as train_main
+
+    train_main(list(ctx.args))
+
+
 @main.command("batch")
 @click.argument("input_dir", type=click.Path(file_okay=False))
 @click.option("--job", type=click.Choice(["invert", "pulse", "paint"]), required=True,

@@ -108,7 +108,7 @@ def domain_term(enc: Encoder) -> Callable:
 def require(enc: Encoder | None, why: str) -> Encoder:
     if enc is None:
         raise OptinvError(f"{why} needs an encoder: this model's card lists none; pass `encoder` FILE "
-                          f"(scripts/train_encoder.py trains one)")
+                          f"(`optinv train-encoder` trains one)")
     return enc
 
 

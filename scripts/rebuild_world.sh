@@ -36,7 +36,7 @@ encoders() {
     [ "$kind" = wplus ] && run=$RUNS/restyle extra=(--passes 3 --batch 32)
     init=()  # a new run starts from the shipped encoder (fitted to the previous generator)
     [ -f "$run/latest.pt" ] || [ ! -f "samples/models/${STEM}.enc_${kind}.pt" ] || init=(--init "samples/models/${STEM}.enc_${kind}.pt" --lr 0.0005)
-    OMP_NUM_THREADS=1 python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
+    OMP_NUM_THREADS=1 optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
       --kimg "$ENC_KIMG" --threads 1 --data $RUNS/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \
       > "$RUNS/enc_${kind}.rebuild.log" 2>&1 &
   done
@@ -44,7 +44,7 @@ encoders() {
   for kind in wplus stylemap; do
     run="$RUNS/enc_${kind}_v2"
     [ "$kind" = wplus ] && run=$RUNS/restyle
-    python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
+    optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
       --export "samples/models/${STEM}.enc_${kind}.pt" --attach --half
   done
 }
