@@ -45,6 +45,7 @@ class Term:
     help: str
     fn: Callable[[StepContext], torch.Tensor]
     needs: str = ""                    # "", "alpha", "vectors", "noise", "maps", "lpips", "encoder"
+    data: bool = False                 # compares the result with the image (the rest only regularise)
 
 
 def _l2a(c: StepContext) -> torch.Tensor:
@@ -54,10 +55,10 @@ def _l2a(c: StepContext) -> torch.Tensor:
 
 
 TERMS: dict[str, Term] = {t.name: t for t in [
-    Term("L2", "mean squared error through the forward operator", lambda c: pixel.l2(c.pred, c.target)),
-    Term("L1", "mean absolute error through the forward operator", lambda c: pixel.l1(c.pred, c.target)),
-    Term("L2A", "alpha-weighted squared error (paint)", _l2a, "alpha"),
-    Term("LPIPS", "learned perceptual distance (lpips package)", lambda c: c.lpips(c.pred, c.target), "lpips"),
+    Term("L2", "mean squared error through the forward operator", lambda c: pixel.l2(c.pred, c.target), data=True),
+    Term("L1", "mean absolute error through the forward operator", lambda c: pixel.l1(c.pred, c.target), data=True),
+    Term("L2A", "alpha-weighted squared error (paint)", _l2a, "alpha", data=True),
+    Term("LPIPS", "learned perceptual distance (lpips package)", lambda c: c.lpips(c.pred, c.target), "lpips", data=True),
     Term("GEOCROSS", "PULSE's geodesic cross loss between layer latents", lambda c: regularizers.geocross(c.w), "vectors"),
     Term("NOISE", "autocorrelation of trainable noise maps (rosinality)", lambda c: regularizers.noise_autocorrelation(c.noises), "noise"),
     Term("WAVG", "squared distance of each layer latent to w_avg", lambda c: regularizers.distance_to_mean(c.w, c.w_avg)),
@@ -67,6 +68,9 @@ TERMS: dict[str, Term] = {t.name: t for t in [
 ]}
 
 _TOKEN = re.compile(r"^\s*(?:([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*\*\s*)?([A-Za-z][A-Za-z0-9_]*)\s*$")
+
+
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # smaller weights round to 0 where losses are summed
 
 
 def known_terms() -> str:
@@ -89,12 +93,19 @@ def parse_recipe(text: str) -> list[tuple[float, str]]:
             raise RecipeError(f"unknown loss term {m.group(2)!r} in {text!r} (known: {known_terms()})")
         if not math.isfinite(weight) or weight < 0:
             raise RecipeError(f"weight of {name} must be a finite number ≥ 0, got {m.group(1)}")
+        if 0 < weight < FLOAT32_TINY:
+            raise RecipeError(f"weight of {name} is {m.group(1)}, which is 0 in the optimiser's float32 "
+                              f"arithmetic: write 0 or a weight ≥ {FLOAT32_TINY:.2g}")
         if any(n == name for _, n in out):
             raise RecipeError(f"{name} appears twice in {text!r}")
         out.append((weight, name))
     if all(w == 0 for w, _ in out):
         raise RecipeError(f"every weight in recipe {text!r} is 0, so nothing would be optimised; "
                           f"give at least one term a weight > 0")
+    if not any(w > 0 and TERMS[n].data for w, n in out):
+        raise RecipeError(f"recipe {text!r} has no term that compares the result with the image "
+                          f"({', '.join(t.name for t in TERMS.values() if t.data)}) with a weight > 0: it would "
+                          f"ignore the image; add one, e.g. 1*L2+{format_recipe(out)}")
     return out
 
 

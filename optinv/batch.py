@@ -32,7 +32,8 @@ from .errors import OptinvError
 from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .imageio import load_image
-from .outputs import OutputLock, ensure_out_dir, jsonable, plan_names, result_files, write_item
+from .options import check_duplicates
+from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, result_files, write_item
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
@@ -91,8 +92,9 @@ def _image_files(root: Path, recursive: bool, exclude: Path | None) -> Iterator[
 
 
 def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: Path | None = None,
-                duplicates: int = 1, gif: bool = False) -> list[WorkItem]:
-    """The sorted work list; every rank and every rerun sees the same order."""
+                duplicates: int = 1, gif: bool = False, out_dir: Path | None = None) -> list[WorkItem]:
+    """The sorted work list; every rank and every rerun sees the same order. With ``out_dir``, no
+    result takes the name of an input that lives there (an input may be a link into it)."""
     root = Path(input_dir)
     if not root.is_dir():
         raise OptinvError(f"{root}: not a folder")
@@ -107,8 +109,11 @@ def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: 
     folders: dict[str, list[int]] = {}
     for i, rel in enumerate(rels):
         folders.setdefault(str(PurePosixPath(rel).parent), []).append(i)
-    for idx in folders.values():  # names are planned per output folder, unique by construction
-        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif))):
+    sources = [root / r for r in rels]
+    for folder, idx in folders.items():  # names are planned per output folder, unique by construction
+        reserved = inputs_in(Path(out_dir) / folder, sources) if out_dir is not None else set()
+        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif),
+                                           reserved=reserved)):
             stems[i] = name
     return [WorkItem(rel=rel, source=root / rel, stem=stem) for rel, stem in zip(rels, stems)]
 
@@ -180,6 +185,39 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in TORCHRUN_ENV)
 
 
+RENDEZVOUS_ENV = "OPTINV_RENDEZVOUS_SECONDS"
+
+
+def rendezvous_seconds() -> float:
+    """How long a rank waits for the others (``$OPTINV_RENDEZVOUS_SECONDS``, default 300)."""
+    raw = os.environ.get(RENDEZVOUS_ENV, "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise OptinvError(f"{RENDEZVOUS_ENV} must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def check_torchrun_env() -> None:
+    """RANK, WORLD_SIZE and LOCAL_RANK are integers with 0 ≤ RANK < WORLD_SIZE and 0 ≤ LOCAL_RANK:
+    a rank outside the world would wait for a group it can never join."""
+    values = {}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        raw = os.environ.get(key, "")
+        try:
+            values[key] = int(raw)
+        except ValueError:
+            raise OptinvError(f"{key} must be an integer, got {raw!r} (torchrun sets it)") from None
+    rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
+    if world < 1 or not 0 <= rank < world:
+        raise OptinvError(f"RANK {rank} does not lie in 0..WORLD_SIZE-1 (WORLD_SIZE {world}): start the ranks "
+                          f"with torchrun")
+    if not 0 <= local <= rank:
+        raise OptinvError(f"LOCAL_RANK {local} must lie in 0..RANK ({rank})")
+
+
 def pick_device(name: str | None, local_rank: int | None) -> torch.device:
     """The job's device; under torchrun each rank takes GPU number LOCAL_RANK."""
     dev = jobs.resolve_device(name)
@@ -193,15 +231,47 @@ def pick_device(name: str | None, local_rank: int | None) -> torch.device:
     return dev
 
 
-def join_ranks(device: torch.device) -> Ranks:
-    """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone."""
+def _rendezvous(backend: str, seconds: float, flag: "StopFlag | None") -> None:
+    """``init_process_group`` on a helper thread while this one watches for SIGINT/SIGTERM: the
+    C++ wait for the other ranks would otherwise hold the signals until it gives up."""
+    import datetime
+
+    import torch.distributed as dist
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
+        except BaseException as e:  # noqa: BLE001  (handed to the waiting thread)
+            failed.append(e)
+
+    waiter = threading.Thread(target=run, name="optinv-rendezvous", daemon=True)
+    waiter.start()
+    while waiter.is_alive():
+        waiter.join(0.1)
+        if flag is not None and flag.signum is not None:
+            raise OptinvError(f"stopped by {signal.Signals(flag.signum).name} while waiting for the other ranks")
+    if failed:
+        e = failed[0]
+        if isinstance(e, (RuntimeError, ValueError)):  # torch's DistStoreError is a RuntimeError
+            raise OptinvError(f"the other ranks did not join within {seconds:g} s (WORLD_SIZE "
+                              f"{os.environ['WORLD_SIZE']}, MASTER_ADDR {os.environ['MASTER_ADDR']}): start every "
+                              f"rank with torchrun, or set {RENDEZVOUS_ENV} ({first_line(e, 120)})") from None
+        raise e
+
+
+def join_ranks(device: torch.device, flag: "StopFlag | None" = None) -> Ranks:
+    """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone; a signal
+    while waiting for the other ranks stops the run in one line."""
     if not launched_by_torchrun():
         return Ranks()
     import torch.distributed as dist
 
+    check_torchrun_env()
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        _rendezvous("nccl" if device.type == "cuda" else "gloo", rendezvous_seconds(), flag)
         owns = True
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ["LOCAL_RANK"]),
@@ -311,8 +381,7 @@ class BatchConfig:
             raise OptinvError(f"unknown job {self.job!r} (known: {', '.join(JOBS)})")
         if self.job != "pulse" and (self.scale is not None or self.duplicates != 1):
             raise OptinvError("`scale` and `duplicates` belong to `job` pulse")
-        if self.duplicates < 1:
-            raise OptinvError(f"`duplicates` must be ≥ 1, got {self.duplicates}")
+        check_duplicates(self.duplicates)
         if self.options.batch < 1:
             raise OptinvError(f"`batch` must be ≥ 1, got {self.options.batch}")
         if not Path(self.input_dir).is_dir():
@@ -511,7 +580,7 @@ def _plan(cfg: BatchConfig, ranks: Ranks, lock: OutputLock) -> tuple[list[WorkIt
     def make() -> tuple[list[WorkItem], list[int]]:
         lock.acquire()
         items = find_inputs(cfg.input_dir, cfg.recursive, exclude=cfg.out_dir.resolve(),
-                            duplicates=cfg.outputs_per_item, gif=cfg.gif)
+                            duplicates=cfg.outputs_per_item, gif=cfg.gif, out_dir=cfg.out_dir)
         if not items:
             raise OptinvError(f"no images ({', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}) in {cfg.input_dir}"
                               + ("" if cfg.recursive else " (add `recursive` for sub-folders)"))
@@ -557,11 +626,13 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
     flag.install()
     ranks = Ranks()
     try:
+        if launched_by_torchrun():
+            check_torchrun_env()
         local_rank = int(os.environ["LOCAL_RANK"]) if launched_by_torchrun() else None
         device = pick_device(cfg.device, local_rank)
         g = _load_model(cfg, device)
         ensure_out_dir(cfg.out_dir)
-        ranks = join_ranks(device)
+        ranks = join_ranks(device, flag)
         return _run(cfg, ranks, Worker(cfg, g, device, ranks.rank), flag)
     finally:
         ranks.close()

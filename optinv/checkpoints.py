@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save, first_line, load_error
+from .fileio import atomic_torch_save, first_line, load_error, name_part
 from .generator import Generator
 
 FORMAT_TAG = "optinv-generator"
@@ -42,6 +42,13 @@ def samples_dir(checkout: Path | None = None, prefixes: list[str] | None = None)
 
 SAMPLES_MODELS = samples_dir() / "models"
 DEFAULT_MODEL = "synthfaces64"
+
+
+def card_name(g: Generator, default: str = "model") -> str:
+    """The model card's ``name`` as a file-name part, never a path: a card is part of a file anyone
+    can hand over, so a name like ``/some/where`` or ``../x`` must not decide where files go."""
+    raw = g.card.get("name") if isinstance(getattr(g, "card", None), dict) else ""
+    return name_part(raw, default)
 
 
 def _understood() -> str:

@@ -135,10 +135,12 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
     from . import jobs
     from .device import get_model, resolve_device
     from .imageio import load_image
+    from .options import check_duplicates
     from .outputs import OutputLock, existing, inputs_in, plan_names, result_files
 
     out = Path(kw["out"])
     dup = job_kw.get("duplicates", 1) if job == "pulse" else 1
+    check_duplicates(dup)  # before any name is planned
     extra = [".pasted.png"] if kw.get("paste_back") else []
 
     def result_names(name: str) -> list[str]:
@@ -253,6 +255,17 @@ def paint(references, **kw):
     _run_job("paint", list(references), kw, _prepare(kw))
 
 
+@main.command("train-encoder", add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+@handle_errors
+def train_encoder(ctx):
+    """Train a W+ or StyleMap encoder for a generator (resumable; --help lists its options)."""
+    from .encoder_training import main as train_main
+
+    train_main(list(ctx.args))
+
+
 @main.command("batch")
 @click.argument("input_dir", type=click.Path(file_okay=False))
 @click.option("--job", type=click.Choice(["invert", "pulse", "paint"]), required=True,
@@ -300,6 +313,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     """Render images from seeds or from saved latents (bit-exact re-render)."""
     import torch
 
+    from .bounds import check_styles, truncated_w
     from .checkpoints import load_generator
     from .imageio import atomic_save_image
     from .jobs import resolve_device
@@ -321,6 +335,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             if plan.keep(name + ".render.png"):
                 continue
             lat, g = open_latent(path, model, device=dev, what=str(path))
+            check_styles(g, lat["wplus"], str(path))  # a crafted file of 1e30 values renders flat
             img = render_latent(g, lat)[0]
             dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
             click.echo(f"{path} → {dest}")
@@ -329,8 +344,9 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             g = load_generator(model, device=dev)
         for s, name in todo:
             z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(s)).to(dev)
+            w = truncated_w(g, z, truncation)
             with torch.no_grad():
-                img = g(z, truncation=truncation, truncation_latent=g.w_avg)
+                img = g.synthesis(w[:, None, :].expand(-1, g.n_latent, -1))
             dest = atomic_save_image(to_pil01(to_unit(img[0]).cpu()), outdir / f"{name}.png")
             click.echo(f"seed {s} → {dest}")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
 import click
 
-from .cli_types import overwrite_option
+from .cli_types import locked_out_dir, overwrite_option
 from .errors import OptinvError
 
 
@@ -42,12 +43,13 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from .cli_types import Planned
     from .discover.apply import edit_record, order_note
     from .discover.pathsfile import parse_edits, paths_for
+    from .fileio import name_part, written_together
     from .imageio import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
-    from .outputs import ensure_out_dir, to_pil01
+    from .outputs import to_pil01
 
     parsed = parse_edits(edits)
-    outdir = ensure_out_dir(out)
+    outdir = locked_out_dir(out)
     rec, g = open_latent(latent, model)
     ps = paths_for(g, paths)
     for name, _ in parsed:
@@ -56,16 +58,17 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     if note:
         click.echo(f"note: {note}", err=True)
     plan = Planned(outdir, inputs, overwrite)
-    tag = "_".join(f"{n}{t:+g}" for n, t in parsed)
+    tag = "_".join(f"{name_part(n)}{t:+g}" for n, t in parsed)
     (stem,) = plan.names([f"{stem}.{tag}"], ".png", ".latent.pt")
     if plan.keep(stem + ".png", stem + ".latent.pt"):
         return
     edited = edit_record(rec, ps, parsed)
     if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
         edited["alignment"] = rec["alignment"]
-    save_latent(edited, outdir / f"{stem}.latent.pt")
     ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
-    pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
+    with written_together():
+        save_latent(edited, outdir / f"{stem}.latent.pt")
+        pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
     click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")
 
 
@@ -118,12 +121,13 @@ def register(main: click.Group, handle_errors) -> None:
     def directions_discover(method, k, space, steps, batch, max_minutes, alpha, speed, lr_paths, start_from, seed,
                             checkpoint, predictor, dest, model, overwrite):
         """Learn K edit paths without labels (a reconstructor must tell them apart), name them, save them."""
-        from .checkpoints import load_generator
+        from .checkpoints import card_name, load_generator
         from .discover.run import discover_paths
         from .discover.train import DiscoverSettings
+        from .outputs import check_writable_file
 
         g = load_generator(model)
-        dest = Path(dest or f"{g.card.get('name', 'model')}.{method}.paths.pt")
+        dest = Path(dest or f"{card_name(g)}.{method}.paths.pt")
         checkpoint = Path(checkpoint or f"{dest}.ckpt")
         if not overwrite and _finished(dest, checkpoint, steps):
             click.echo(f"{dest} already exists and its run is done, kept (--overwrite rewrites it; "
@@ -132,8 +136,14 @@ def register(main: click.Group, handle_errors) -> None:
         settings = DiscoverSettings(method=method, k=k, steps=steps, batch=batch, alpha=alpha, speed=speed,
                                     start_from=str(start_from or ""), seed=seed)
         settings.check()
+        if max_minutes is not None and not (math.isfinite(max_minutes) and max_minutes > 0):
+            raise OptinvError(f"--max-minutes must be a finite number > 0, got {max_minutes}")
+        if lr_paths is not None and not (math.isfinite(lr_paths) and lr_paths > 0):
+            raise OptinvError(f"--lr-paths must be a finite number > 0, got {lr_paths}")
         if k > g.style_dim:
             raise OptinvError(f"--k must be ≤ {g.style_dim} (the latent's dimension), got {k}")
+        check_writable_file(dest)  # before training, not after it
+        check_writable_file(checkpoint)
         path, ps = discover_paths(g, settings, space, dest, checkpoint, _predictor(g, predictor),
                                   max_seconds=max_minutes * 60 if max_minutes else None, lr_paths=lr_paths)
         click.echo(f"{ps.method} paths after {ps.card['steps']} steps (reconstructor accuracy "

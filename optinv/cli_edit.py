@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import torch
 
-from .cli_types import FINITE, Planned, may_write, overwrite_option
+from .cli_types import FINITE, Planned, locked_out_dir, may_write, overwrite_option
 from .errors import OptinvError
+from .fileio import name_part, written_together
 
 
 def _model_for(latent: dict, model: str | None, device: str = "cpu"):
@@ -31,8 +32,10 @@ def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: st
     from . import edit as E
     from .latents import save_latent
 
-    save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
-    return _save(torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])]), outdir / f"{stem}.png")
+    images = torch.cat([E.render(g, [ea]), E.render(g, [eb]), E.render(g, [result])])
+    with written_together():
+        save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
+        return _save(images, outdir / f"{stem}.png")
 
 
 def _stem(path: str) -> str:
@@ -67,6 +70,7 @@ def _inputs(*specs: str) -> list[str]:
     return [str(s).split(":")[0] if not Path(str(s)).exists() else str(s) for s in specs if s]
 
 
+MAX_ROW = 256  # images in an interpolation row: all are rendered together and saved as one picture
 common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
 common_out = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 
@@ -120,27 +124,31 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     from . import edit as E
     from .directions import load_direction
     from .latents import open_latent, save_latent
-    from .outputs import ensure_out_dir
 
-    outdir = ensure_out_dir(out)
+    outdir = locked_out_dir(out)
     lat, g = open_latent(latent, model)
+    if paste_back:
+        from .photo import pastable
+
+        pastable(lat, _stem(latent))  # before anything is written
     name, vec = load_direction(direction, g)
     alphas = list({f"{a:+g}": a for a in alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)}.values())  # one file per name
     base = E.from_latent(lat)
     sel = E.parse_layers(layers, g.n_latent)
     plan = Planned(outdir, _inputs(latent, direction), overwrite)
     suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
-    (stem,) = plan.names([f"{_stem(latent)}.{name}"], *suffixes)
+    (stem,) = plan.names([f"{_stem(latent)}.{name_part(name)}"], *suffixes)  # a key from a file is not a path
     if plan.keep(*[stem + x for x in suffixes]):
         return
     edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
-    for a, e in zip(alphas, edited):
-        rec = E.to_latent(e, lat)
-        if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
-            rec["alignment"] = lat["alignment"]
-        save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
-    images = E.render(g, edited)
-    strip = _save(images, outdir / f"{stem}.png")
+    images = E.render(g, edited)  # checks every edited latent before anything is written
+    with written_together():
+        for a, e in zip(alphas, edited):
+            rec = E.to_latent(e, lat)
+            if lat.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+                rec["alignment"] = lat["alignment"]
+            save_latent(rec, outdir / f"{stem}{a:+g}.latent.pt")
+        strip = _save(images, outdir / f"{stem}.png")
     click.echo(f"{name} at alpha {', '.join(f'{a:g}' for a in alphas)} → {strip}")
     if paste_back:
         from types import SimpleNamespace
@@ -166,11 +174,10 @@ def _interpolate_command(handle_errors) -> click.Command:
     def interpolate(a, b, steps, model, out, overwrite):
         """A row of images from latent A to latent B (linear in W+ / style maps)."""
         from . import edit as E
-        from .outputs import ensure_out_dir
 
-        if steps < 2:
-            raise OptinvError(f"--steps must be ≥ 2, got {steps}")
-        outdir = ensure_out_dir(out)
+        if not 2 <= steps <= MAX_ROW:
+            raise OptinvError(f"--steps must lie in 2..{MAX_ROW} (images in the row), got {steps}")
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
         (stem,) = plan.names([f"{_stem(a)}_to_{_stem(b)}"], ".png")
@@ -198,9 +205,8 @@ def _mix_command(handle_errors) -> click.Command:
     def mix(a, b, layers, model, out, overwrite):
         """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
         from . import edit as E
-        from .outputs import ensure_out_dir
 
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
         (stem,) = plan.names([f"{_stem(a)}_mix_{_stem(b)}"], ".png", ".latent.pt")
@@ -231,10 +237,9 @@ def _blend_command(handle_errors) -> click.Command:
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
         from .imageio import load_image
-        from .outputs import ensure_out_dir
         from .ranges import to_unit
 
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         if mask == "vertical":
             m = E.vertical_mask(g.size)
@@ -271,15 +276,17 @@ def _directions_group(handle_errors) -> click.Group:
         from .directions import save_directions
         from .edit import fit_direction
         from .latents import load_latent
+        from .outputs import check_writable_file
 
         path = Path(listing)
         latents, labels, first = read_listing(path, label)
         if not may_write(dest, [path, *latents], overwrite):
             return
+        check_writable_file(dest)
         records = [load_latent(p) for p in latents]
         _one_model(records, [str(p) for p in latents])
         g = _model_for(records[0], model)
-        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels))
+        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels, dtype=torch.float64))
         save_directions({label: {"vector": vec, "method": "fit", "label": label, "samples": len(labels)}}, g, dest)
         click.echo(f"{label}: direction from {len(labels)} latents → {dest}")
 

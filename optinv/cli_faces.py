@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli_types import Planned, overwrite_option
+from .cli_types import Planned, locked_out_dir, overwrite_option
 from .errors import OptinvError
 
 LANDMARKS_HELP = "your own dlib 68-point shape predictor (.dat) instead of face-recognition-models'"
@@ -45,13 +45,12 @@ def _register_align(main: click.Group, handle_errors, wording) -> None:
     def align(photos, size, out, face, landmarks, model, overwrite):
         """Crop PHOTOS like FFHQ: writes OUT/NAME.png and OUT/NAME.align.json (for optinv paste)."""
         from . import faces
-        from .outputs import ensure_out_dir
 
         if size is None:
             from .checkpoints import load_generator
 
             size = load_generator(model).size
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         plan = Planned(outdir, list(photos), overwrite)
         names = plan.names([Path(p).stem for p in photos], ".png", ".align.json")
         failed = 0
@@ -92,11 +91,10 @@ def _register_paste(main: click.Group, handle_errors) -> None:
         """Warp RESULT (an image or a latent file) back into PHOTO: only the face region changes."""
         from . import faces
         from .imageio import atomic_save_image, load_photo
-        from .outputs import ensure_out_dir
 
         if not 0 <= feather <= 0.5:
             raise OptinvError(f"--feather must lie in [0, 0.5], got {feather}")
-        outdir = ensure_out_dir(out)
+        outdir = locked_out_dir(out)
         img, rec = _result_image(result, model)
         t = faces.find_transform(result, transform, rec)
         photo = photo or ((rec or {}).get("alignment") or {}).get("photo_path")

@@ -79,15 +79,21 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
     @handle_errors
     def directions_sefa(k, layers, dest, preview, model, overwrite):
         """Unsupervised directions in closed form from the generator's modulation weights (SeFa)."""
-        from .checkpoints import load_generator
+        from .checkpoints import card_name, load_generator
         from .direction_formats import write_ganspace
         from .directions import save_directions
         from .edit import parse_layers
+        from .outputs import check_writable_file
 
         g = load_generator(model)
-        dest = Path(dest or f"{g.card.get('name') or 'model'}.sefa.pt")
-        if not may_write(dest, [g.card.get("source_file", "")], overwrite):
+        dest = Path(dest or f"{card_name(g)}.sefa.pt")
+        inputs = [p for p in (g.card.get("source_file", ""), model) if p]
+        preview = _preview_target(preview, dest, inputs, overwrite)
+        if not may_write(dest, inputs, overwrite):
             return
+        check_writable_file(dest)
+        if preview is not None:
+            check_writable_file(preview)
         table, std = _sefa_table(g, k, parse_layers(layers, g.n_latent) if layers else None)
         if dest.suffix == ".npz":
             vecs = torch.stack([v["vector"] / v["stdev"] for v in table.values()])
@@ -99,7 +105,22 @@ def _register_sefa(directions: click.Group, handle_errors) -> None:
             click.echo(f"{name}: eigenvalue {v['eigenvalue']:.2f}, σ {v['stdev']:.3f}{extra}")
         click.echo(f"{len(table)} directions → {dest}")
         if preview:
-            click.echo(f"preview → {_preview(g, table, Path(preview))}")
+            click.echo(f"preview → {_preview(g, table, preview)}")
+
+
+def _preview_target(preview: str | None, dest: Path, inputs: list, overwrite: bool) -> Path | None:
+    """Where ``--preview`` goes, checked before any work: a PNG, never the directions file or an
+    input, and an existing file is kept unless ``--overwrite`` (None: no preview to write)."""
+    from .outputs import is_input
+
+    if not preview:
+        return None
+    path = Path(preview)
+    if path.suffix.lower() != ".png":
+        raise OptinvError(f"--preview {preview} must be a .png file")
+    if is_input(path, [dest]):
+        raise OptinvError(f"--preview {preview} is the directions file (-o): choose another name")
+    return path if may_write(path, inputs, overwrite) else None
 
 
 def _sefa_table(g, k: int, sel) -> tuple[dict, torch.Tensor]:

@@ -45,11 +45,29 @@ class Planned:
         self.taken: set[str] = set(inputs_in(self.out, inputs))
 
     def names(self, stems: list[str], *suffixes: str) -> list[str]:
+        """Unless ``--overwrite``, a name some (not all) of whose files exist is not taken: those
+        files belong to another run's result (``edit -a 2`` after ``edit -a -1 -a 1`` would replace
+        its strip), so this result gets the next free name instead, said in a note."""
         from .outputs import plan_names
 
-        names = plan_names(stems, lambda n: [n + x for x in suffixes], reserved=self.taken)
+        reserved = set(self.taken)
+        while True:
+            names = plan_names(stems, lambda n: [n + x for x in suffixes], reserved=reserved)
+            others = [] if self.overwrite else [f for n in names for f in self._partial(n, suffixes)]
+            if not others:
+                break
+            reserved.update(others)
+        for stem, name in zip(stems, names):
+            if name != stem and any((self.out / (stem + x)).exists() for x in suffixes):
+                click.echo(f"note: {self.out / (stem + suffixes[0])} belongs to another result; writing "
+                           f"{name}{suffixes[0]} (--overwrite replaces it)", err=True)
         self.taken.update(n + x for n in names for x in suffixes)
         return names
+
+    def _partial(self, name: str, suffixes: tuple[str, ...]) -> list[str]:
+        """Files of ``name`` that exist when not all of them do."""
+        present = [name + x for x in suffixes if (self.out / (name + x)).exists()]
+        return present if 0 < len(present) < len(suffixes) else []
 
     def keep(self, *files: str) -> bool:
         """True (and said) when every file exists and ``--overwrite`` was not given."""
@@ -71,3 +89,18 @@ def may_write(dest: str | Path, inputs: list, overwrite: bool) -> bool:
         click.echo(f"{dest} already exists, kept (--overwrite replaces it)")
         return False
     return True
+
+
+def locked_out_dir(out: str | Path) -> Path:
+    """The output folder, created and checked, with its lock (:class:`optinv.outputs.OutputLock`)
+    held until the command ends: every writing command keeps a second run out of the folder."""
+    from .outputs import OutputLock, ensure_out_dir
+
+    outdir = ensure_out_dir(out)
+    ctx = click.get_current_context(silent=True)
+    lock = OutputLock(outdir)
+    if ctx is not None:
+        ctx.with_resource(lock)
+    else:
+        lock.acquire()  # released when the process ends
+    return outdir

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .checkpoints import SAMPLES_MODELS, model_id
+from .checkpoints import SAMPLES_MODELS, card_name, model_id
 from .errors import OptinvError
 from .fileio import atomic_torch_save, load_error, load_tagged
 from .generator import Generator
@@ -40,7 +40,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def shipped_directions_path(g: Generator) -> Path:
-    return SAMPLES_MODELS / f"{g.card.get('name', '')}.directions.pt"
+    return SAMPLES_MODELS / f"{card_name(g, '')}.directions.pt"
 
 
 def load_direction(spec: str, g: Generator) -> tuple[str, torch.Tensor]:

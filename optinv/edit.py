@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .bounds import check_styles
 from .errors import OptinvError
 from .generator import Generator
 from .latents import LatentRecord, codes, record_from_codes
@@ -76,10 +77,17 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
         styles = [s[:, :, 0, 0] if s.shape[-1] == 1 else s for s in styles]
     else:
         styles = torch.stack([e.wplus for e in items]).to(dev)
+    check_styles(g, styles, "the edited latent", maps=spatial)
     src = [noise_from or e for e in items]
     noise = [torch.stack([s.noise[i] for s in src]).to(dev) for i in range(g.num_layers)]
     with torch.no_grad():
         return to_unit(g.synthesis(styles, noise=noise)).clamp(0, 1)
+
+
+def check_editable(g: Generator, e: Editable) -> None:
+    """The latent an edit produced is finite and plausible for ``g`` (what :func:`render` also checks),
+    for callers that save it without rendering it."""
+    check_styles(g, e.maps if e.is_spatial else e.wplus, "the edited latent", maps=e.is_spatial)
 
 
 def parse_layers(spec: str | Sequence[int] | None, n_latent: int) -> list[int]:
@@ -196,6 +204,8 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
     y = torch.as_tensor(np.asarray(labels, dtype=np.float64)).reshape(-1)
     if x.shape[0] != y.shape[0] or x.shape[0] < 4:
         raise OptinvError(f"need ≥ 4 latents with one label each, got {x.shape[0]} latents and {y.shape[0]} labels")
+    if not bool((x.std(0) > 0).any()):
+        raise OptinvError(f"all {x.shape[0]} latents are the same: a direction needs latents that differ")
     mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
     xs = (x - mu) / sd
     binary = bool(((y == 0) | (y == 1)).all())
@@ -215,11 +225,15 @@ def fit_direction(latents: torch.Tensor, labels: torch.Tensor | np.ndarray, l2: 
         opt.step(closure)
         beta = coef.detach()
     else:
+        y = y / y.abs().max()  # the normal does not depend on the labels' scale; ±1e300 would overflow
         yc = y - y.mean()
         a = xs.t() @ xs + l2 * x.shape[0] * torch.eye(x.shape[1], dtype=torch.float64)
         beta = torch.linalg.solve(a, xs.t() @ yc)
     n = beta / sd  # standardised coefficients → latent coordinates
-    return (n / n.norm().clamp_min(1e-12)).float()
+    n = (n / n.norm().clamp_min(1e-12)).float()
+    if not (torch.isfinite(n).all() and n.abs().sum() > 0):
+        raise OptinvError("the fit found no direction (the labels do not vary with the latents)")
+    return n
 
 
 def reinversion_encoder(g: Generator, options) -> Callable[[torch.Tensor], list[Editable]]:

@@ -209,7 +209,7 @@ def save_encoder(enc: Encoder, path: str | os.PathLike, card: dict[str, Any] | N
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
-    obj = load_tagged(path, FORMAT, "encoder", "scripts/train_encoder.py", CheckpointError)
+    obj = load_tagged(path, FORMAT, "encoder", "optinv train-encoder", CheckpointError)
     try:
         enc = Encoder(**obj["config"])
     except (TypeError, ValueError) as e:

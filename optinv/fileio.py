@@ -1,16 +1,18 @@
 """Safe, atomic file primitives shared by every format optinv writes.
 
 Reads use ``torch.load(weights_only=True)`` (no code from the file runs); writes go to a
-temporary name beside the target (``.NAME.tmp``, which ``optinv batch`` knows to clean up)
+temporary name beside the target (``.NAME.optinv.tmp``, which the next run cleans up)
 and are renamed into place, so a crash never leaves half a file under the real name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -58,24 +60,82 @@ def truncated_zip(path: str | os.PathLike) -> bool:
     return head == b"PK" and not zipfile.is_zipfile(path)
 
 
+def name_part(raw: object, default: str = "x") -> str:
+    """Text from a file or a user (a model card's name, a direction's key) as part of a file name,
+    never a path: separators and anything outside ``[A-Za-z0-9._+-]`` become ``_``, leading dots
+    go, and the length is capped."""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(raw or "")).lstrip(".")[:100]
+    return name or default
+
+
+TMP_SUFFIX = ".optinv.tmp"  # only files named like this are ever removed as a dead run's leftovers
+
+
 def temporary_path(path: str | os.PathLike) -> Path:
-    """Where ``path`` is written before it is renamed into place."""
+    """Where ``path`` is written before it is renamed into place (``.NAME.optinv.tmp``: a name no
+    user file has by accident, so cleaning up after a killed run never touches ``.notes.tmp``)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp")
+    return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like one of optinv's temporary files."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TMP_SUFFIX) and len(name) > len(TMP_SUFFIX) + 1
+
+
+_together = threading.local()
+
+
+@contextlib.contextmanager
+def written_together() -> Iterator[None]:
+    """Every :func:`atomic_write` inside the block is renamed into place only when the whole block
+    succeeded: the files of one result (image, latent, comparison, record) are replaced together
+    or not at all, so a failed ``--overwrite`` never leaves a new image beside an old latent.
+    Nested blocks join the outermost one."""
+    if getattr(_together, "files", None) is not None:
+        yield
+        return
+    _together.files = pending = []
+    try:
+        yield
+        _together.files = None
+        for k, (tmp, path) in enumerate(pending):
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                for later, _ in pending[k:]:
+                    later.unlink(missing_ok=True)
+                raise OptinvError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    except BaseException:
+        for tmp, _ in pending:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise
+    finally:
+        _together.files = None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], fsync: bool = False) -> Path:
     """Call ``write(tmp)`` and rename ``tmp`` to ``path``; on failure the temporary file is removed.
+    Inside :func:`written_together` the rename waits for the end of the block.
 
     >>> atomic_write("a.txt", lambda tmp: tmp.write_text("hello"))  # doctest: +SKIP
     """
     path = Path(path)
     tmp = temporary_path(path)
+    pending = getattr(_together, "files", None)
     try:
+        tmp.unlink(missing_ok=True)  # a link planted under this name must not be written through
         write(tmp)
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
+        if pending is not None:
+            pending.append((tmp, path))
+            return path
         os.replace(tmp, path)
     except BaseException as e:
         try:

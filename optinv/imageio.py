@@ -121,10 +121,16 @@ def _to_8bit_rgba(im: Image.Image, notes: list[str], path: Path | None = None) -
 CROP_HINT = "pass `crop` center (or pad)"
 
 
-def fit_square(im: Image.Image, path: Path, crop: str, hint: str = CROP_HINT) -> Image.Image:
+def fit_square(im: Image.Image, path: Path, crop: str, hint: str = CROP_HINT, size: int | None = None) -> Image.Image:
+    """A square image: cropped, padded or refused. With ``size``, a padded image larger than
+    ``size`` is shrunk first, so a 20000×4 strip never becomes a 20000² canvas (16 GB)."""
     w, h = im.size
     if w == h:
         return im
+    if crop == "pad" and size is not None and max(w, h) > size:
+        k = size / max(w, h)
+        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.LANCZOS, reducing_gap=None)
+        w, h = im.size
     if crop == "center":
         s = min(w, h)
         left, top = (w - s) // 2, (h - s) // 2
@@ -154,7 +160,7 @@ def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: boo
         im = im.convert("RGB")
     elif im.mode == "RGB" and keep_alpha:
         raise InputImageError(f"{path}: no alpha channel; a paint reference needs RGBA (alpha 0 = unconstrained)")
-    im = fit_square(im, path, crop, hint)
+    im = fit_square(im, path, crop, hint, size)
     if size is not None and im.size != (size, size):
         im = im.resize((size, size), Image.LANCZOS, reducing_gap=None)
     arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0

@@ -22,7 +22,7 @@ from .inputs import Source, attach_notes, load_groups, load_many
 from .latents import model_id, render_latent
 from .operators import Identity, downscale_operator
 from .optimize import Settings
-from .options import JobOptions, check_seed
+from .options import JobOptions, check_duplicates, check_seed
 from .photo import align_sources, attach_alignment
 from .results import ItemResult, measure
 from .solve import latent_record, solve
@@ -50,8 +50,7 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
           options: JobOptions | None = None, duplicates: int = 1, **settings: Any) -> list[ItemResult]:
     """PULSE super-resolution: high-res images that downscale (×scale) to the inputs."""
     opts = _options(options, settings)
-    if duplicates < 1:
-        raise OptinvError(f"`duplicates` must be ≥ 1, got {duplicates}")
+    check_duplicates(duplicates)
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
     if opts.align and (scale is None or scale < 1 or g.size % scale):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import OptinvError
-from .fileio import atomic_torch_save, first_line, load_error
+from .fileio import atomic_torch_save, atomic_write, first_line, load_error
 from .generator import Generator
 
 FORMATS = ("npz", "rosinality")
@@ -180,11 +180,11 @@ def write_nvidia_npz(rec: dict[str, Any], path: str | os.PathLike, notes: list[s
     w = _wplus_for_export(rec, notes).numpy()[None].astype(np.float32)
     if notes is not None and rec["space"] != "stylemap":
         notes.append("NVIDIA's generate.py renders with the model's constant noise, not this latent's noise maps")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, w=w)
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, w=w)
+
+    return atomic_write(path, write)
 
 
 def write_rosinality(rec: dict[str, Any], path: str | os.PathLike, key: str, image: torch.Tensor | None = None,

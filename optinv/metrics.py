@@ -17,8 +17,9 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB for [0, 1] images (inf for identical images)."""
-    m = mse(a, b)
+    """Peak signal-to-noise ratio in dB for [0, 1] images (inf for identical images), measured on
+    the images as saved: clamped to [0, 1], so values outside the range never count as detail."""
+    m = mse(a.clamp(0, 1), b.clamp(0, 1))
     return float("inf") if m == 0 else 10.0 * math.log10(1.0 / m)
 
 

@@ -136,6 +136,7 @@ class JobOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise OptinvError(f"`{name}` must be an integer ≥ 0, got {v}")
+        check_steps(self.tune_steps, "tune_steps", least=0)
         if self.tune_lr is not None and not self.tune_lr > 0:
             raise OptinvError(f"`tune_lr` must be > 0, got {self.tune_lr}")
         if self.precision not in PRECISIONS:
@@ -149,12 +150,23 @@ MAX_STEPS = 100_000  # ~days on a CPU for a 1024² model: a larger number is a t
 SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed's range (pulse adds the duplicate's number)
 
 
-def check_steps(steps: int | None) -> None:
-    if steps is not None and steps < 1:
-        raise OptinvError(f"`steps` must be ≥ 1, got {steps}")
+def check_steps(steps: int | None, name: str = "steps", least: int = 1) -> None:
+    """Step counts of every loop (optimisation, tuning, discovery): at least ``least``, at most
+    :data:`MAX_STEPS` (a larger number is a typo that would run for days)."""
+    if steps is not None and steps < least:
+        raise OptinvError(f"`{name}` must be ≥ {least}, got {steps}")
     if steps is not None and steps > MAX_STEPS:
-        raise OptinvError(f"`steps` {steps:,} is more than the limit {MAX_STEPS:,} (days of work per image): "
+        raise OptinvError(f"`{name}` {steps:,} is more than the limit {MAX_STEPS:,} (days of work per image): "
                           f"a typo?")
+
+
+MAX_DUPLICATES = 100  # pulse answers per input: all are held in memory and written at the end
+
+
+def check_duplicates(duplicates: int) -> None:
+    """Pulse's answers per input: 1 … :data:`MAX_DUPLICATES` (100 000 ran unbounded and wrote nothing)."""
+    if not isinstance(duplicates, int) or isinstance(duplicates, bool) or not 1 <= duplicates <= MAX_DUPLICATES:
+        raise OptinvError(f"`duplicates` must lie in 1..{MAX_DUPLICATES}, got {duplicates}")
 
 
 def check_seed(seed: int, offset: int = 0) -> None:

@@ -7,7 +7,7 @@ The rules every command follows (README "Re-runs and existing outputs"):
 - all output names of a run are planned before anything is written (:func:`plan_names`), unique
   by construction, and never the name of one of the run's inputs (such an output is renamed);
 - a result whose files all exist is kept and skipped (:func:`existing`); ``overwrite`` redoes it;
-- one run at a time writes to a folder (:class:`OutputLock`); the ``.NAME.tmp`` files a killed
+- one run at a time writes to a folder (:class:`OutputLock`); the ``.NAME.optinv.tmp`` files a killed
   run left there are removed when the next run takes the folder.
 """
 
@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .errors import OptinvError
-from .fileio import atomic_write, atomic_write_text
+from .fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary, written_together
 from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
 from .ranges import to_signed
@@ -35,12 +35,36 @@ def ensure_out_dir(out: str | os.PathLike) -> Path:
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".optinv_write_probe"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as e:
         raise OptinvError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    probe_folder(path)
     return path
+
+
+def probe_folder(folder: Path) -> None:
+    """A file can be created in ``folder`` (one clear error otherwise). The probe is a new file of a
+    name nobody else uses, created exclusively, so a link planted in the folder is never followed."""
+    import secrets
+
+    probe = folder / f".optinv_write_probe.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        probe.unlink()
+    except OSError as e:
+        raise OptinvError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
+
+
+def check_writable_file(dest: str | os.PathLike) -> Path:
+    """Before long work that ends in writing ``dest``: its folder exists and takes new files, and
+    ``dest`` is not a folder. A run that trains for an hour must not fail only at its last write."""
+    dest = Path(dest)
+    folder = dest.parent if str(dest.parent) else Path(".")
+    if not folder.is_dir():
+        raise OptinvError(f"cannot write {dest}: folder {folder} does not exist")
+    if dest.is_dir():
+        raise OptinvError(f"cannot write {dest}: it is a folder")
+    probe_folder(folder)
+    return dest
 
 
 # ------------------------------------------------------------------------------ planning names
@@ -92,7 +116,12 @@ def plan_names(stems: Sequence[str], files_of: Callable[[str], Iterable[str]] = 
 def inputs_in(folder: Path, inputs: Iterable[str | os.PathLike]) -> set[str]:
     """File names of ``inputs`` that live in ``folder``: names no output may take."""
     here = _real(folder)
-    return {Path(p).name for p in inputs if _real(Path(p).parent) == here}
+    names = set()
+    for p in inputs:  # an input that is a link into the folder counts under its target's name too
+        for q in (Path(p), _real(Path(p))):
+            if _real(q.parent) == here:
+                names.add(q.name)
+    return names
 
 
 def _real(p: Path) -> Path:
@@ -142,7 +171,7 @@ class OutputLock:
     A second run on the same folder stops with one line instead of racing the first (both
     doing all the work and deleting each other's temporary files). The lock dies with the
     process, so a killed run never leaves the folder locked. Taking it also removes the
-    ``.NAME.tmp`` files a killed run left behind (nobody else can be writing them now).
+    ``.NAME.optinv.tmp`` files a killed run left behind (nobody else can be writing them now).
     """
 
     def __init__(self, folder: str | os.PathLike, recursive: bool = False) -> None:
@@ -151,9 +180,11 @@ class OutputLock:
 
     def acquire(self) -> "OutputLock":
         path = self.folder / LOCK_NAME
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link planted under the lock's name
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
+            if path.is_symlink():
+                raise OptinvError(f"{path} is a symbolic link, not optinv's lock file: remove it") from None
             raise OptinvError(f"cannot write to output folder {self.folder}: {e.strerror or e}") from None
         try:
             import fcntl
@@ -186,13 +217,15 @@ class OutputLock:
 
 
 def clean_stale_tmp(out: Path, recursive: bool = False) -> int:
-    """Temporary files of a killed run (``.NAME.tmp``): never a result, always garbage."""
+    """Temporary files of a killed run (``.NAME.optinv.tmp``, :func:`optinv.fileio.temporary_path`):
+    never a result, always garbage. Any other file, ``.notes.tmp`` included, is the user's."""
     if not out.is_dir():
         return 0
-    found = out.rglob(".*.tmp") if recursive else out.glob(".*.tmp")
+    pattern = f".*{TMP_SUFFIX}"
+    found = out.rglob(pattern) if recursive else out.glob(pattern)
     n = 0
     for p in list(found):
-        if p.is_file():
+        if is_temporary(p) and (p.is_symlink() or p.is_file()):
             p.unlink(missing_ok=True)
             n += 1
     return n
@@ -244,14 +277,15 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
     """Write every output of one result; returns {kind: path}."""
     paths = {"image": out / f"{item.name}.png", "latent": out / f"{item.name}.latent.pt",
              "compare": out / f"{item.name}.compare.png", "json": out / f"{item.name}.json"}
-    atomic_save_image(to_pil01(item.image), paths["image"])
-    save_latent(item.latent, paths["latent"])
-    atomic_save_image(compare_strip(item), paths["compare"])
-    if gif and item.frames:
-        paths["gif"] = out / f"{item.name}.gif"
-        save_gif(item.frames, item.image, paths["gif"])
-    record = {"name": item.name, "job": item.job, "metrics": item.metrics, "notes": item.notes,
-              "model": item.latent["model"], "settings": item.latent["settings"],
-              "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
-    atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
+    with written_together():  # a result's files are replaced together or not at all
+        atomic_save_image(to_pil01(item.image), paths["image"])
+        save_latent(item.latent, paths["latent"])
+        atomic_save_image(compare_strip(item), paths["compare"])
+        if gif and item.frames:
+            paths["gif"] = out / f"{item.name}.gif"
+            save_gif(item.frames, item.image, paths["gif"])
+        record = {"name": item.name, "job": item.job, "metrics": item.metrics, "notes": item.notes,
+                  "model": item.latent["model"], "settings": item.latent["settings"],
+                  "outputs": {k: str(p.name) for k, p in paths.items() if k != "json"}}
+        atomic_write_text(json.dumps(jsonable(record), indent=2) + "\n", paths["json"])
     return {k: str(p) for k, p in paths.items()}

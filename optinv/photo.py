@@ -75,18 +75,27 @@ def identity_distance(target: torch.Tensor, image: torch.Tensor) -> float | None
         return None
 
 
+def pastable(latent: Any, name: str) -> tuple[Any, str]:
+    """The alignment transform and photo a result can be pasted back with, or one clear error:
+    called before any work, so a run never writes its results and only then fails."""
+    from . import faces
+
+    a = latent.get("alignment") if isinstance(latent, dict) else None
+    if not a:
+        raise OptinvError(f"{name}: no alignment recorded (`paste_back` needs `align`)")
+    t = faces.AlignTransform.from_json(a, name)
+    photo_path = a.get("photo_path", "")
+    if not Path(photo_path).is_file():
+        raise OptinvError(f"{name}: the aligned photo {photo_path or '?'} is gone: use optinv paste RESULT --into PHOTO")
+    return t, photo_path
+
+
 def write_pasted(item: Any, out: str | os.PathLike, image: torch.Tensor | None = None) -> Path:
     """OUT/NAME.pasted.png: ``image`` (default: the item's result, [3, R, R] in [0, 1]) in the photo it came from."""
     from . import faces
     from .imageio import atomic_save_image, load_photo, tensor_to_pil
 
-    a = item.latent.get("alignment") if isinstance(item.latent, dict) else None
-    if not a:
-        raise OptinvError(f"{item.name}: no alignment recorded (`paste_back` needs `align`)")
-    t = faces.AlignTransform.from_json(a, item.name)
-    photo_path = a.get("photo_path", "")
-    if not Path(photo_path).is_file():
-        raise OptinvError(f"{item.name}: the aligned photo {photo_path or '?'} is gone: use optinv paste RESULT --into PHOTO")
+    t, photo_path = pastable(item.latent, item.name)
     img = item.image if image is None else image
     pasted = faces.paste_back(tensor_to_pil(to_signed(img.clamp(0, 1))), load_photo(photo_path), t)
     return atomic_save_image(pasted, Path(out) / f"{item.name}.pasted.png")

@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from optinv import jobs
 from optinv.checkpoints import load_generator
@@ -244,6 +246,116 @@ def bench_pulse(g, n: int, steps: int, batch: int) -> list[dict]:
         print(f"pulse x{factor}: {rows[-1]}", flush=True)
         save_strips(res[:4], DOCS / f"pulse_x{factor}.png")
     return rows
+
+
+def faces_found(images: list) -> int | None:
+    """How many of these PIL images dlib's detector finds a face in (None without the faces extra)."""
+    from optinv.faces import backend, landmarks
+
+    if not backend.available():
+        return None
+    return sum(bool(landmarks.detect(im)) for im in images)
+
+
+def pulse_hires_picture(files: list[Path], results, truths: list, factor: int, path: Path) -> None:
+    """Rows of: low-res input | result | result downscaled | the high-res render (nearest-upscaled tiles)."""
+    from PIL import Image, ImageDraw
+
+    from optinv.operators import BicubicDownscale
+    from optinv.outputs import to_pil01
+
+    side = truths[0].width
+    head = 14
+    canvas = Image.new("RGB", (4 * side + 12, head + len(files) * (side + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, text in enumerate(("input", "result", "result downscaled", "high-res render")):
+        draw.text((k * (side + 4) + 2, 1), text, fill=(0, 0, 0))
+    down = BicubicDownscale(factor)
+    for i, (f, r, truth) in enumerate(zip(files, results, truths)):
+        low = Image.open(f).convert("RGB").resize((side, side), Image.NEAREST)
+        again = to_pil01(down(r.image[None].clamp(0, 1))[0].clamp(0, 1)).resize((side, side), Image.NEAREST)
+        for k, im in enumerate((low, to_pil01(r.image), again, truth)):
+            canvas.paste(im, (k * (side + 4), head + i * (side + 4)))
+    canvas.save(path)
+
+
+def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
+    """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example."""
+    from optinv.world import synthfaces
+
+    g = load_generator(model, device="cpu")
+    rows = []
+    for factor in (32, 64):
+        files = [f for f in sorted((SAMPLES / "lowres").glob(f"*_x{factor}.png"))
+                 if Image.open(f).width * factor == g.size][:n]
+        if not files:
+            print(f"pulse x{factor}: no {g.size // factor}² files in samples/lowres for this model", flush=True)
+            continue
+        truths = [synthfaces.render(int(f.stem.split("_")[0]), g.size)[0] for f in files]
+        opts = jobs.JobOptions(steps=steps, batch=1, progress=False)
+        t = time.perf_counter()
+        res = jobs.pulse(files, scale=factor, model=g, device="cpu", options=opts)
+        secs = time.perf_counter() - t
+        ps = [10 * torch.log10(1 / ((r.image - torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0)
+                                    .pow(2).mean())).item() for r, truth in zip(res, truths)]
+        from optinv.outputs import to_pil01
+
+        rows.append({"model": f"{g.card.get('name', '?')} ({g.size}²)", "scale": factor,
+                     "input": f"{g.size // factor}²", "images": len(res), "steps": steps,
+                     "within_eps_2e-3": round(sum(r.metrics["within_eps"] for r in res) / len(res), 3),
+                     "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 5),
+                     "median_steps_run": median([r.metrics["steps"] for r in res]),
+                     "median_psnr_vs_highres": round(median(ps), 2),
+                     "faces_in_results": faces_found([to_pil01(r.image) for r in res]),
+                     "faces_in_renders": faces_found(truths), "s_per_image": round(secs / len(res), 2)})
+        print(f"pulse x{factor}: {rows[-1]}", flush=True)
+        pulse_hires_picture(files, res, truths, factor, DOCS / f"pulse_x{factor}.png")
+    return rows
+
+
+def bench_resolution_speed(models: tuple[str, ...], batch: int = 4, steps: int = 20, rounds: int = 2) -> list[dict]:
+    """Seconds per W+ step of each model, same run, same batch, interleaved rounds (best of each)."""
+    gens = [load_generator(m, device="cpu") for m in models]
+    target = {g.size: torch.rand(batch, 3, g.size, g.size) * 2 - 1 for g in gens}
+    best = {m: math.inf for m in models}
+    for _ in range(rounds):
+        for m, g in zip(models, gens):
+            opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, eps=0.0, batch=batch, progress=False)
+            t = time.perf_counter()
+            jobs.invert(list(target[g.size]), model=g, device="cpu", options=opts)
+            best[m] = min(best[m], (time.perf_counter() - t) / steps)
+    base = best[models[0]]
+    rows = [{"model": m, "resolution": g.size, "batch": batch, "s_per_wplus_step": round(best[m], 4),
+             "ratio_to_first": round(best[m] / base, 2), "threads": torch.get_num_threads()}
+            for m, g in zip(models, gens)]
+    for r in rows:
+        print(f"resolution speed: {r}", flush=True)
+    return rows
+
+
+def bench_invert_hires(model: str, n: int, checkpoints: list[int], map_sides: list[str | None],
+                       earlier: list[dict]) -> list[dict]:
+    """W+ against StyleMap on the 256² model, at equal steps and equal CPU time, per map-side choice.
+
+    Targets are the same held-out seeds as samples/images, rendered at the model's size. Rows of
+    map sides not rerun now are kept from ``earlier``."""
+    import world_quality
+
+    g = load_generator(model, device="cpu")
+    images = world_quality.held_out_renders(sample_images(n), g.size)
+    label = f"{g.card.get('name', '?')} ({g.size}²)"
+    default = ",".join(map(str, DEFAULT_MAP_SIDES))
+    rows = []
+    for sides in map_sides:
+        spaces = ["wplus", "stylemap"] if sides is None else ["stylemap"]
+        got, _ = bench_invert(g, images, checkpoints, spaces, batch=len(images), stylemap_res=sides, picture=False)
+        rows += [{"model": label, "maps": "" if r["space"] == "wplus" else (sides or default), **r} for r in got]
+    if None not in map_sides:  # StyleMap read off at W+'s time, W+ from the earlier run
+        wplus = {r["steps"]: r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus" and "at_time_of" not in r}
+        for r in [r for r in rows if "at_time_of" not in r and wplus]:
+            r["cpu_ratio_to_wplus"] = round(r["cpu_s_per_step"] / next(iter(wplus.values())), 2)
+    redone = {r["maps"] for r in rows}
+    return [r for r in earlier if r.get("maps", "") not in redone and not (None in map_sides and r["space"] == "wplus")] + rows
 
 
 def bench_paint(g, steps: int, batch: int) -> list[dict]:
@@ -815,6 +927,20 @@ def write_markdown(data: dict) -> None:
     table(data.get("pulse", []), "PULSE super-resolution (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, linear1cycledrop)",
           "`within_eps` = fraction whose result downscales to MSE ≤ 2e-3 of the input; PSNR is against the "
           "held-out high-resolution render. Pictures: docs/pulse_x8.png, docs/pulse_x16.png.")
+    table(data.get("pulse_hires", []), "PULSE ×32 and ×64 on the 256² model (8×8 and 4×4 inputs)",
+          "The project's headline example, `optinv pulse samples/lowres/1000000_x32.png --scale 32 --model "
+          "synthfaces256`, on the 8 held-out seeds with ×32/×64 files (made from 256² renders by "
+          "scripts/make_samples.py); the job's defaults (stop once within eps 2e-3). `faces_in_*`: how many of the "
+          "results and of the renders dlib's detector (the `faces` extra) finds a face in; it misses many of the "
+          "renderer's cartoon faces, so compare the two columns, not either with 8. PSNR is against the 256² "
+          "render. Pictures: [pulse_x32.png](pulse_x32.png), [pulse_x64.png](pulse_x64.png) (input | result | "
+          "result downscaled | render).")
+    table(data.get("invert_hires", []), "W+ against StyleMap on the 256² model (4 held-out seeds rendered at 256²)",
+          "The invert section's settings on `--hires-model` (default synthfaces256); rows with `at_time_of` are "
+          "StyleMap read off at W+'s CPU time. `python scripts/benchmark.py --only invert_hires`.")
+    table(data.get("resolution_speed", []), "W+ step time, 64² against 256² (same run, same batch)",
+          "`python scripts/benchmark.py --only resolution_speed`: the invert job's W+ step (L2) on random targets, "
+          "best of two interleaved rounds of 20 steps. Target for the 256² model: ≤ 3× the 64² step.")
     table(data.get("paint", []), "Paint (RGBA references, 100·L2A + 0.05·GEOCROSS)", "Picture: docs/paint.png.")
     table(data.get("studio", []), "Studio (written by scripts/studio_docs.py)",
           "The studio in headless chromium on the embedded model, 2 torch threads for jobs, 1 for slider renders. "
@@ -922,7 +1048,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "discover", "ffhq")
 
@@ -932,6 +1058,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default=None)
+    ap.add_argument("--hires-model", default="synthfaces256", help="the 256² model of the pulse_hires section")
+    ap.add_argument("--hires-maps", default="default", help="invert_hires: ';'-separated StyleMap sides "
+                    "('default' = W+ and the default sides; others add StyleMap rows)")
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--spaces", default="w,wplus,zplus,stylemap", help="spaces of the invert section")
     ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
@@ -979,6 +1108,14 @@ def main(argv: list[str] | None = None) -> None:
         data["stylemap_res"] = bench_stylemap_res(g, images, [50, 100, 150] if args.quick else [200, 500, 1000])
     if "pulse" in only:
         data["pulse"] = bench_pulse(g, n, 100 if args.quick else 200, batch=n)
+    if "invert_hires" in only:
+        sides = [None if m == "default" else m for m in args.hires_maps.split(";")]
+        data["invert_hires"] = bench_invert_hires(args.hires_model, 4, [50, 100, 150] if args.quick else [100, 200, 300],
+                                                  sides, data.get("invert_hires", []))
+    if "resolution_speed" in only:
+        data["resolution_speed"] = bench_resolution_speed(("synthfaces64", args.hires_model))
+    if "pulse_hires" in only:
+        data["pulse_hires"] = bench_pulse_hires(args.hires_model, n, 100 if args.quick else 200)
     if "paint" in only:
         data["paint"] = bench_paint(g, 100 if args.quick else 200, batch=6)
     if "overhead" in only:

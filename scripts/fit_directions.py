@@ -5,7 +5,7 @@
   python scripts/fit_directions.py --model M --count 4000
 
 The embedded model was distilled from render(params(z)), so the labels of G(z) are the
-renderer's labels of params(z) (optinv.teacher): no inversion is needed to get labelled latents.
+renderer's labels of params(z) (optinv.world.teacher): no inversion is needed to get labelled latents.
 Binary attributes get a logistic-regression boundary, continuous ones a ridge fit, and
 "blonde_minus_black" is the difference of class means (PULSE-RGBA's hair-colour vector).
 """

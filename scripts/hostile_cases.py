@@ -8,7 +8,7 @@ checked against the project's rules:
 - the run ends as expected: ``ok`` (exit 0), ``kept`` (exit 0, an existing result kept),
   ``error`` (exit ≠ 0 with exactly one ``error:`` line, or click's one usage line) or
   ``diverged`` (results written, marked, exit 1);
-- no traceback, ever; no input file changes; no ``.tmp`` file is left behind;
+- no traceback, ever; no input file changes; no ``.NAME.optinv.tmp`` file is left behind;
 - nothing from a hostile file runs (the pickles here would only call ``os.getpid``).
 
   python scripts/hostile_cases.py                  # every class; prints the table of docs/RELIABILITY.md
@@ -51,6 +51,7 @@ class Case:
     expect: str                       # one of EXPECT
     inputs: Callable[["World"], list[Path]] = field(default=lambda w: [])  # must stay unchanged
     before: Callable[["World"], contextlib.AbstractContextManager] | None = None
+    verify: Callable[["World"], str] | None = None  # after the run: what is wrong with its result ("" = nothing)
 
 
 class AsksForCode:
@@ -98,6 +99,18 @@ class World:
         r = jobs.invert([x], model=load_generator(model), device="cpu", steps=1, space="wplus", recipe="1*L2",
                         progress=False)[0]
         return save_latent(r.latent, self.root / name)
+
+    def variant(self, k: int) -> Path:
+        """The latent moved by k/10 along its first coordinate (k = 0: the latent itself)."""
+        if k == 0:
+            return self.latent
+        from optinv.latents import save_latent
+
+        rec = torch.load(self.latent, weights_only=True)
+        rec["wplus"] = rec["wplus"].clone()
+        rec["wplus"][:, 0] += k / 10
+        rec["tensors"] = {"wplus": rec["wplus"][None].clone()}
+        return save_latent(rec, self.root / f"variant{k}.latent.pt")
 
     def make(self, name: str, write: Callable[[Path], object]) -> Path:
         """A hostile file, made once and remembered by name."""
@@ -178,6 +191,9 @@ def _latent_obj(w: World, how: str):
         rec["wplus"] = rec["wplus"].long()
     elif how == "NaN":
         rec["wplus"] = torch.full_like(rec["wplus"], float("nan"))
+    elif how == "1e30":
+        rec["wplus"] = torch.full_like(rec["wplus"], 1e30)
+        rec["tensors"] = {"wplus": rec["wplus"][None].clone()}
     return rec
 
 
@@ -409,7 +425,200 @@ def cases() -> list[Case]:
             w.out("batch_locked")], "error", lambda w: sorted(batch_dir(w).iterdir()),
             before=lambda w: _locked(w.out("batch_locked"))),
     ]
+    return c + second_round()
+
+
+def second_round() -> list[Case]:
+    """Issue 31: absurd magnitudes, names from files, links and partial writes."""
+    c: list[Case] = []
+    unit = lambda w: w.make("dir_unit.pt", _torch(torch.eye(32)[0]))  # noqa: E731
+
+    def edit(w: World, *extra) -> list:
+        return ["edit", w.latent, *extra, "--out", w.out("ed_r2")]
+
+    magnitudes = [
+        ("edit -e bangs=nan", lambda w: edit(w, "-e", "bangs=nan")),
+        ("edit -e bangs=inf", lambda w: edit(w, "-e", "bangs=inf")),
+        ("edit -a 1e30", lambda w: edit(w, "-d", unit(w), "-a", "1e30")),
+        ("direction of 1e38", lambda w: edit(w, "-d", w.make("dir_1e38.pt", _torch(torch.full((32,), 1e38))), "-a", "1")),
+        ("GANSpace lat_stdev 1e30", lambda w: edit(w, "-d", f"{w.make('gs.npz', _ganspace(1e30))}:pc0", "-a", "1")),
+        ("generate --truncation 1e30", lambda w: ["generate", "--model", w.model, "--truncation", "1e30", "--out",
+                                                 w.out("gen_r2")]),
+        ("edit --paste-back without alignment", lambda w: edit(w, "-d", unit(w), "-a", "1", "--paste-back")),
+        ("generate a latent file of 1e30", lambda w: ["generate", "--latent", w.make("huge.latent.pt", _torch(
+            _latent_obj(w, "1e30"))), "--model", w.model, "--out", w.out("gen_r2")]),
+    ]
+    for name, args in magnitudes:
+        c.append(Case("magnitudes", name, args, "error", lambda w: [w.latent]))
+    for recipe in ("1*WAVG", "1*GEOCROSS", "1*SMOOTH", "1*DOMAIN", "0*L2+1e-300*L1"):
+        c.append(Case("magnitudes", f"--loss {recipe}", lambda w, r=recipe: [
+            "invert", w.img, "--model", w.model, "--steps", "1", "-q", "--loss", r, "--out", w.out("noData")],
+            "error", lambda w: [w.img]))
+
+    def discover(w: World, *extra) -> list:
+        return ["directions", "discover", "--model", w.model, "--steps", "1", "--k", "2", "--predictor", "none",
+                *extra]
+
+    for flag, value in [("--alpha", "nan"), ("--speed", "inf"), ("--max-minutes", "nan"), ("--max-minutes", "-1"),
+                        ("--steps", str(10 ** 9)), ("--batch", str(10 ** 8))]:
+        c.append(Case("magnitudes", f"discover {flag} {value}", lambda w, f=flag, v=value: discover(
+            w, f, v, "-o", w.out("disc.pt")), "error"))
+    c += [
+        Case("magnitudes", "interpolate --steps 10**8", lambda w: [
+            "interpolate", w.latent, w.latent, "--steps", str(10 ** 8), "--out", w.out("row")], "error"),
+        Case("magnitudes", "fit on identical latents", lambda w: [
+            "directions", "fit", w.make("same.jsonl", _listing(w, [{"latent": str(w.latent), "smile": k % 2}
+                                                                  for k in range(6)])),
+            "--label", "smile", "-o", w.out("same.pt")], "error"),
+        Case("magnitudes", "fit on labels of ±1e300 (finite)", lambda w: [
+            "directions", "fit", w.make("huge.jsonl", _listing(w, [
+                {"latent": str(w.variant(k)), "smile": (-1) ** k * 1e300} for k in range(4)])),
+            "--label", "smile", "-o", w.out("huge.pt")], "ok", verify=lambda w: _unit_direction(w.out("huge.pt"))),
+        Case("magnitudes", "paste with a NaN quad", lambda w: [
+            "paste", w.img, "--into", w.img, "--transform", w.make("nan.align.json", _quad(float("nan"))),
+            "--out", w.out("paste")], "error", lambda w: [w.img]),
+        Case("magnitudes", "paste with a collapsed quad", lambda w: [
+            "paste", w.img, "--into", w.img, "--transform", w.make("flat.align.json", _quad(5.0)),
+            "--out", w.out("paste")], "error", lambda w: [w.img]),
+    ]
+
+    # names and files that belong to the user
+    c += [
+        Case("files kept", "a user's .notes.tmp in --out", lambda w: _with_user_tmp(w), "ok",
+             lambda w: [w.out("notes") / ".notes.tmp"]),
+        Case("files kept", "input named .scan.tmp inside --out", lambda w: _dot_tmp_input(w), "ok",
+             lambda w: [w.out("scan") / ".scan.tmp"]),
+        Case("files kept", "input linking into --out (invert)", lambda w: _linked_input(w, "invert"), "ok",
+             lambda w: [w.out("linked_invert") / "face.png"]),
+        Case("files kept", "input linking into --out (batch)", lambda w: _linked_input(w, "batch"), "ok",
+             lambda w: [w.out("linked_batch") / "face.png"]),
+        Case("files kept", "lock file planted as a link", lambda w: _planted_lock(w), "error",
+             lambda w: [w.path("victim.txt")]),
+        Case("files kept", "sefa --preview model.pt", lambda w: [
+            "directions", "sefa", "--model", w.model, "--k", "2", "-o", w.out("s.pt"), "--preview", w.model],
+            "error", lambda w: [w.model]),
+        Case("files kept", "sefa --preview without extension", lambda w: [
+            "directions", "sefa", "--model", w.model, "--k", "2", "-o", w.out("s.pt"), "--preview", w.out("prev")],
+            "error"),
+        Case("files kept", "sefa -o x.png --preview x.png", lambda w: [
+            "directions", "sefa", "--model", w.model, "--k", "2", "-o", w.out("x.png"), "--preview", w.out("x.png")],
+            "error"),
+        Case("files kept", "edit -a 2 after -a -1 -a 1", lambda w: _second_edit(w), "ok",
+             lambda w: [w.out("ed_strip") / "a.dir_unit.png"]),
+        Case("files kept", "discover -o into a missing folder", lambda w: discover(w, "-o", w.out("nope") / "x.pt"),
+             "error"),
+        Case("files kept", "model card named as a path", lambda w: _planted_card(w), "ok",
+             before=lambda w: _inside(w.out("card")),
+             verify=lambda w: _nothing_in(w.path("elsewhere")) or _one_file(w.out("card"), "*.sefa.pt")),
+        Case("files kept", "direction named ../../planted", lambda w: ["edit", w.latent, "-d", w.make(
+            "dir_planted.pt", _directions_named(w, "../../planted")), "-a", "1", "--out", w.out("deep") / "er"],
+            "ok", lambda w: [w.latent], verify=lambda w: _one_file(w.out("deep") / "er", "*planted.png")
+            or _nothing_in(w.out("deep"), "*.png")),
+    ]
     return c
+
+
+def _unit_direction(path: Path) -> str:
+    """What is wrong with the one direction in a directions file ("" when it is a finite unit vector)."""
+    table = torch.load(path, weights_only=True)["directions"]
+    vec = next(iter(table.values()))["vector"]
+    return "" if torch.isfinite(vec).all() and abs(float(vec.norm()) - 1) < 1e-3 else f"wrote direction {vec[:3]}…"
+
+
+def _nothing_in(folder: Path, pattern: str = "*") -> str:
+    found = sorted(p.name for p in folder.glob(pattern)) if folder.is_dir() else []
+    return f"wrote {found[0]} into {folder.name}/" if found else ""
+
+
+def _one_file(folder: Path, pattern: str) -> str:
+    return "" if len(list(folder.glob(pattern))) == 1 else f"no {pattern} in {folder.name}/"
+
+
+def _directions_named(w: World, name: str) -> Callable[[Path], object]:
+    from optinv.checkpoints import load_generator
+    from optinv.directions import save_directions
+
+    return lambda p: save_directions({name: {"vector": torch.eye(32)[1], "method": "test"}},
+                                     load_generator(w.model), p)
+
+
+def _ganspace(stdev: float) -> Callable[[Path], object]:
+    comp = np.eye(32, dtype=np.float32)[:2, None]
+    return lambda p: np.savez(p, lat_comp=comp, lat_stdev=np.array([stdev, 1.0], np.float32),
+                              lat_mean=np.zeros((1, 32), np.float32))
+
+
+def _quad(x: float) -> Callable[[Path], object]:
+    """A face transform whose quad is NaN (x = nan) or collapsed to the point (x, x)."""
+    from optinv.faces.align import TRANSFORM_FORMAT
+
+    quad = [[x, 0.0], [0.0, 32.0], [32.0, 32.0], [32.0, 0.0]] if x != x else [[x, x]] * 4
+    return lambda p: p.write_text(json.dumps({"format": TRANSFORM_FORMAT, "quad": quad, "size": 32,
+                                              "photo_size": [32, 32]}))
+
+
+def _with_user_tmp(w: World) -> list:
+    out = w.out("notes")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".notes.tmp").write_text("my notes")
+    return ["invert", w.img, "--model", w.model, "--steps", "1", "--space", "w", "-q", "--out", out]
+
+
+def _dot_tmp_input(w: World) -> list:
+    out = w.out("scan")
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_noise(32, 32, 3, 7)).save(out / ".scan.tmp", format="PNG")
+    return ["invert", out / ".scan.tmp", "--model", w.model, "--steps", "1", "--space", "w", "-q", "--out", out]
+
+
+def _linked_input(w: World, how: str) -> list:
+    out, src = w.out(f"linked_{how}"), w.path(f"linked_in_{how}")
+    out.mkdir(parents=True, exist_ok=True)
+    src.mkdir(exist_ok=True)
+    if not (out / "face.png").exists():
+        Image.fromarray(_noise(32, 32, 3, 8)).save(out / "face.png")
+    link = src / "face.png"
+    if not link.is_symlink():
+        link.symlink_to(out / "face.png")
+    fast = ["--model", w.model, "--steps", "1", "--space", "w", "-q", "--out", out]
+    return ["invert", link, *fast] if how == "invert" else ["batch", src, "--job", "invert", *fast]
+
+
+def _planted_lock(w: World) -> list:
+    out, victim = w.out("planted"), w.path("victim.txt")
+    out.mkdir(parents=True, exist_ok=True)
+    victim.write_text("precious")
+    if not (out / ".optinv.lock").is_symlink():
+        (out / ".optinv.lock").symlink_to(victim)
+    return ["generate", "--model", w.model, "--seed", "1", "--out", out]
+
+
+def _second_edit(w: World) -> list:
+    out = w.out("ed_strip")
+    d = w.make("dir_unit.pt", _torch(torch.eye(32)[0]))
+    r = CliRunner().invoke(optinv_main, ["edit", str(w.latent), "-d", str(d), "-a", "-1", "-a", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return ["edit", w.latent, "-d", d, "-a", "2", "--out", out]
+
+
+def _planted_card(w: World) -> list:
+    planted = w.path("elsewhere") / "planted"
+    planted.parent.mkdir(exist_ok=True)
+    model = w.root / "planted_card.pt"
+    if not model.exists():
+        save_generator(_tiny(5), model, card={"name": str(planted)})
+    return ["directions", "sefa", "--model", model, "--k", "2"]  # the default name comes from the card
+
+
+@contextlib.contextmanager
+def _inside(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def _png_bytes() -> bytes:
@@ -432,7 +641,7 @@ def _locked(out: Path):
 def _with_stale_tmp(w: World, args: list) -> list:
     out = Path(args[-1])
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".face.png.tmp").write_bytes(b"half an image")
+    (out / ".face.png.optinv.tmp").write_bytes(b"half an image")
     return args
 
 
@@ -492,7 +701,10 @@ def check(case: Case, w: World, limit: int = 120) -> tuple[str, list[str], str]:
         problems.append(f"expected {case.expect}, got {got} (exit {r.exit_code}): {stderr.strip()[:200]}")
     if _digest(inputs) != before:
         problems.append("an input changed")
-    leftovers = [p for p in w.root.rglob(".*.tmp")]
+    wrong = case.verify(w) if case.verify else ""
+    if wrong:
+        problems.append(wrong)
+    leftovers = [p for p in w.root.rglob(".*.optinv.tmp")]
     if leftovers:
         problems.append(f"left {leftovers[0].name}")
         for p in leftovers:

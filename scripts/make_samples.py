@@ -3,6 +3,8 @@
 
   python scripts/make_samples.py            # (re)writes samples/images, samples/lowres, samples/paint
 
+×8 and ×16 files are made from the 64² renders, ×32 and ×64 from 256² renders of the same seeds.
+
 Seeds start at 1,000,000: the generator was trained on renders of params(z) for Gaussian z,
 never on these renderer seeds. Low-res files use the same bicubic operator as `optinv pulse`.
 Paint references keep skin and background at their rendered colour (alpha 1), repaint the hair
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=16)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--paint-size", type=int, default=16)
+    ap.add_argument("--hires-size", type=int, default=256, help="render size behind the ×32 and ×64 files")
+    ap.add_argument("--hires-count", type=int, default=8, help="seeds that get ×32 and ×64 files")
     args = ap.parse_args(argv)
     out = Path(args.out)
     for sub in ("images", "lowres", "paint"):
@@ -61,12 +65,17 @@ def main(argv: list[str] | None = None) -> None:
         arr = np.asarray(img)
         for factor in (8, 16):
             Image.fromarray(downscale_u8(arr, factor)).save(out / "lowres" / f"{seed}_x{factor}.png")
+        if i < args.hires_count:  # PULSE's factors for the 256² model: 8×8 and 4×4 from a 256² render
+            big = np.asarray(synthfaces.render(seed, args.hires_size)[0])
+            for factor in (32, 64):
+                Image.fromarray(downscale_u8(big, factor)).save(out / "lowres" / f"{seed}_x{factor}.png")
     names = list(HAIR_PAINTS)
     for i in range(6):
         seed = FIRST_SEED + i
         colour = names[i % len(names)]
         paint_reference(seed, args.size, args.paint_size, HAIR_PAINTS[colour]).save(out / "paint" / f"{seed}_{colour}_hair.png")
-    print(f"wrote {args.count} images, {2 * args.count} low-res files and 6 paint references under {out}")
+    print(f"wrote {args.count} images, {2 * args.count + 2 * min(args.hires_count, args.count)} low-res files and "
+          f"6 paint references under {out}")
 
 
 if __name__ == "__main__":

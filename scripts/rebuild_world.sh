@@ -4,8 +4,8 @@
 #   bash scripts/rebuild_world.sh STEP [STEP ...]     # or: all
 #
 # Steps (each one a command you can also run by hand):
-#   encoders     fine-tune both encoders on the current samples/models/synthfaces64.pt (runs/enc_stylemap_v2,
-#                runs/restyle: resumed, or started from the shipped encoders; ENC_KIMG in all), export float16, attach
+#   encoders     fine-tune both encoders on the current $MODEL ($RUNS/enc_stylemap_v2,
+#                $RUNS/restyle: resumed, or started from the shipped encoders; ENC_KIMG in all), export float16, attach
 #   directions   refit the named directions from the model's own samples (renderer labels)
 #   attributes   retrain the attribute predictor that names discovered paths
 #   paths        resume the three discovered path sets for DISCOVER_MINUTES each (curvilinear starting
@@ -21,28 +21,31 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 ENC_KIMG=${ENC_KIMG:-60}
 DISCOVER_MINUTES=${DISCOVER_MINUTES:-10}
-MODEL=samples/models/synthfaces64.pt
+MODEL=${MODEL:-samples/models/synthfaces64.pt}   # MODEL=samples/models/synthfaces256.pt for the 256² world
+STEM=$(basename "$MODEL" .pt)
+SIZE=$(python -c "from optinv.checkpoints import load_generator; print(load_generator('$MODEL').size)")
+RUNS=runs; [ "$STEM" = synthfaces64 ] || RUNS=runs/$STEM   # another model's runs apart: never resumed across generators
 export OMP_NUM_THREADS=$THREADS
 
 encoders() {
-  # StyleMap: a one-pass encoder (runs/enc_stylemap_v2). W+: the shipped encoder is iterative (3 passes,
-  # ReStyle-style): its refiner is fine-tuned in runs/restyle with the first pass frozen.
-  [ -d runs/renders ] || python scripts/make_dataset.py runs/renders --start 0 --count 4000 --size 64
+  # StyleMap: a one-pass encoder ($RUNS/enc_stylemap_v2). W+: the shipped encoder is iterative (3 passes,
+  # ReStyle-style): its refiner is fine-tuned in $RUNS/restyle with the first pass frozen.
+  [ -d "$RUNS/renders" ] || python scripts/make_dataset.py "$RUNS/renders" --start 0 --count 4000 --size "$SIZE"
   for kind in wplus stylemap; do
-    run="runs/enc_${kind}_v2" extra=()
-    [ "$kind" = wplus ] && run=runs/restyle extra=(--passes 3 --batch 32)
+    run="$RUNS/enc_${kind}_v2" extra=()
+    [ "$kind" = wplus ] && run=$RUNS/restyle extra=(--passes 3 --batch 32)
     init=()  # a new run starts from the shipped encoder (fitted to the previous generator)
-    [ -f "$run/latest.pt" ] || init=(--init "samples/models/synthfaces64.enc_${kind}.pt" --lr 0.0005)
-    OMP_NUM_THREADS=1 python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
-      --kimg "$ENC_KIMG" --threads 1 --data runs/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \
-      > "runs/enc_${kind}.rebuild.log" 2>&1 &
+    [ -f "$run/latest.pt" ] || [ ! -f "samples/models/${STEM}.enc_${kind}.pt" ] || init=(--init "samples/models/${STEM}.enc_${kind}.pt" --lr 0.0005)
+    OMP_NUM_THREADS=1 optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
+      --kimg "$ENC_KIMG" --threads 1 --data $RUNS/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \
+      > "$RUNS/enc_${kind}.rebuild.log" 2>&1 &
   done
   wait
   for kind in wplus stylemap; do
-    run="runs/enc_${kind}_v2"
-    [ "$kind" = wplus ] && run=runs/restyle
-    python scripts/train_encoder.py "$run" --kind "$kind" --model "$MODEL" \
-      --export "samples/models/synthfaces64.enc_${kind}.pt" --attach --half
+    run="$RUNS/enc_${kind}_v2"
+    [ "$kind" = wplus ] && run=$RUNS/restyle
+    optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
+      --export "samples/models/${STEM}.enc_${kind}.pt" --attach --half
   done
 }
 
@@ -54,18 +57,18 @@ paths() {
   # Linear and warped first (two at a time on two cores); curvilinear then starts where linear
   # ended (--start-from: its directions and reconstructor; used only when its run is new). The shipped
   # sets: linear 6126 steps; curvilinear from linear at 990 steps, 1600 steps at lr 1e-3, then 3e-4 to 5843.
-  mkdir -p runs/discover
+  mkdir -p $RUNS/discover
   discover_run() {
     OMP_NUM_THREADS=1 optinv directions discover --method "$1" --k 8 --space w --steps 100000 \
-      --max-minutes "$DISCOVER_MINUTES" --checkpoint "runs/discover/$1_w.ckpt.pt" --predictor none \
-      --out "runs/discover/$1.scratch.paths.pt" --overwrite -m "$MODEL" "${@:2}" >> "runs/discover/$1.log" 2>&1
+      --max-minutes "$DISCOVER_MINUTES" --checkpoint "$RUNS/discover/$1_w.ckpt.pt" --predictor none \
+      --out "$RUNS/discover/$1.scratch.paths.pt" --overwrite -m "$MODEL" "${@:2}" >> "$RUNS/discover/$1.log" 2>&1
   }
   discover_run linear & discover_run warped & wait
-  discover_run curvilinear --start-from runs/discover/linear_w.ckpt.pt --steps 1600  # (--steps: the last one counts)
+  discover_run curvilinear --start-from $RUNS/discover/linear_w.ckpt.pt --steps 1600  # (--steps: the last one counts)
   discover_run curvilinear --lr-paths 3e-4  # a slower second stage: at 1e-3 the flow diverged after ~2000 steps
   for method in linear warped curvilinear; do
     optinv directions discover --method "$method" --k 8 --space w --steps 1 -m "$MODEL" \
-      --checkpoint "runs/discover/${method}_w.ckpt.pt" --out "samples/models/synthfaces64.${method}.paths.pt" --overwrite
+      --checkpoint "$RUNS/discover/${method}_w.ckpt.pt" --out "samples/models/${STEM}.${method}.paths.pt" --overwrite
   done
 }
 

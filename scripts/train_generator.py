@@ -361,7 +361,7 @@ def build_card(args, kimg: float, seconds: float, history: list[str], device: st
         history = [*before.get("commands", []), "then, continued from that model:", *history]
     return {
         "name": Path(args.export).stem if args.export else "synthfaces",
-        "trained_on": "optinv.synthfaces procedural portraits (renders of params(z), optinv.teacher)",
+        "trained_on": "optinv.synthfaces procedural portraits (renders of params(z), optinv.world.teacher)",
         "training": {"mode": args.mode, "kimg": round(kimg, 2), "batch": args.batch, "seconds": round(seconds),
                      "hours": round(seconds / 3600, 2), "seed": args.seed, "lr_mlp": args.lr_mlp,
                      "loss": args.loss, "style_init": args.style_init, "adv_weight": args.adv_weight,

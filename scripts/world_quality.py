@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +63,25 @@ def detail_and_fidelity(g: Generator, n: int = 64) -> dict:
             "teacher_psnr_max": round(max(p), 2), "z": n}
 
 
+def held_out_renders(images: list[Path], size: int) -> list:
+    """The sample files, or, for a model larger than they are, the same seeds rendered at its size.
+
+    An upsampled 64² file has none of a 256² render's detail; "detail kept" must be measured
+    against what the model could show.
+    """
+    from PIL import Image
+
+    from optinv.world import synthfaces
+
+    if all(Image.open(p).width >= size for p in images):
+        return [str(p) for p in images]
+    out = []
+    for p in images:
+        arr = np.array(synthfaces.render(int(p.stem), size)[0])
+        out.append((p.stem, torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1.0))
+    return out
+
+
 def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict:
     """W+ inversion (L2, w_avg start, the invert job's schedule) of held-out renders."""
     from optinv import jobs
@@ -69,7 +89,7 @@ def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict
     opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, init="mean", eps=0.0,
                            batch=len(images), progress=False)
     t = time.time()
-    results = jobs.invert([str(p) for p in images], model=g, device="cpu", options=opts)
+    results = jobs.invert(held_out_renders(images, g.size), model=g, device="cpu", options=opts)
     seconds = time.time() - t
     target = torch.stack([r.target[:3] for r in results])
     out = torch.stack([r.image for r in results])

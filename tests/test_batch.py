@@ -166,7 +166,7 @@ def test_sigkill_loses_at_most_the_batch_in_flight(model_file, inputs, tmp_path)
     assert proc.returncode == -signal.SIGKILL
     assert sum(complete(out, n) for n in NAMES) < N_IMAGES, "run finished before the kill: test proves nothing"
     # what a kill can leave: a temporary file and a log line cut in half
-    (out / ".img7.latent.pt.tmp").write_bytes(b"half a tensor")
+    (out / ".img7.latent.pt.optinv.tmp").write_bytes(b"half a tensor")
     with open(out / ".manifest.rank0.jsonl", "a") as f:
         f.write('{"input": "img7.png", "sta')
     r = invoke(args)

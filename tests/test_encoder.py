@@ -15,7 +15,7 @@ from optinv.encoder import build_for, load_encoder, save_encoder
 from optinv.operators import Identity
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import train_encoder  # noqa: E402
+from optinv import encoder_training as train_encoder  # noqa: E402
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -238,3 +238,18 @@ def test_iterative_training_resumes_exactly_and_warm_starts_deterministically(ti
                        jobs.JobOptions(space="wplus", recipe="1*L2", steps=3, init="encoder", encoder=str(enc_file),
                                        progress=False)) for _ in range(2)]
     assert all(torch.equal(p.image, q.image) for p, q in zip(*runs))
+
+
+def test_optinv_train_encoder_trains_and_exports_from_the_command_line(tiny_model: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from optinv.cli import main
+
+    run, out = tmp_path / "run", tmp_path / "enc.pt"
+    common = ["train-encoder", str(run), "--model", str(tiny_model), *ARGS]
+    res = CliRunner().invoke(main, [*common, "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert torch.load(run / "latest.pt", weights_only=True)["step"] == 1
+    res = CliRunner().invoke(main, [*common, "--export", str(out)])
+    assert res.exit_code == 0, res.output
+    assert load_encoder(out) is not None

@@ -78,7 +78,7 @@ def test_the_engine_does_not_import_the_world() -> None:
     engine = {n for n in mods if n.startswith("optinv") and not n.startswith("optinv.world")}
     for n in engine:
         world = {m for m in _imports(n, mods[n], set(mods)) if m.startswith("optinv.world")}
-        assert not world or n in ("optinv.teacher",), f"{n} imports {world}"
+        assert not world, f"{n} imports {world}"
 
 
 def test_every_module_imports_at_top_level_in_a_fresh_interpreter() -> None:

@@ -171,3 +171,13 @@ def test_lpips_without_backbone_names_what_to_provide(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(LPIPSUnavailable, match="cannot read LPIPS backbone"):
         make_lpips("vgg", backbone=bad)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("1*WAVG", "no term that compares"), ("1*GEOCROSS", "no term that compares"), ("1*SMOOTH", "no term"),
+    ("1*DOMAIN", "no term"), ("0*L2+1*NOISE", "no term"), ("0*L2+1e-300*L1", "0 in the optimiser's float32"),
+])
+def test_recipes_without_a_data_term_are_refused(text: str, message: str) -> None:
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(text)
+    assert parse_recipe("1*L1+1*WAVG") == [(1.0, "L1"), (1.0, "WAVG")]

@@ -136,9 +136,9 @@ def test_a_second_run_on_a_locked_out_folder_stops_clearly_and_stale_tmp_files_a
             ob.run_batch(_batch_cfg(src, out))
         r = invoke("generate", "--seed", "1", "--out", out)
         assert "is writing to" in one_line_error(r)
-    (out / ".a.png.tmp").write_bytes(b"half")  # left by a killed run
+    (out / ".a.png.optinv.tmp").write_bytes(b"half")  # left by a killed run
     with OutputLock(out):
-        assert not (out / ".a.png.tmp").exists()
+        assert not (out / ".a.png.optinv.tmp").exists()
 
 
 def test_each_batch_of_images_is_written_as_soon_as_it_is_done(model_file, tmp_path, monkeypatch) -> None:

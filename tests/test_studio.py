@@ -111,8 +111,8 @@ def _canvas(size=32):
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _events(url, job_id, limit=10_000):
-    with urllib.request.urlopen(f"{url}api/jobs/{job_id}/events", timeout=60) as r:
+def _events(url, job_id, limit=10_000, page=PAGE):
+    with urllib.request.urlopen(f"{url}api/jobs/{job_id}/events?page={page}", timeout=60) as r:
         for raw in r:
             line = raw.decode().strip()
             if line.startswith("data: "):
@@ -150,7 +150,7 @@ def test_closing_the_event_stream_cancels_the_job(server):
     status, job = _post(f"{server.url}api/jobs", {"page": PAGE + "x", "job": "paint",
                                                  "source": {"canvas": _canvas()}, "options": {"steps": 5000}})
     assert status == 200
-    views = list(_events(server.url, job["id"], limit=3))  # then the connection closes, as a closed tab's does
+    views = list(_events(server.url, job["id"], limit=3, page=PAGE + "x"))  # then the connection closes, as a closed tab's does
     assert views[-1]["state"] in ("queued", "running")
     j = server.app.state.studio.queue.get(job["id"])
     assert _wait(lambda: j.finished, 15.0) and j.state == "cancelled"

@@ -70,17 +70,17 @@ def test_teacher_is_a_function_of_the_pixel_normalised_z() -> None:
     assert not torch.equal(a[0], a[1])
 
 
-@pytest.mark.parametrize("name", ["synthfaces64", "synthfaces64v1"])
-def test_shipped_model_loads_and_generates(name: str) -> None:
+@pytest.mark.parametrize("name,size", [("synthfaces64", 64), ("synthfaces64v1", 64), ("synthfaces256", 256)])
+def test_shipped_model_loads_and_generates(name: str, size: int) -> None:
     path = ROOT / "samples" / "models" / f"{name}.pt"
     if not path.exists():
         pytest.skip("embedded model not exported yet")
     assert path.stat().st_size < 30 * 2 ** 20
     g = load_generator(name)
-    assert g.size == g.card["resolution"] == 64
+    assert g.size == g.card["resolution"] == size
     with torch.no_grad():
         img = g(torch.randn(2, g.style_dim))
-    assert img.shape == (2, 3, 64, 64) and torch.isfinite(img).all()
+    assert img.shape == (2, 3, size, size) and torch.isfinite(img).all()
     assert g.card["training"]["kimg"] > 0 and "trained_on" in g.card
 
 

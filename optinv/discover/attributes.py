@@ -95,4 +95,4 @@ def load_predictor(path: str | os.PathLike) -> AttributePredictor:
 def shipped_predictor_path(g) -> Path:
     from ..checkpoints import SAMPLES_MODELS
 
-    return SAMPLES_MODELS / f"{g.card.get('name', '')}.attributes.pt"
+    return SAMPLES_MODELS / f"{card_name(g, '')}.attributes.pt"

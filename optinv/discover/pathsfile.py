@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..bounds import finite_number
 from ..errors import OptinvError
 from ..fileio import atomic_torch_save, first_line, load_tagged
 from .models import Paths, build_paths
@@ -128,7 +129,7 @@ def parse_edits(specs: Sequence[str]) -> list[tuple[str, float]]:
             value = None
         if not sep or not name.strip() or value is None:
             raise OptinvError(f"`edit` must look like NAME=AMOUNT (e.g. smile=+2), got {s!r}")
-        out.append((name.strip(), value))
+        out.append((name.strip(), finite_number(value, f"the amount of `edit` {s!r}")))
     return out
 
 
@@ -136,7 +137,9 @@ def shipped_paths_path(g, method: str | None = None) -> Path:
     """``samples/models/NAME.METHOD.paths.pt`` (the default for edits: curvilinear)."""
     from ..checkpoints import SAMPLES_MODELS
 
-    name = g.card.get("name", "")
+    from ..checkpoints import card_name
+
+    name = card_name(g, "")
     return SAMPLES_MODELS / (f"{name}.{method}.paths.pt" if method else f"{name}.paths.pt")
 
 

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import OptinvError
 from ..fileio import atomic_torch_save, load_tagged
+from ..options import check_steps
 from .models import METHODS, Paths, build_paths
 from .reconstructor import Reconstructor, reconstruction_loss
 
@@ -70,6 +71,9 @@ def generator_domain(g, space: str, stats: tuple[torch.Tensor, torch.Tensor] | N
     return Domain(g.style_dim, sample, render, "w", mean.cpu(), std.cpu())
 
 
+MAX_BATCH = 1024  # samples per training step; 10**8 would fill any memory before the first step
+
+
 @dataclass
 class DiscoverSettings:
     """What one discovery run does (stored in its checkpoint, so a resume continues the same run)."""
@@ -100,10 +104,18 @@ class DiscoverSettings:
         for name in ("k", "steps", "batch"):
             if getattr(self, name) < 1:
                 raise OptinvError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        check_steps(self.steps)
+        if self.batch > MAX_BATCH:
+            raise OptinvError(f"`batch` {self.batch:,} is more than {MAX_BATCH} samples per step (each is rendered "
+                              f"twice): a typo?")
         for name in ("lr_paths", "lr_reconstructor"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise OptinvError(f"`{name}` must be a positive number, got {value}")
+        for name in ("alpha", "speed", "shift_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise OptinvError(f"`{name}` must be a finite number ≥ 0, got {value}")
         if self.start_from and self.method != "curvilinear":
             raise OptinvError("`start_from` (a linear run to start from) applies to curvilinear paths only")
         if not 0 <= self.shift_min < self.shift_max:

@@ -76,7 +76,23 @@ class AlignTransform:
             raise OptinvError(f"{where}: damaged face transform ({type(e).__name__}: {e})") from None
         if len(t.quad) != 4:
             raise OptinvError(f"{where}: a face transform needs 4 quad corners, got {len(t.quad)}")
+        t.check(where)
         return t
+
+    def check(self, where: str = "transform") -> None:
+        """A transform that can place a picture: finite corners near the photo, a quad with an area
+        (a NaN or collapsed quad would paste nothing and leave the photo unchanged, silently)."""
+        q = np.asarray(self.quad, dtype=np.float64)
+        if self.size < 1 or min(self.photo_size) < 1:
+            raise OptinvError(f"{where}: size {self.size} and photo size {self.photo_size} must be ≥ 1")
+        if not np.isfinite(q).all():
+            raise OptinvError(f"{where}: the quad's corners are not finite numbers")
+        reach = 100 * max(self.photo_size)
+        if np.abs(q).max() > reach:
+            raise OptinvError(f"{where}: a quad corner lies more than {reach} pixels from the photo")
+        _, eu, ev = self.corners()
+        if abs(eu[0] * ev[1] - eu[1] * ev[0]) < 1.0:
+            raise OptinvError(f"{where}: the quad has no area (its corners are on one line or one point)")
 
 
 def save_transform(t: AlignTransform, path: str | os.PathLike) -> Path:

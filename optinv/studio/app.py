@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import signal
 import socket
 import threading
 import time
@@ -31,11 +33,15 @@ from starlette.staticfiles import StaticFiles
 from ..device import get_model, resolve_device
 from ..errors import InputImageError, OptinvError
 from ..generator import Generator
+from . import schema
+from .schema import MAX_DATA_URL, check_body
 from .service import MAX_UPLOAD_BYTES, Studio, safe_name
 from .state import ResultEntry
 
 STATIC = Path(__file__).with_name("static")
-LOOPBACK = ("127.0.0.1", "localhost")
+MAX_JSON_BYTES = MAX_DATA_URL + 2**20  # a data URL and the fields around it
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+HOST_HEADERS = ("127.0.0.1", "localhost", "[::1]")  # how browsers name the loopback in Host (IPv6 in brackets)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
                                "style-src 'self'; script-src 'self'; font-src 'none'; object-src 'none'; "
@@ -75,16 +81,34 @@ class Api:
     def fail(self, e: BaseException, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": self.st.say(e)}, status_code=status)
 
-    async def json_body(self, request: Request) -> dict[str, Any]:
+    async def json_body(self, request: Request, schema: Any) -> dict[str, Any]:
+        """The request's JSON, read up to :data:`MAX_JSON_BYTES` (a larger one is refused before it
+        is read, or as soon as it grows past the limit) and checked against ``schema``."""
         if request.headers.get("content-type", "").split(";")[0] != "application/json":
             raise OptinvError("expected a JSON request")  # also keeps other sites' plain form posts out
+        limit = f"larger than {MAX_JSON_BYTES // 2**20} MB (the request limit)"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+            raise OptinvError(f"request {limit}")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_JSON_BYTES:
+                raise OptinvError(f"request {limit}")
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(bytes(raw))
+        except (ValueError, RecursionError):
             raise OptinvError("malformed JSON request") from None
-        if not isinstance(body, dict):
-            raise OptinvError("malformed JSON request")
-        return body
+        return check_body(body, schema)
+
+    def page_job(self, request: Request) -> Any:
+        """The job the path names, only for the page that submitted it (``?page=``): another page,
+        even on the same machine, can neither watch it, read its results nor cancel it."""
+        job = self.st.queue.get(request.path_params["job"])
+        page = request.query_params.get("page")
+        if job is None or not page or not secrets.compare_digest(str(job.page).encode(), page.encode()):
+            return None
+        return job
 
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -117,14 +141,14 @@ class Api:
 
     async def submit(self, request: Request) -> Response:
         try:
-            job = await run_in_threadpool(self.st.submit, await self.json_body(request))
+            job = await run_in_threadpool(self.st.submit, await self.json_body(request, schema.JOB))
         except OptinvError as e:
             return self.fail(e)
         return JSONResponse({"id": job.id, "position": self.st.queue.position(job)})
 
     async def events(self, request: Request) -> Response:
         """The job's state as Server-Sent Events until it finishes; a closed connection cancels it."""
-        st, job = self.st, self.st.queue.get(request.path_params["job"])
+        st, job = self.st, self.page_job(request)
         if job is None:
             return JSONResponse({"error": "no such job"}, status_code=404)
 
@@ -153,8 +177,8 @@ class Api:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     async def cancel(self, request: Request) -> Response:
-        job = self.st.queue.get(request.path_params["job"])
-        if job is None or job.page != request.query_params.get("page"):
+        job = self.page_job(request)
+        if job is None:
             return JSONResponse({"cancelled": False}, status_code=404)
         return JSONResponse({"cancelled": self.st.queue.cancel(job.id)})
 
@@ -174,7 +198,7 @@ class Api:
 
     async def seed(self, request: Request) -> Response:
         try:
-            body = await self.json_body(request)
+            body = await self.json_body(request, schema.SEED)
             page = self.st.page(body.get("page"))
             return JSONResponse(await run_in_threadpool(self.st.seed_latent, page, body.get("seed"),
                                                         body.get("truncation", 0.7)))
@@ -183,7 +207,7 @@ class Api:
 
     async def render(self, request: Request) -> Response:
         try:
-            png, ms = await run_in_threadpool(self.st.render, await self.json_body(request))
+            png, ms = await run_in_threadpool(self.st.render, await self.json_body(request, schema.EDIT))
         except (OptinvError, ValueError, TypeError) as e:
             return self.fail(e)
         return Response(png, media_type="image/png",
@@ -191,7 +215,7 @@ class Api:
 
     async def save(self, request: Request) -> Response:
         try:
-            name, data = await run_in_threadpool(self.st.save_edit, await self.json_body(request))
+            name, data = await run_in_threadpool(self.st.save_edit, await self.json_body(request, schema.EDIT))
         except (OptinvError, ValueError, TypeError) as e:
             return self.fail(e)
         return Response(data, media_type="application/octet-stream",
@@ -212,7 +236,7 @@ def create_app(g: Generator, wording: Callable[[str], str] = str, host: str = "1
     st = Studio(g, wording)
     middleware = [Middleware(SecurityHeaders)]
     if host in LOOPBACK:  # a page on another site cannot reach us through a rebound DNS name
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK)))
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(HOST_HEADERS)))
     app = Starlette(routes=Api(st).routes(), middleware=middleware)
     app.state.studio = st
     return app
@@ -229,7 +253,7 @@ class Running:
     app: Starlette
 
     def stop(self) -> None:
-        self.app.state.studio.queue.close()
+        self.app.state.studio.close()
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -263,18 +287,37 @@ def launch(g: Generator, host: str = "127.0.0.1", port: int = 0, wording: Callab
 
 def _url(host: str, sock: socket.socket) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:  # an IPv6 address is written in brackets in a URL
+        shown = f"[{shown}]"
     return f"http://{shown}:{sock.getsockname()[1]}/"
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach a server on ``host`` (the banner warns otherwise)."""
+    return host in LOOPBACK
 
 
 def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8765, device: str = "auto",
           wording: Callable[[str], str] = str, announce: Callable[[str], None] = print) -> None:
-    """Load the model, bind, say the URL, serve until Ctrl-C."""
+    """Load the model, bind, say the URL, serve until Ctrl-C or SIGTERM (both delete the uploads)."""
     g = get_model(model, resolve_device(device))
-    app = create_app(g, wording, host)
-    sock = _bind(host, port)
-    announce(_url(host, sock))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+    # uvicorn re-raises SIGTERM after its shutdown; with the default handler that kills the process
+    # before the uploads are deleted, so it becomes an exit that runs the cleanup below
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
+    app = None
     try:
+        app = create_app(g, wording, host)
+        sock = _bind(host, port)
+        announce(_url(host, sock))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
         server.run(sockets=[sock])
     finally:
-        app.state.studio.queue.close()
+        if app is not None:
+            app.state.studio.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -20,13 +20,13 @@ def register(main: click.Group, handle_errors: Callable, wording: Callable[[str]
     def studio(model, port, host, device):
         """A local web page: paint constraints, watch the optimiser converge, edit with sliders."""
         try:
-            from .app import serve
+            from .app import is_loopback, serve
         except ImportError as e:
             raise OptinvError(f"the studio needs its extra ({e.name} is missing): pip install -e '.[studio]'") from None
 
         def announce(url: str) -> None:
             click.echo(f"optinv studio: {url}  (Ctrl-C stops it)")
-            if host not in ("127.0.0.1", "localhost"):
+            if not is_loopback(host):
                 click.echo(f"listening on {host}: anyone who can reach this machine can use it", err=True)
 
         serve(model, host=host, port=port, device=device, wording=wording, announce=announce)

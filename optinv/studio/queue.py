@@ -8,7 +8,7 @@ optimisation step and the worker moves on.
 
 from __future__ import annotations
 
-import itertools
+import secrets
 import threading
 import time
 from collections import deque
@@ -71,7 +71,6 @@ class JobQueue:
         self._pending: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
         self._cond = threading.Condition()
-        self._ids = itertools.count(1)
         self._describe = describe_error
         self._stop = False
         self._worker = threading.Thread(target=self._loop, name="optinv-studio-worker", daemon=True)
@@ -83,7 +82,7 @@ class JobQueue:
             for old in self._jobs.values():
                 if old.page == page and not old.finished:
                     self._cancel_locked(old)
-            job = Job(id=f"j{next(self._ids)}", page=page, kind=kind, work=work)
+            job = Job(id=f"j{secrets.token_urlsafe(16)}", page=page, kind=kind, work=work)  # unguessable
             self._jobs[job.id] = job
             self._pending.append(job)
             self._touch_pending()

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .. import edit as E
 from .. import jobs
+from ..bounds import finite_number, truncated_w
 from ..checkpoints import samples_dir
 from ..directions import shipped_directions
 from ..errors import InputImageError, OptinvError
@@ -28,12 +29,12 @@ from ..imageio import load_image, load_photo
 from ..latent_formats import read_foreign, sniff
 from ..latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
 from ..operators import downscale_operator
-from ..options import JobOptions, merged_options
+from ..options import SEED_MAX, JobOptions, check_seed, merged_options
 from ..outputs import compare_strip, jsonable
 from ..ranges import to_unit
 from ..spaces import SPACES
 from .queue import Job, JobQueue
-from .state import LatentEntry, Page, ResultEntry, Upload, png_bytes
+from .state import LatentEntry, Page, ResultEntry, Upload, png_bytes, remove_file
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 PREVIEW_SECONDS = 0.2        # the live image refreshes at most this often (PNG encoding is not free)
@@ -89,6 +90,11 @@ class Studio:
         with self._lock:
             return self.pages.setdefault(page_id, Page())
 
+    def close(self) -> None:
+        """Stop the jobs and delete every upload (called however the server stops)."""
+        self.queue.close()
+        self._tmp.cleanup()
+
     def new_file(self, name: str, data: bytes) -> Path:
         folder = self.tmp / secrets.token_hex(8)
         folder.mkdir()
@@ -118,9 +124,17 @@ class Studio:
             raise InputImageError(f"{safe_name(name)}: {len(data) / 2**20:.1f} MB is too large "
                                   f"(limit {MAX_UPLOAD_BYTES // 2**20} MB)")
         path = self.new_file(name, data)
+        try:
+            return self._read_upload(page, purpose, path, align)
+        except BaseException:
+            remove_file(path)  # a refused upload is not kept
+            raise
+
+    def _read_upload(self, page: Page, purpose: str, path: Path, align: bool) -> dict[str, Any]:
         notes: list[str] = []
         if purpose == "latent":
             rec = self.read_latent(path)
+            remove_file(path)  # the record is kept in memory
             key = page.add(LatentEntry(name=_stem(path.name), record=rec), "l")
             image = E.render(self.g, [E.from_latent(rec)])[0]
             return {"id": key, "name": _stem(path.name), "preview": _data_url(png_bytes(image)), "notes": notes}
@@ -157,7 +171,7 @@ class Studio:
                 return default
             try:
                 return cast(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise OptinvError(f"`{key}` must be a number, got {v!r}") from None
 
         steps = num("steps", int)
@@ -175,11 +189,18 @@ class Studio:
         kind = body.get("job")
         if kind not in ("paint", "invert", "pulse"):
             raise OptinvError(f"unknown job {kind!r}")
-        opts = self.job_options(kind, body.get("options") or {})
-        runs = int(body.get("runs") or 1)
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise OptinvError("`options` must be an object")
+        opts = self.job_options(kind, options)
+        runs = body.get("runs") or 1
+        if not isinstance(runs, int) or isinstance(runs, bool):
+            raise OptinvError(f"alternatives must lie in 1..{MAX_RUNS}, got {runs!r}")
         if not 1 <= runs <= MAX_RUNS:
             raise OptinvError(f"alternatives must lie in 1..{MAX_RUNS}, got {runs}")
         src = body.get("source") or {}
+        if not isinstance(src, dict):
+            raise OptinvError("`source` must be an object (a sample, an upload or a canvas)")
         if kind == "paint":
             name = safe_name(str(src.get("name") or "canvas")).removesuffix(".png") + ".png"
             path = self.new_file(name, _decode_data_url(src.get("canvas"), name))
@@ -252,13 +273,12 @@ class Studio:
 
     def seed_latent(self, page: Page, seed: Any, truncation: Any = 0.7) -> dict[str, Any]:
         g = self.g
-        try:
-            seed, psi = int(seed), float(truncation)
-        except (TypeError, ValueError):
-            raise OptinvError("`seed` must be an integer") from None
+        if not isinstance(seed, (int, str)) or isinstance(seed, bool) or not str(seed).strip().isdigit():
+            raise OptinvError(f"`seed` must be an integer between 0 and {SEED_MAX}, got {seed!r}")
+        seed, psi = int(seed), finite_number(truncation, "`truncation`")
+        check_seed(seed)
         z = torch.randn(1, g.style_dim, generator=torch.Generator().manual_seed(seed)).to(g.w_avg.device)
-        with torch.no_grad():
-            w = g.w_avg + psi * (g.mapping(z)[0] - g.w_avg)
+        w = truncated_w(g, z, psi)[0]
         wplus = w.reshape(1, -1).expand(g.n_latent, -1).clone().cpu()
         rec = new_record("wplus", {"wplus": wplus[None].clone()}, [n.detach().cpu().clone() for n in g.noise_list()],
                          model_ref(g), wplus, settings={"seed": seed, "truncation": psi})
@@ -271,18 +291,22 @@ class Studio:
         page = self.page(body.get("page"))
         name, rec = self.record(page, body.get("a"))
         e = E.from_latent(rec)
-        for d, alpha in (body.get("alphas") or {}).items():
+        alphas = body.get("alphas") or {}
+        if not isinstance(alphas, dict):
+            raise OptinvError("`alphas` must be an object of direction names and amounts")
+        for d, alpha in alphas.items():
             if d not in self.directions:
                 raise OptinvError(f"unknown direction {d!r} (known: {', '.join(self.directions)})")
-            if float(alpha):
-                e = E.apply_direction(e, self.directions[d], float(alpha))
+            alpha = finite_number(alpha, f"the amount of {d!r}")
+            if alpha:
+                e = E.apply_direction(e, self.directions[d], alpha)
         mode = body.get("mode") or "none"
         if mode != "none":
             bname, brec = self.record(page, body.get("b"))
             b = E.from_latent(brec)
             layers = E.parse_layers(body.get("layers") or None, self.g.n_latent)
             if mode == "interpolate":
-                e = E.interpolate(e, b, [min(1.0, max(0.0, float(body.get("t", 0.5))))])[0]
+                e = E.interpolate(e, b, [min(1.0, max(0.0, finite_number(body.get("t", 0.5), "`t`")))])[0]
             elif mode == "mix":
                 e = E.mix(e, b, layers)
             elif mode == "blend":
@@ -296,7 +320,13 @@ class Studio:
         """The painted blend mask: its alpha, 0 → A, 1 → B (an unpainted mask is all A)."""
         if not data:
             return torch.zeros(self.g.size, self.g.size)
-        im = Image.open(io.BytesIO(_decode_data_url(data, "mask"))).convert("RGBA")
+        try:
+            with Image.open(io.BytesIO(_decode_data_url(data, "mask"))) as src:
+                if src.format != "PNG" or src.width * src.height > (4 * self.g.size) ** 2:
+                    raise OptinvError(f"mask: expected a PNG of at most {4 * self.g.size}² pixels")
+                im = src.convert("RGBA")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            raise OptinvError("mask: not a readable PNG image") from None
         return torch.from_numpy(np.asarray(im, dtype=np.float32)[..., 3].copy()) / 255.0
 
     def render(self, body: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
@@ -313,6 +343,7 @@ class Studio:
 
     def save_edit(self, body: dict[str, Any]) -> tuple[str, bytes]:
         name, rec, e = self.compose(body)
+        E.check_editable(self.g, e)
         path = self.new_file(f"{name}.latent.pt", b"")
         save_latent(E.to_latent(e, rec), path)
         return path.name, path.read_bytes()

@@ -21,6 +21,16 @@ from ..latents import LatentRecord
 from ..outputs import to_pil01
 
 MAX_ENTRIES = 64
+MAX_UPLOADS = 8    # files kept per page (each up to 16 MB); the oldest is deleted first
+
+
+def remove_file(path: Path) -> None:
+    """Delete an upload and the folder made for it (uploads live one per folder)."""
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
 
 
 def png_bytes(im: Image.Image | torch.Tensor) -> bytes:
@@ -62,11 +72,20 @@ class Page:
     entries: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
 
     def add(self, entry: Any, prefix: str) -> str:
+        """Keep ``entry``; past the caps the oldest entries go, and an upload's file with it."""
         key = f"{prefix}{secrets.token_hex(6)}"
         self.entries[key] = entry
+        uploads = [k for k, e in self.entries.items() if isinstance(e, Upload)]
+        for k in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
+            self._drop(k)
         while len(self.entries) > MAX_ENTRIES:
-            self.entries.popitem(last=False)
+            self._drop(next(iter(self.entries)))
         return key
+
+    def _drop(self, key: str) -> None:
+        entry = self.entries.pop(key)
+        if isinstance(entry, Upload):
+            remove_file(entry.path)
 
     def get(self, key: str, kind: type) -> Any:
         entry = self.entries.get(key)

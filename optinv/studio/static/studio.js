@@ -199,7 +199,7 @@ function jobTab(section) {
     section.dataset.state = "queued";
     run.disabled = true; cancel.disabled = false;
     let first = true;
-    const es = new EventSource(`/api/jobs/${job.id}/events`);
+    const es = new EventSource(`/api/jobs/${job.id}/events?page=${PAGE}`);
     const finish = () => { es.close(); run.disabled = false; cancel.disabled = true; delete studio.activeJobs[kind]; };
     es.onmessage = (ev) => {
       const v = JSON.parse(ev.data);
