@@ -1,0 +1,192 @@
+"""Inverse problems on held-out renders: PULSE, W+ and ILO side by side at equal wall time.
+
+Tasks: super-resolution ×8 and ×16, inpainting of a 30 % box over the eyes, colourisation.
+Every method runs as the jobs run (``optinv pulse`` for super-resolution, ``optinv invert
+--mask`` / ``--operator gray`` for the others); results are written as PNGs and scored with
+``optinv evaluate``'s module against the truth, so these numbers are what a user would get
+from the commands. Observation consistency: PSNR of the result seen through the operator
+against the observation (known pixels only, for inpainting).
+
+    python scripts/benchmark.py --only inverse            # ~10 min on one core
+    python scripts/bench_inverse.py --images 2 --steps 60 # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from optinv import jobs, metrics  # noqa: E402
+from optinv.evaluate import evaluate  # noqa: E402
+from optinv.imageio import atomic_save_image, load_image, make_grid  # noqa: E402
+from optinv.operators import BicubicDownscale, Grayscale  # noqa: E402
+from optinv.outputs import to_pil01  # noqa: E402
+
+TASKS = ("sr8", "sr16", "inpaint_eyes", "colourise")
+TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
+              "inpaint_eyes": "inpainting, 30 % box over the eyes", "colourise": "colourisation"}
+METHODS = ("PULSE", "W+", "ILO")
+EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
+ILO_LAYERS = "25,25,25"
+
+
+def eye_mask(size: int) -> torch.Tensor:
+    """[size, size]: 1 = known, 0 inside the box over the eyes (rows 19–67 %, columns 19–81 %)."""
+    m = torch.ones(size, size)
+    l, t, r, b = (round(f * size) for f in EYE_BOX)
+    m[t:b, l:r] = 0
+    return m
+
+
+def method_options(method: str, steps: int) -> dict[str, Any]:
+    """Job options per method; ILO spends the last 75 steps in its layers (the same total)."""
+    pulse = {"space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "lr": 0.4, "schedule": "linear1cycledrop",
+             "noise": "trainable", "trainable_noise": 5, "eps": 0.0}
+    if method == "PULSE":
+        return {**pulse, "steps": steps}
+    if method == "W+":
+        return {"space": "wplus", "recipe": "100*L2", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
+                "init": "mean", "steps": steps, "adam_beta2": 0.9}
+    layers = sum(int(s) for s in ILO_LAYERS.split(","))
+    return {**pulse, "steps": max(1, steps - layers), "ilo": True, "ilo_steps": ILO_LAYERS}
+
+
+def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
+    """(observation [N, 3, h, w] in [0, 1], the job's extra arguments, known-pixel mask or None)."""
+    size = truth.shape[-1]
+    if task in ("sr8", "sr16"):
+        k = 8 if task == "sr8" else 16
+        return BicubicDownscale(k)(truth), {"scale": k}, None
+    if task == "inpaint_eyes":
+        m = eye_mask(size)
+        return truth * m, {"mask": m}, m[None, None].expand(truth.shape[0], 1, -1, -1)
+    return Grayscale()(truth), {"operator": "gray"}, None
+
+
+def run_method(g, task: str, method: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
+               steps: int) -> tuple[list, float]:
+    """One method on one task (all images in one batch); (results, seconds per image)."""
+    sources = [(n, o * 2 - 1) for n, o in zip(names, obs)]
+    opts = jobs.JobOptions.of(batch=len(names), progress=False, seed=0, **method_options(method, steps),
+                              **{k: v for k, v in extra.items() if k != "scale"})
+    t = time.perf_counter()
+    if "scale" in extra:
+        res = jobs.pulse(sources, scale=extra["scale"], model=g, device="cpu", options=opts)
+    else:
+        res = jobs.invert(sources, model=g, device="cpu", options=opts)
+    return res, (time.perf_counter() - t) / len(names)
+
+
+def consistency(res, mask: torch.Tensor | None) -> list[float]:
+    """PSNR of A(result) against the observation, over the known pixels."""
+    out = []
+    for k, r in enumerate(res):
+        alpha = mask[k:k + 1] if mask is not None else None
+        mse = float(metrics.data_error(r.observed[None], r.target[None], alpha)[0])
+        out.append(10 * math.log10(1 / max(mse, 1e-12)))
+    return out
+
+
+def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] = TASKS,
+                  picture: Path | None = None, shown: int = 2) -> dict[str, Any]:
+    """Rows (task × method) of medians over the images, and the picture."""
+    truth = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in images])
+    names = [p.stem for p in images]
+    rows: list[dict[str, Any]] = []
+    panels: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tdir = Path(tmp) / "truth"
+        tdir.mkdir()
+        for n, t in zip(names, truth):
+            atomic_save_image(to_pil01(t), tdir / f"{n}.png")
+        truth_faces = evaluate(tdir, tdir, lpips=False)
+        for task in tasks:
+            obs, extra, mask = observe(task, truth)
+            results: dict[str, list] = {}
+            for method in METHODS:
+                res, secs = run_method(g, task, method, obs, names, extra, steps)
+                results[method] = res
+                pdir = Path(tmp) / task / method.replace("+", "plus")
+                pdir.mkdir(parents=True)
+                for r in res:
+                    atomic_save_image(to_pil01(r.image), pdir / f"{r.name}.png")
+                ev = evaluate(pdir, tdir, lpips=False, scale=extra.get("scale"))
+                cons = consistency(res, mask)
+                row = {"task": TASK_NAMES[task], "method": method, "images": len(res),
+                       "steps": res[0].metrics["steps"], "s_per_image": round(secs, 2),
+                       "psnr_vs_truth": round(statistics.median(r["psnr"] for r in ev.rows.values()), 2),
+                       "ssim_vs_truth": round(statistics.median(r["ssim"] for r in ev.rows.values()), 4),
+                       "ms_ssim_vs_truth": round(statistics.median(r["ms_ssim"] for r in ev.rows.values()), 4),
+                       "observation_psnr": round(statistics.median(cons), 2)}
+                if ev.mean.get("face_found") is not None:
+                    row["faces_found"] = f"{sum(r['face_found'] for r in ev.rows.values())}/{len(ev.rows)}"
+                    row["identity_distance"] = round(statistics.median(r["identity_distance"] for r in ev.rows.values()), 3)
+                if method == "ILO":
+                    moved = [m["moved"] for r in res for m in r.metrics["ilo_layers"]]
+                    row["ilo_moved_median"] = round(statistics.median(moved), 4)
+                rows.append(row)
+                print(f"inverse {task} {method}: {row}", flush=True)
+            for k in range(min(shown, len(names))):
+                ob = to_pil01(obs[k]).resize((g.size, g.size), 0)
+                panels += [ob] + [to_pil01(results[m][k].image) for m in METHODS] + [to_pil01(truth[k])]
+    if picture is not None and panels:
+        atomic_save_image(make_grid(panels, cols=2 + len(METHODS), scale=max(1, 128 // g.size)), picture)
+    faces = truth_faces.mean.get("face_found")
+    return {"rows": rows, "images": names, "steps": steps, "ilo_layers": ILO_LAYERS,
+            "truth_faces_found": None if faces is None else f"{sum(r['face_found'] for r in truth_faces.rows.values())}/{len(names)}"}
+
+
+def markdown(data: dict[str, Any] | None) -> list[str]:
+    """The "Inverse problems" section of docs/BENCHMARKS.md."""
+    if not data or not data.get("rows"):
+        return []
+    rows = data["rows"]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["## Inverse problems: PULSE, W+ and ILO at equal steps", "",
+             f"{len(data['images'])} held-out renders ({', '.join(data['images'])}), the embedded 64² model; "
+             f"{data['steps']} steps per image for every method: PULSE (Z+, 100·L2 + 0.05·GEOCROSS, lr 0.4, "
+             f"linear1cycledrop, 5 trainable noise layers, no early stop), W+ (100·L2, lr 0.1, cosine ramp, "
+             f"w_avg start), ILO (PULSE's search for {data['steps']} − 75 steps, then `--ilo` with its defaults: "
+             f"layers 4², 8², 16² for {data['ilo_layers']} steps, ℓ1 radius 5 % of each layer's norm, lr 0.1). "
+             "`s_per_image`: measured wall time (one core, batch of all images). Scores from `optinv evaluate` "
+             "(medians over images; the results as 8-bit PNGs): PSNR, SSIM and MS-SSIM against the truth; "
+             "`observation_psnr`: the result through the task's operator against the observation (known pixels "
+             "only for inpainting); `faces_found`: dlib's detector on the results (enlarged to 256²) — on the "
+             f"truth it finds {data.get('truth_faces_found', '?')}, the procedural faces at 64² being small for it; "
+             "`identity_distance`: dlib descriptor, result ↔ truth (< 0.6 = same person). LPIPS: not measured "
+             "(no backbone offline). Inpainting: the mask covers rows 19–67 % and columns 19–81 % (eyes and nose); "
+             "colourisation: the observation is the BT.601 luminance. Picture: "
+             "[observation | PULSE | W+ | ILO | truth](inverse_problems.png), two images per task.", "",
+             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from optinv.checkpoints import load_generator
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args(argv)
+    g = load_generator(args.model, device="cpu")
+    images = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
+    data = bench_inverse(g, images, args.steps, tuple(args.tasks.split(",")))
+    print("\n".join(markdown(data)))
+
+
+if __name__ == "__main__":
+    main()
