@@ -6,7 +6,8 @@
   python scripts/benchmark.py --only invert,pulse
 
 Sections: generator speed (256² and 1024² config-f), inversion per space, W+ quality proxy,
-PULSE ×8/×16, paint, and the optimiser's overhead over a bare loop. Raw numbers go to
+PULSE ×8/×16, paint, the optimiser's overhead over a bare loop, and inverse problems (PULSE, W+
+and ILO on super-resolution, inpainting and colourisation; scripts/bench_inverse.py). Raw numbers go to
 docs/benchmarks.json with the machine and the command; pictures to docs/.
 """
 
@@ -911,7 +912,9 @@ def write_markdown(data: dict) -> None:
           "measured (no LPIPS backbone offline; the renders are not photos). "
           "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
     from bench_discover import markdown as discover_markdown
+    from bench_inverse import markdown as inverse_markdown
 
+    lines += inverse_markdown(data.get("inverse"))
     lines += discover_markdown(data.get("discover"))
     if data.get("notes"):
         lines.extend(["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""])
@@ -920,7 +923,7 @@ def write_markdown(data: dict) -> None:
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
-            "directions", "lec", "domain", "presets", "tuning", "discover")
+            "directions", "lec", "domain", "presets", "tuning", "discover", "inverse")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1033,6 +1036,11 @@ def main(argv: list[str] | None = None) -> None:
             g, {m: SAMPLES / "models" / f"{name}.{m}.paths.pt" for m in ("linear", "warped", "curvilinear")},
             SAMPLES / "models" / f"{name}.attributes.pt", sample_images(2), DOCS / "discover_order_grid.png",
             n_eff=16 if args.quick else 32, n_comm=8 if args.quick else 16, inversion_steps=50 if args.quick else 150)
+    if "inverse" in only:
+        from bench_inverse import bench_inverse
+
+        data["inverse"] = bench_inverse(g, sample_images(2 if args.quick else 4), 80 if args.quick else 150,
+                                        picture=DOCS / "inverse_problems.png")
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
