@@ -923,7 +923,7 @@ def write_markdown(data: dict) -> None:
 
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
-            "directions", "lec", "domain", "presets", "tuning", "discover", "inverse")
+            "directions", "lec", "domain", "presets", "tuning", "discover", "inverse", "structural")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1039,8 +1039,16 @@ def main(argv: list[str] | None = None) -> None:
     if "inverse" in only:
         from bench_inverse import bench_inverse
 
+        kept = data.get("inverse", {}).get("structural")
         data["inverse"] = bench_inverse(g, sample_images(2 if args.quick else 4), 80 if args.quick else 150,
                                         picture=DOCS / "inverse_problems.png")
+        if kept:
+            data["inverse"]["structural"] = kept
+    if "structural" in only:
+        from bench_inverse import bench_structural
+
+        data.setdefault("inverse", {})["structural"] = bench_structural(g, sample_images(2 if args.quick else 4),
+                                                                        80 if args.quick else 150)
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
