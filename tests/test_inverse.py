@@ -253,3 +253,25 @@ def test_ssim_terms_have_gradients_and_refuse_nothing() -> None:
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
     same = StepContext(pred=ctx.target, target=ctx.target, image=ctx.target, w=ctx.w, w_avg=ctx.w_avg)
     assert torch.allclose(obj(same)[0], torch.zeros(2), atol=1e-5)
+
+
+def test_paint_takes_ilo_and_a_noise_level() -> None:
+    g = tiny_generator(32)
+    ref = torch.rand(4, 8, 8)
+    ref[3] = (ref[3] > 0.5).float()
+    r = jobs.paint([("r", ref)], model=g, device="cpu", steps=3, progress=False, ilo=True, ilo_steps="2",
+                   noise_level=0.02)[0]
+    assert r.metrics["ilo_layers"][0]["layer"] == 0
+    assert "noise σ=0.02" in r.metrics["operator"]
+    assert torch.equal(render_latent(g, r.latent)[0], r.image)
+
+
+def test_benchmark_mask_covers_thirty_percent_and_tables_render() -> None:
+    from tests.conftest import load_script
+
+    b = load_script("bench_inverse")
+    assert abs(float(1 - b.eye_mask(64).mean()) - 0.30) < 0.01
+    rows = [{"task": "x", "method": m, "psnr_vs_truth": 1.0} for m in b.METHODS]
+    text = "\n".join(b.markdown({"rows": rows, "images": ["a"], "steps": 10, "ilo_layers": "25,25,25",
+                                 "structural": [{"recipe": "1*L2", "psnr": 1.0}]}))
+    assert "| x | ILO | 1.0 |" in text and "| 1*L2 | 1.0 |" in text
