@@ -291,3 +291,13 @@ def job_operator(base: nn.Module, model_size: int, observed_size: int, *, mask: 
     if noise_level:
         after.append(NoiseLevel(noise_level))
     return Compose(*before, base, *after)
+
+
+def observed_mask(op: nn.Module, side: int) -> torch.Tensor | None:
+    """The known-pixel mask [1, 1, side, side] an operator applies at the observation's size (or None):
+    scores of a masked observation are taken over its known pixels only."""
+    ops = op.ops if isinstance(op, Compose) else [op]
+    for o in ops:
+        if isinstance(o, Mask) and o.side == side:
+            return o.mask
+    return None

@@ -6,6 +6,7 @@ forward operator is chosen (see :mod:`optinv.jobs`); editing uses it to re-inver
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -80,6 +81,10 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
             extra = _tune_item(g, item, tuning, lpips, operator, seconds) if tuning is not None else {}
             if not isinstance(operator, operators.BicubicDownscale):  # pulse/paint: the scale says it
                 extra["operator"] = operators.describe(operator)
+                known = operators.observed_mask(operator, item.observed.shape[-1])
+                if known is not None:  # the hole is 0 on both sides: judge the known pixels alone
+                    mse = float(metrics.data_error(item.observed[None], item.target[None], known.cpu())[0])
+                    extra["psnr_known"] = float("inf") if mse == 0 else 10 * math.log10(1 / mse)
             if ilo_records is not None:
                 extra["ilo_layers"] = ilo_mode.summary(ilo_records[k])
             measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(seconds, 3),

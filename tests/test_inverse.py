@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -103,6 +104,10 @@ def test_inpainting_leaves_the_hole_to_the_prior() -> None:
     b = jobs.invert([("b", y)], **kw)[0]
     assert torch.equal(a.image, b.image)
     assert a.metrics["operator"].startswith("mask")
+    known = m.bool().expand(3, -1, -1)
+    mse = float((a.image - (x + 1) / 2)[known].pow(2).mean())
+    assert a.metrics["psnr_known"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
+    assert a.metrics["psnr_known"] < a.metrics["psnr"]  # the blank hole no longer counts as a match
 
 
 def test_colourisation_matches_through_luminance() -> None:
