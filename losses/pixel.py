@@ -19,3 +19,17 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def l2_alpha(pred: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """((pred − ref)² · alpha).mean(): alpha-0 pixels are free, alpha-1 pixels are pinned."""
     return ((pred - target).pow(2) * alpha).flatten(1).mean(1)
+
+
+def dssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − SSIM per image (the metric of :func:`optinv.metrics.ssim_per_image`, as a loss)."""
+    from optinv.metrics import ssim_per_image
+
+    return 1.0 - ssim_per_image(pred, target)
+
+
+def dmsssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − MS-SSIM per image (:func:`optinv.metrics.ms_ssim_per_image`)."""
+    from optinv.metrics import ms_ssim_per_image
+
+    return 1.0 - ms_ssim_per_image(pred, target)

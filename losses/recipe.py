@@ -37,6 +37,7 @@ class StepContext:
     noises: list[torch.Tensor] = field(default_factory=list)
     lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     domain: Callable[["StepContext"], torch.Tensor] | None = None
+    data_weight: float = 1.0           # the operator's trust in the observation (noise level): scales data terms
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Term:
     help: str
     fn: Callable[[StepContext], torch.Tensor]
     needs: str = ""                    # "", "alpha", "vectors", "noise", "maps", "lpips", "encoder"
-    data: bool = False                 # compares the result with the image (the rest only regularise)
+    data: bool = False                 # compares the observation (scaled by the operator's data weight)
 
 
 def _l2a(c: StepContext) -> torch.Tensor:
@@ -58,7 +59,12 @@ TERMS: dict[str, Term] = {t.name: t for t in [
     Term("L2", "mean squared error through the forward operator", lambda c: pixel.l2(c.pred, c.target), data=True),
     Term("L1", "mean absolute error through the forward operator", lambda c: pixel.l1(c.pred, c.target), data=True),
     Term("L2A", "alpha-weighted squared error (paint)", _l2a, "alpha", data=True),
-    Term("LPIPS", "learned perceptual distance (lpips package)", lambda c: c.lpips(c.pred, c.target), "lpips", data=True),
+    Term("LPIPS", "learned perceptual distance (lpips package)", lambda c: c.lpips(c.pred, c.target), "lpips",
+         data=True),
+    Term("SSIM", "1 − SSIM through the forward operator (structure; needs no download)",
+         lambda c: pixel.dssim(c.pred, c.target), data=True),
+    Term("MSSSIM", "1 − MS-SSIM through the forward operator (structure at several scales)",
+         lambda c: pixel.dmsssim(c.pred, c.target), data=True),
     Term("GEOCROSS", "PULSE's geodesic cross loss between layer latents", lambda c: regularizers.geocross(c.w), "vectors"),
     Term("NOISE", "autocorrelation of trainable noise maps (rosinality)", lambda c: regularizers.noise_autocorrelation(c.noises), "noise"),
     Term("WAVG", "squared distance of each layer latent to w_avg", lambda c: regularizers.distance_to_mean(c.w, c.w_avg)),
@@ -144,7 +150,8 @@ class Objective:
 
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts = {n: TERMS[n].fn(ctx) for _, n in self.terms}
-        total = sum(w * parts[n] for w, n in self.terms)
+        scale = {n: ctx.data_weight if TERMS[n].data else 1.0 for _, n in self.terms}
+        total = sum(w * scale[n] * parts[n] for w, n in self.terms)
         return total, parts
 
 

@@ -408,6 +408,33 @@ def encode(images, space, encoder, encoder_passes, model, out, batch, crop, alig
                                       "device": device, "overwrite": overwrite}, opts)
 
 
+@main.command()
+@click.argument("pred_dir", type=click.Path(file_okay=False))
+@click.argument("truth_dir", type=click.Path(file_okay=False))
+@click.option("--scale", type=click.IntRange(min=1), default=None,
+              help="also the downscale consistency: PSNR of both images' ×K bicubic downscales")
+@click.option("--lpips-backbone", type=click.Path(dir_okay=False), default=None,
+              help="torchvision VGG16 ImageNet weights for LPIPS (no download happens)")
+@click.option("--no-faces", is_flag=True, help="skip the dlib identity distance and face detection")
+@click.option("--out", "-o", default="evaluation", show_default=True, type=click.Path(file_okay=False),
+              help="folder for evaluation.md, evaluation.csv and NAME.json per image")
+@handle_errors
+def evaluate(pred_dir, truth_dir, scale, lpips_backbone, no_faces, out):
+    """Score the images in PRED_DIR against TRUTH_DIR (paired by file name): PSNR, SSIM, MS-SSIM,
+    LPIPS, identity distance, faces found, and with --scale the downscale consistency."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import markdown, write_report
+
+    for d in (pred_dir, truth_dir):
+        if Path(out).resolve() == Path(d).resolve():
+            raise OptinvError(f"--out {out} is an input folder: its NAME.json files would be overwritten")
+    ev = run_evaluation(pred_dir, truth_dir, scale=scale, lpips_backbone=lpips_backbone, faces=not no_faces)
+    ev.missing = {c: to_flags(why) for c, why in ev.missing.items()}
+    paths = write_report(ev, out, pred_dir, truth_dir)
+    click.echo(markdown(ev), nl=False)
+    click.echo(f"{len(ev.rows)} pairs → {paths['markdown']}, {paths['csv']}")
+
+
 from .cli_edit import register as _register_edit_commands  # noqa: E402
 
 _register_edit_commands(main, handle_errors)

@@ -407,17 +407,33 @@ class Generator(nn.Module):
             raise ValueError(f"expected {self.n_latent} styles, got {len(styles)}")
         if noise is None:
             noise = [None] * self.num_layers if randomize_noise else self.noise_list()
-        batch = styles[0].shape[0]
-        out = self.input(batch)
+        out, skip = self.stem(styles, noise)
+        return self.blocks(out, skip, styles, noise, 0)[1]
+
+    # Intermediate layers (ILO searches them): "layer" b is the state after the 4×4 stem (b = 0)
+    # or after upsampling block b (side 4·2^b); a state is (features [B, C, s, s], RGB skip [B, 3, s, s]).
+    def layer_sides(self) -> list[int]:
+        """Side of the feature maps at each intermediate layer b = 0 … log2(size) − 2."""
+        return [4 * 2 ** b for b in range(self.log_size - 1)]
+
+    def stem(self, styles: Sequence[torch.Tensor], noise: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state at layer 0: constant input → conv1, and its toRGB."""
+        out = self.input(styles[0].shape[0])
         out = self.conv1(out, styles[0], noise[0])
-        skip = self.to_rgb1(out, styles[1])
-        i = 1
-        for k, to_rgb in enumerate(self.to_rgbs):
+        return out, self.to_rgb1(out, styles[1])
+
+    def blocks(self, out: torch.Tensor, skip: torch.Tensor, styles: Sequence[torch.Tensor],
+               noise: Sequence[torch.Tensor | None], first: int, last: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the state at layer ``first`` to the state at layer ``last`` (default: the image,
+        whose RGB skip is the output)."""
+        last = len(self.to_rgbs) if last is None else last
+        i = 1 + 2 * first
+        for k in range(first, last):
             out = self.convs[2 * k](out, styles[i], noise[2 * k + 1])
             out = self.convs[2 * k + 1](out, styles[i + 1], noise[2 * k + 2])
-            skip = to_rgb(out, styles[i + 2], skip)
+            skip = self.to_rgbs[k](out, styles[i + 2], skip)
             i += 2
-        return skip
+        return out, skip
 
     def forward(self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None,
                 noise: Sequence[torch.Tensor | None] | None = None, randomize_noise: bool = False) -> torch.Tensor:

@@ -20,7 +20,7 @@ from .errors import OptinvError
 from .generator import Generator
 from .inputs import Source, attach_notes, load_groups, load_many
 from .latents import model_id, render_latent
-from .operators import Identity, downscale_operator
+from .operators import Identity, downscale_operator, job_operator
 from .optimize import Settings
 from .options import JobOptions, check_duplicates, check_seed
 from .photo import align_sources, attach_alignment
@@ -43,7 +43,14 @@ def invert(images: Sequence[Source], model: Model = None, device: str | None = "
     notes: dict[str, list[str]] = {}
     images, alignments = align_sources(images, g.size, opts, notes)  # `align`: photos → FFHQ crops
     targets, names = load_many(images, g.size, False, opts.crop, notes)
-    return attach_alignment(attach_notes(solve("invert", g, targets, names, Identity(), opts), notes), alignments)
+    op = _operator(Identity(), g.size, g.size, opts)
+    return attach_alignment(attach_notes(solve("invert", g, targets, names, op, opts), notes), alignments)
+
+
+def _operator(base: torch.nn.Module, model_size: int, observed_size: int, opts: JobOptions) -> torch.nn.Module:
+    """The job's operator with `mask`, `operator` and `noise_level` composed around it."""
+    return job_operator(base, model_size, observed_size, mask=opts.mask, operator=opts.operator,
+                        noise_level=opts.noise_level)
 
 
 def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = None, device: str | None = "auto",
@@ -65,10 +72,11 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
             raise OptinvError(f"input is {side}×{side} and `scale` {scale} gives {side * scale}², but the model makes "
                               f"{g.size}²: use `scale` {g.size // side}" if g.size % side == 0 else
                               f"input is {side}×{side}; it must divide the model resolution {g.size}")
-        downscale_operator(g.size, side, "the low-res input")
+        _operator(downscale_operator(g.size, side, "the low-res input"), g.size, side, opts)
 
     def one_size(targets: torch.Tensor, names: list[str]) -> list[ItemResult]:
-        op = downscale_operator(g.size, targets.shape[-1], "the low-res input")
+        side = targets.shape[-1]
+        op = _operator(downscale_operator(g.size, side, "the low-res input"), g.size, side, opts)
         rep_targets = targets.repeat_interleave(duplicates, 0)
         rep_names = [f"{n}_dup{d}" if duplicates > 1 else n for n in names for d in range(duplicates)]
         seeds = [opts.seed + d for _ in names for d in range(duplicates)]
@@ -85,6 +93,12 @@ def paint(references: Sequence[Source], model: Model = None, device: str | None 
     if opts.align or opts.paste_back:
         raise OptinvError("paint takes RGBA references, not photos: `align` and `paste_back` are for invert, "
                           "encode and pulse")
+    if opts.mask is not None:
+        raise OptinvError("paint's alpha already says which pixels are known: draw the hole into the reference's "
+                          "alpha instead of giving a `mask`")
+    if opts.operator == "gray":
+        raise OptinvError("paint matches colours: `operator` gray would throw them away (give invert or pulse a "
+                          "gray image to colourise)")
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
     groups = load_groups(references, None, True, opts.crop, notes)
@@ -97,7 +111,7 @@ def paint(references: Sequence[Source], model: Model = None, device: str | None 
         downscale_operator(g.size, refs.shape[-1], "the paint reference")
 
     def one_size(refs: torch.Tensor, names: list[str]) -> list[ItemResult]:
-        op = downscale_operator(g.size, refs.shape[-1], "the paint reference")
+        op = _operator(downscale_operator(g.size, refs.shape[-1], "the paint reference"), g.size, refs.shape[-1], opts)
         return solve("paint", g, refs[:, :3], names, op, opts, alpha=refs[:, 3:4])
 
     return attach_notes(_in_input_order(groups, one_size), notes)
@@ -118,6 +132,9 @@ def encode(images: Sequence[Source], model: Model = None, device: str | None = "
            options: JobOptions | None = None, **settings: Any) -> list[ItemResult]:
     """Encoder only, no optimisation: the fast path (milliseconds per image)."""
     opts = _options(options, settings)
+    if opts.mask is not None or opts.operator not in (None, "identity") or opts.noise_level or opts.ilo:
+        raise OptinvError("encode runs the encoder alone: `mask`, `operator`, `noise_level` and `ilo` need a "
+                          "search (invert, pulse, paint)")
     space_name = opts.space or "wplus"
     if space_name not in ("wplus", "stylemap"):
         raise OptinvError(f"encode predicts wplus or stylemap codes, not `space` {space_name!r}")

@@ -29,6 +29,8 @@ from .fileio import atomic_torch_save, load_tagged
 from .generator import Generator
 from .ranges import to_unit
 from .spaces import SPACES, LatentSpace, StyleMapSpace, WPlusSpace, WSpace, ZPlusSpace
+from .ilo import render as render_ilo
+from .ilo import validate_ilo
 from .tuning import tuned_generator, validate_tuning
 
 LATENT_FORMAT = "optinv-latent"
@@ -55,6 +57,7 @@ class LatentRecord(TypedDict, total=False):
     - ``fit_mean``/``fit_std``: the Gaussian fit a zplus latent was rendered with.
     - ``alignment``: how the input was warped before inversion (to paste the result back).
     - ``tuning``: a generator weight delta applied where the latent is rendered.
+    - ``ilo``: intermediate-layer features the image is rendered from (:mod:`optinv.ilo`).
     """
 
     format: str
@@ -71,6 +74,7 @@ class LatentRecord(TypedDict, total=False):
     fit_std: torch.Tensor
     alignment: dict[str, Any]
     tuning: dict[str, Any]
+    ilo: dict[str, Any]
 
 
 REQUIRED = ("space", "tensors", "noise", "model", "wplus")
@@ -190,6 +194,8 @@ def validate(rec: Any, g: Generator | None = None, finite: bool = True) -> Laten
             raise OptinvError(f"{key!r} has {rec[key].shape[-1]} dimensions, the latent {dim}")
     if "tuning" in rec:
         validate_tuning(rec["tuning"])
+    if "ilo" in rec:
+        validate_ilo(rec["ilo"])
     if g is not None:
         fits(rec, g)
     return rec
@@ -205,12 +211,15 @@ def fits(rec: LatentRecord, g: Generator) -> None:
         raise OptinvError(f"latent has {len(rec['noise'])} noise maps that do not match the model's {len(sizes)}")
     if "tuning" in rec:
         validate_tuning(rec["tuning"], g)
+    if "ilo" in rec:
+        validate_ilo(rec["ilo"], g)
 
 
 def check_model(rec: LatentRecord, g: Generator, what: str = "the latent") -> None:
     """The record was made with ``g`` (same weights), or one clear error."""
     if model_id(g) != rec["model"]["id"]:
-        raise OptinvError(f"{what} was made with model {rec['model']['id']} ({rec['model'].get('name')}); "
+        why = " (its ILO features only mean something in that generator)" if "ilo" in rec else ""
+        raise OptinvError(f"{what} was made with model {rec['model']['id']} ({rec['model'].get('name')}){why}; "
                           f"this model is {model_id(g)}: pass the right `model`")
 
 
@@ -301,6 +310,8 @@ def render_latent(g: Generator, rec: LatentRecord) -> torch.Tensor:
     g = tuned_generator(g, rec.get("tuning"))
     styles, noise = render_inputs(g, rec)
     with torch.no_grad():
+        if "ilo" in rec:
+            return to_unit(render_ilo(g, rec["ilo"], styles, noise))
         return to_unit(g.synthesis(styles, noise=noise))
 
 

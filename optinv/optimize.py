@@ -14,7 +14,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -114,6 +114,7 @@ class Problem:
     operator: torch.nn.Module
     alpha: torch.Tensor | None = None
     data_term: str = "L2"              # which term ``eps`` and "fit" refer to
+    data_weight: float = 1.0           # the operator's trust in the observation (operators.NoiseLevel)
 
 
 @dataclass
@@ -139,10 +140,14 @@ class Result:
 class NoiseState:
     """Per-image noise maps: zero, the model's fixed buffers, random, or trainable (first k)."""
 
-    def __init__(self, g: Generator, batch: int, mode: str, trainable: int, gen: torch.Generator):
+    def __init__(self, g: Generator, batch: int, mode: str, trainable: int, gen: torch.Generator,
+                 start: Sequence[torch.Tensor] | None = None):
         dev = g.w_avg.device
         self.maps: list[torch.Tensor] = []
         self.trainable: list[torch.Tensor] = []
+        if start is not None:  # maps found by an earlier search (ILO's layer stages), held fixed
+            self.maps = [n.detach().to(dev).clone() for n in start]
+            return
         if mode == "trainable" and not 0 <= trainable <= g.num_layers:
             raise OptinvError(f"`trainable_noise` must be between 0 (all) and {g.num_layers}, the number of "
                               f"noise layers of this model; got {trainable}")
@@ -183,7 +188,8 @@ def _rows(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective, settings: Settings,
         *, lpips: Callable | None = None, domain: Callable | None = None,
         callback: Callable[[int, dict, dict], None] | None = None,
-        preview: Callable[[int, torch.Tensor], None] | None = None) -> Result:
+        preview: Callable[[int, torch.Tensor], None] | None = None,
+        noise_init: Sequence[torch.Tensor] | None = None) -> Result:
     """Minimise the objective over the space's latents (and trainable noise) for a batch.
 
     Each step: render and score every image (:func:`_forward`), keep each image's best and
@@ -192,7 +198,7 @@ def run(g: Generator, space: LatentSpace, problem: Problem, objective: Objective
     settings.validate()
     batch = problem.target.shape[0]
     gen = torch.Generator().manual_seed(settings.seed)
-    noise = NoiseState(g, batch, settings.noise, settings.trainable_noise, gen)
+    noise = NoiseState(g, batch, settings.noise, settings.trainable_noise, gen, noise_init)
     objective.check(space=space.name, n_vectors=space.n_vectors, has_alpha=problem.alpha is not None,
                     trainable_noise=bool(noise.trainable), has_maps=any(m.shape[-1] > 1 for m in space.style_maps()),
                     has_encoder=domain is not None)
@@ -250,11 +256,12 @@ def _forward(g: Generator, space: LatentSpace, noise: NoiseState, problem: Probl
         if strength > 0:  # gradient taken at a jittered latent, update applied to the latent
             styles = space.jitter(styles, strength, gen)
     with autocast(precision_at(settings, step), problem.target.device):  # latents, noise and losses stay fp32
-        out = g.synthesis(styles, noise=noise.maps)
+        out = space.render(g, styles, noise.maps)
     image = to_unit(out.float())
     pred = problem.operator(image)
     ctx = StepContext(pred=pred, target=problem.target, image=image, w=space.layer_vectors(), w_avg=g.w_avg,
-                      alpha=problem.alpha, maps=space.style_maps(), noises=noise.trainable, lpips=lpips, domain=domain)
+                      alpha=problem.alpha, maps=space.style_maps(), noises=noise.trainable, lpips=lpips, domain=domain,
+                      data_weight=problem.data_weight)
     total, parts = objective(ctx)
     return image, pred, total, parts
 

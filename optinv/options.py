@@ -24,6 +24,8 @@ from .presets import JOB_DEFAULTS, PRESETS, preset
 from .spaces import SPACES
 from .tuning import MODES as TUNE_MODES
 from .tuning import TuneSettings
+from .ilo import ILO_LR, ILO_RADIUS, ILO_STEPS, parse_ilo
+from .operators import OPERATORS
 from .warmstart import INITS
 
 CROPS = ("none", "center", "pad")
@@ -91,6 +93,21 @@ class JobOptions:
     precision: str = option("fp32", "the generator's arithmetic: bf16 autocast (latents and optimiser state stay fp32) "
                                     "or fp32; auto = bf16 on a CPU with AMX/AVX512-BF16 or a CUDA GPU with bf16",
                             choices=PRECISIONS, show_default=True)
+    mask: Any = option(None, "inpainting: known pixels white, unknown black (or an alpha channel); the model's or "
+                             "the observation's size (Python: also a [h, w] tensor in [0, 1])", path=True)
+    operator: str | None = option(None, "what else the observation lost: gray = colourisation (the result is "
+                                        "matched through its luminance)", choices=OPERATORS)
+    noise_level: float | None = option(None, "denoising: std of the observation's noise in [0, 1] units; the data "
+                                             "terms count σ₀²/(σ₀²+σ²) as much (σ₀ = 0.02)", type=float)
+    ilo: bool = option(False, "intermediate-layer optimisation (ILO, Daras et al. 2021) after the latent: then the "
+                              "feature maps layer by layer, each within an ℓ1 ball around the layer before's range",
+                       type=bool)
+    ilo_steps: str = option(ILO_STEPS, "with `ilo`: steps per intermediate layer, from the 4×4 layer up",
+                            show_default=True)
+    ilo_radius: str = option(ILO_RADIUS, "with `ilo`: ℓ1 radius per layer as a fraction of that layer's ℓ1 norm "
+                                         "(one value, or one per layer)", show_default=True)
+    ilo_lr: float = option(ILO_LR, "with `ilo`: learning rate of the layer stages (ILO's 0.1)", type=float,
+                           show_default=True)
     lpips_net: str = option("vgg", "LPIPS network", cli=False)
     frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
     frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
@@ -143,6 +160,14 @@ class JobOptions:
             raise OptinvError(f"unknown `precision` {self.precision!r} (known: {', '.join(PRECISIONS)})")
         if not self.tune_locality >= 0:
             raise OptinvError(f"`tune_locality` must be ≥ 0, got {self.tune_locality}")
+        if self.noise_level is not None and not (math.isfinite(self.noise_level) and self.noise_level >= 0):
+            raise OptinvError(f"`noise_level` must be a finite number ≥ 0, got {self.noise_level}")
+        if self.operator is not None and self.operator not in OPERATORS:
+            raise OptinvError(f"unknown `operator` {self.operator!r} (known: {', '.join(OPERATORS)})")
+        if self.ilo:
+            parse_ilo(self.ilo_steps, self.ilo_radius, self.ilo_lr)
+            if self.tune:
+                raise OptinvError("`ilo` and `tune` both change what the latent renders with; use one of them")
 
 
 MAX_LR = 1e30  # Adam's first step divides lr by 0.1 in float32 (max 3.4e38)

@@ -6,13 +6,15 @@ forward operator is chosen (see :mod:`optinv.jobs`); editing uses it to re-inver
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
 
 from losses.recipe import build_objective
 
-from . import metrics, warmstart
+from . import ilo as ilo_mode
+from . import metrics, operators, warmstart
 from .errors import OptinvError
 from .generator import Generator
 from .latents import LatentRecord, record_from_space, render_inputs, render_latent
@@ -40,6 +42,12 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         raise OptinvError(f"`tune` works with invert only: {job} matches a {TUNE_REFUSAL[job]}, and a generator "
                           f"tuned to it would draw the input instead of a face that explains it")
     tuning = tune_settings(opts) if opts.tune else None
+    if opts.tune and not isinstance(operator, operators.Identity):
+        raise OptinvError("`tune` fits the generator to the whole image: it cannot take a `mask`, `operator` or "
+                          "`noise_level` (a generator tuned to a masked or gray image would draw the hole or the gray)")
+    ilo = ilo_mode.parse_ilo(opts.ilo_steps, opts.ilo_radius, opts.ilo_lr) if opts.ilo else None
+    if ilo is not None:
+        ilo_mode.check_layers(g, ilo)
     m = merged_options(job, opts, g)
     recipe, lpips = lpips_for(m["recipe"], opts, g.w_avg.device, m.get("fallback_recipe"), notes)
     objective = build_objective(recipe)
@@ -63,14 +71,29 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
         tgt = targets[sl].to(g.w_avg.device)
         a = alpha[sl].to(g.w_avg.device) if alpha is not None else None
         space = warmstart.starting_space(g, start, tgt, seeds[sl], opts.seed)
-        problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2")
+        tgt = operators.prepare(operator, tgt)  # e.g. the unknown pixels blanked, the colour removed
+        problem = Problem(target=tgt, operator=operator, alpha=a, data_term="L2A" if a is not None else "L2",
+                          data_weight=operators.data_weight(operator))
         res = run(g, space, problem, objective, settings, lpips=lpips, domain=domain, callback=opts.callback,
                   preview=opts.preview)
+        ilo_records = None
+        if ilo is not None:
+            res, ilo_records = ilo_mode.refine(g, space, res, problem, objective, settings, ilo, lpips=lpips,
+                                               domain=domain, callback=opts.callback, preview=opts.preview)
         for k in range(tgt.shape[0]):
             item = _item(job, g, space, res, k, names[first + k], recipe, settings, opts, map_sizes, operator,
-                         torch.cat([tgt[k], a[k]]) if a is not None else tgt[k], notes)
+                         torch.cat([tgt[k], a[k]]) if a is not None else tgt[k], notes,
+                         ilo_records[k] if ilo_records is not None else None)
             seconds = res.seconds / tgt.shape[0]
             extra = _tune_item(g, item, tuning, lpips, operator, seconds) if tuning is not None else {}
+            if not isinstance(operator, operators.BicubicDownscale):  # pulse/paint: the scale says it
+                extra["operator"] = operators.describe(operator)
+                known = operators.observed_mask(operator, item.observed.shape[-1])
+                if known is not None:  # the hole is 0 on both sides: judge the known pixels alone
+                    mse = float(metrics.data_error(item.observed[None], item.target[None], known.cpu())[0])
+                    extra["psnr_known"] = float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+            if ilo_records is not None:
+                extra["ilo_layers"] = ilo_mode.summary(ilo_records[k])
             measure(item, lpips, **res.summary(k), steps=res.steps_run, seconds=round(seconds, 3),
                     batch=tgt.shape[0], recipe=recipe, space=m["space"], seed=seeds[first + k], **extra)
             check_eps(item, settings.eps)
@@ -81,9 +104,12 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
 
 def _item(job: str, g: Generator, space: LatentSpace, res: Result, k: int, name: str, recipe: str,
           settings: Settings, opts: JobOptions, map_sizes: list[int] | None, operator: torch.nn.Module,
-          target: torch.Tensor, notes: list[str]) -> ItemResult:
+          target: torch.Tensor, notes: list[str], ilo: dict[str, Any] | None = None) -> ItemResult:
     """Image ``k`` of a batch: its latent record, re-rendered alone (what the saved file gives)."""
     latent = latent_record(g, space, res.latent, res.noise, k, recipe, settings, opts, map_sizes)
+    if ilo is not None:
+        latent["ilo"] = ilo
+        latent["settings"]["ilo"] = ilo["settings"]
     image = render_latent(g, latent)[0]
     observed = operator(image[None])[0]
     return ItemResult(name=name, job=job, image=image.cpu(), observed=observed.cpu(), target=target.cpu(),

@@ -116,6 +116,10 @@ class LatentSpace(nn.Module):
     def to_styles(self) -> torch.Tensor | list[torch.Tensor]:
         raise NotImplementedError
 
+    def render(self, g: Generator, styles, noise) -> torch.Tensor:
+        """The image [B, 3, R, R] in [-1, 1] of these styles (ILO's space starts at a later layer)."""
+        return g.synthesis(styles, noise=noise)
+
     def layer_vectors(self) -> torch.Tensor:
         """Per-layer latent vectors [B, L, D] (for GEOCROSS, WAVG, editing as W+)."""
         raise NotImplementedError

@@ -6,8 +6,10 @@
   python scripts/benchmark.py --only invert,pulse
 
 Sections: generator speed (256² and 1024² config-f), inversion per space, W+ quality proxy,
-PULSE ×8/×16, paint, the optimiser's overhead over a bare loop, and FFHQ scale (``--only ffhq``:
-fp32/bf16 quality and speed against the GEMM rate, 1024² job time and memory). Raw numbers go to
+PULSE ×8/×16 (and ×32/×64 on the 256² model), paint, the optimiser's overhead over a bare loop,
+inverse problems (PULSE, W+ and ILO on super-resolution, inpainting and colourisation;
+scripts/bench_inverse.py) and FFHQ scale (``--only ffhq``: fp32/bf16 quality and speed against the
+GEMM rate, 1024² job time and memory). Raw numbers go to
 docs/benchmarks.json with the machine and the command; pictures to docs/.
 """
 
@@ -1039,7 +1041,9 @@ def write_markdown(data: dict) -> None:
           "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
     from bench_discover import markdown as discover_markdown
     from bench_ffhq import markdown as ffhq_markdown
+    from bench_inverse import markdown as inverse_markdown
 
+    lines += inverse_markdown(data.get("inverse"))
     lines += discover_markdown(data.get("discover"))
     lines += ffhq_markdown(data, data.get("sections", {}).get("ffhq", {}).get("command",
                                                                             "python scripts/benchmark.py --only ffhq"))
@@ -1048,9 +1052,10 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires", "paint", "overhead", "efficiency", "rosinality",
+SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires",
+            "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
-            "directions", "lec", "domain", "presets", "tuning", "discover", "ffhq")
+            "directions", "lec", "domain", "presets", "tuning", "discover", "ffhq", "inverse", "structural")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1182,6 +1187,19 @@ def main(argv: list[str] | None = None) -> None:
         parts = set(args.ffhq.split(","))
         data.update(bench_ffhq(g, images, parts, quick=args.quick))
         data.setdefault("ffhq_commands", {}).update({p: data["command"] for p in parts})
+    if "inverse" in only:
+        from bench_inverse import bench_inverse
+
+        kept = data.get("inverse", {}).get("structural")
+        data["inverse"] = bench_inverse(g, sample_images(2 if args.quick else 4), 80 if args.quick else 150,
+                                        picture=DOCS / "inverse_problems.png")
+        if kept:
+            data["inverse"]["structural"] = kept
+    if "structural" in only:
+        from bench_inverse import bench_structural
+
+        data.setdefault("inverse", {})["structural"] = bench_structural(g, sample_images(2 if args.quick else 4),
+                                                                        80 if args.quick else 150)
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed

@@ -43,3 +43,14 @@ def descriptor(image: Image.Image, aligned: bool = True) -> np.ndarray:
 def distance(a: Image.Image, b: Image.Image, aligned: bool = True) -> float:
     """Euclidean distance between the two faces' descriptors (dlib's threshold: < 0.6 = same person)."""
     return float(np.linalg.norm(descriptor(a, aligned) - descriptor(b, aligned)))
+
+
+def face_found(image: Image.Image) -> bool:
+    """Does the detector find a face (enlarged as for :func:`descriptor`; the landmarks' score floor)?"""
+    from .landmarks import MIN_SCORE, _boxes
+
+    im = image.convert("RGB")
+    if min(im.size) < MIN_SIDE:
+        k = MIN_SIDE / min(im.size)
+        im = im.resize((round(im.width * k), round(im.height * k)), Image.BICUBIC)
+    return bool(_boxes(np.ascontiguousarray(np.asarray(im)), MIN_SCORE))

@@ -1,0 +1,271 @@
+"""Inverse problems on held-out renders: PULSE, W+ and ILO side by side at equal wall time.
+
+Tasks: super-resolution ×8 and ×16, inpainting of a 30 % box over the eyes, colourisation.
+Every method runs as the jobs run (``optinv pulse`` for super-resolution, ``optinv invert
+--mask`` / ``--operator gray`` for the others); results are written as PNGs and scored with
+``optinv evaluate``'s module against the truth, so these numbers are what a user would get
+from the commands. Observation consistency: PSNR of the result seen through the operator
+against the observation (known pixels only, for inpainting).
+
+    python scripts/benchmark.py --only inverse            # ~10 min on one core
+    python scripts/bench_inverse.py --images 2 --steps 60 # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from optinv import jobs, metrics  # noqa: E402
+from optinv.evaluate import evaluate  # noqa: E402
+from optinv.imageio import atomic_save_image, load_image, make_grid  # noqa: E402
+from optinv.operators import BicubicDownscale, Grayscale  # noqa: E402
+from optinv.outputs import to_pil01  # noqa: E402
+
+TASKS = ("sr8", "sr16", "inpaint_eyes", "colourise")
+TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
+              "inpaint_eyes": "inpainting, 30 % box over the eyes", "colourise": "colourisation"}
+METHODS = ("PULSE", "W+", "ILO")
+EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
+ILO_LAYERS = "25,25,25"
+
+
+def eye_mask(size: int) -> torch.Tensor:
+    """[size, size]: 1 = known, 0 inside the box over the eyes (rows 19–67 %, columns 19–81 %)."""
+    m = torch.ones(size, size)
+    l, t, r, b = (round(f * size) for f in EYE_BOX)
+    m[t:b, l:r] = 0
+    return m
+
+
+def method_options(method: str, steps: int) -> dict[str, Any]:
+    """Job options per method; for ILO ``steps`` are its latent steps (its layers come on top)."""
+    pulse = {"space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "lr": 0.4, "schedule": "linear1cycledrop",
+             "noise": "trainable", "trainable_noise": 5, "eps": 0.0}
+    if method == "PULSE":
+        return {**pulse, "steps": steps}
+    if method == "W+":
+        return {"space": "wplus", "recipe": "100*L2", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
+                "init": "mean", "steps": steps, "adam_beta2": 0.9, "eps": 0.0}
+    return {**pulse, "steps": steps, "ilo": True, "ilo_steps": ILO_LAYERS}
+
+
+def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
+                     steps: int) -> dict[str, int]:
+    """Steps per method that take PULSE's time for ``steps``: each method's time per step is the
+    median interval between its steps on a short run of this batch (robust to a busy machine and
+    free of setup time); ILO's latent steps are PULSE's time less its layer stages."""
+    probe = 16
+
+    def step_seconds(method: str, n: int, layers: str | None = None) -> float:
+        global ILO_LAYERS
+        keep, stamps = ILO_LAYERS, []
+        if layers is not None:
+            ILO_LAYERS = layers
+        try:
+            run_method(g, task, method, obs, names, extra, n, lambda *_: stamps.append(time.perf_counter()))
+        finally:
+            ILO_LAYERS = keep
+        return statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:]))  # the first interval warms up
+
+    t_pulse = step_seconds("PULSE", probe)
+    t_w = step_seconds("W+", probe)
+    layer_steps = [int(x) for x in ILO_LAYERS.split(",")]
+    t_layers = step_seconds("ILO", 1, ",".join([str(probe // len(layer_steps))] * len(layer_steps)))
+    budget = steps * t_pulse
+    return {"PULSE": steps, "W+": max(1, round(budget / t_w)),
+            "ILO": max(1, round((budget - sum(layer_steps) * t_layers) / t_pulse))}
+
+
+def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
+    """(observation [N, 3, h, w] in [0, 1], the job's extra arguments, known-pixel mask or None)."""
+    size = truth.shape[-1]
+    if task in ("sr8", "sr16"):
+        k = 8 if task == "sr8" else 16
+        return BicubicDownscale(k)(truth), {"scale": k}, None
+    if task == "inpaint_eyes":
+        m = eye_mask(size)
+        return truth * m, {"mask": m}, m[None, None].expand(truth.shape[0], 1, -1, -1)
+    return Grayscale()(truth), {"operator": "gray"}, None
+
+
+def run_method(g, task: str, method: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
+               steps: int, callback=None) -> tuple[list, float]:
+    """One method on one task (all images in one batch); (results, seconds per image)."""
+    sources = [(n, o * 2 - 1) for n, o in zip(names, obs)]
+    opts = jobs.JobOptions.of(batch=len(names), progress=False, seed=0, callback=callback,
+                              **method_options(method, steps), **{k: v for k, v in extra.items() if k != "scale"})
+    t = time.perf_counter()
+    if "scale" in extra:
+        res = jobs.pulse(sources, scale=extra["scale"], model=g, device="cpu", options=opts)
+    else:
+        res = jobs.invert(sources, model=g, device="cpu", options=opts)
+    return res, (time.perf_counter() - t) / len(names)
+
+
+def consistency(res, mask: torch.Tensor | None) -> list[float]:
+    """PSNR of A(result) against the observation, over the known pixels."""
+    out = []
+    for k, r in enumerate(res):
+        alpha = mask[k:k + 1] if mask is not None else None
+        mse = float(metrics.data_error(r.observed[None], r.target[None], alpha)[0])
+        out.append(10 * math.log10(1 / max(mse, 1e-12)))
+    return out
+
+
+def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] = TASKS,
+                  picture: Path | None = None, shown: int = 2) -> dict[str, Any]:
+    """Rows (task × method) of medians over the images, and the picture."""
+    from optinv.spaces import gaussian_fit
+
+    gaussian_fit(g)  # PULSE's fit of the mapping, computed once and cached: not part of any method's time
+    truth = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in images])
+    names = [p.stem for p in images]
+    rows: list[dict[str, Any]] = []
+    panels: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tdir = Path(tmp) / "truth"
+        tdir.mkdir()
+        for n, t in zip(names, truth):
+            atomic_save_image(to_pil01(t), tdir / f"{n}.png")
+        truth_faces = evaluate(tdir, tdir, lpips=False)
+        for task in tasks:
+            obs, extra, mask = observe(task, truth)
+            results: dict[str, list] = {}
+            budget = equal_time_steps(g, task, obs, names, extra, steps)
+            for method in METHODS:
+                res, secs = run_method(g, task, method, obs, names, extra, budget[method])
+                results[method] = res
+                pdir = Path(tmp) / task / method.replace("+", "plus")
+                pdir.mkdir(parents=True)
+                for r in res:
+                    atomic_save_image(to_pil01(r.image), pdir / f"{r.name}.png")
+                ev = evaluate(pdir, tdir, lpips=False, scale=extra.get("scale"))
+                cons = consistency(res, mask)
+                row = {"task": TASK_NAMES[task], "method": method, "images": len(res),
+                       "steps": res[0].metrics["steps"], "latent_steps": budget[method],
+                       "s_per_image": round(secs, 2),
+                       "psnr_vs_truth": round(statistics.median(r["psnr"] for r in ev.rows.values()), 2),
+                       "ssim_vs_truth": round(statistics.median(r["ssim"] for r in ev.rows.values()), 4),
+                       "ms_ssim_vs_truth": round(statistics.median(r["ms_ssim"] for r in ev.rows.values()), 4),
+                       "observation_psnr": round(statistics.median(cons), 2)}
+                if ev.mean.get("face_found") is not None:
+                    row["faces_found"] = f"{sum(r['face_found'] for r in ev.rows.values())}/{len(ev.rows)}"
+                    row["identity_distance"] = round(statistics.median(r["identity_distance"] for r in ev.rows.values()), 3)
+                if method == "ILO":
+                    moved = [m["moved"] for r in res for m in r.metrics["ilo_layers"]]
+                    row["ilo_moved_median"] = round(statistics.median(moved), 4)
+                rows.append(row)
+                print(f"inverse {task} {method}: {row}", flush=True)
+            for k in range(min(shown, len(names))):
+                ob = to_pil01(obs[k]).resize((g.size, g.size), 0)
+                panels += [ob] + [to_pil01(results[m][k].image) for m in METHODS] + [to_pil01(truth[k])]
+    if picture is not None and panels:
+        atomic_save_image(make_grid(panels, cols=2 + len(METHODS), scale=max(1, 128 // g.size)), picture)
+    faces = truth_faces.mean.get("face_found")
+    return {"rows": rows, "images": names, "steps": steps, "ilo_layers": ILO_LAYERS,
+            "truth_faces_found": None if faces is None else f"{sum(r['face_found'] for r in truth_faces.rows.values())}/{len(names)}"}
+
+
+STRUCTURAL_RECIPES = ("1*L2", "1*L2+0.01*SSIM", "1*L2+0.1*SSIM", "1*L2+0.01*MSSSIM", "1*L2+0.1*MSSSIM")
+
+
+def bench_structural(g, images: list[Path], steps: int = 150,
+                     recipes: tuple[str, ...] = STRUCTURAL_RECIPES) -> list[dict[str, Any]]:
+    """Offline recipes for invert: L2 alone against L2 + SSIM / MS-SSIM terms (W+, w_avg start,
+    the invert job's schedule), scored by optinv evaluate's measures and the detail kept."""
+    from world_quality import high_freq_energy
+
+    from optinv.evaluate import score_pair
+
+    rows = []
+    for recipe in recipes:
+        opts = jobs.JobOptions(space="wplus", recipe=recipe, steps=steps, init="mean", batch=len(images),
+                               progress=False)
+        t = time.perf_counter()
+        res = jobs.invert([str(p) for p in images], model=g, device="cpu", options=opts)
+        secs = (time.perf_counter() - t) / len(images)
+        scores = [score_pair(r.image, r.target) for r in res]
+        kept = (high_freq_energy(torch.stack([r.image for r in res]))
+                / high_freq_energy(torch.stack([r.target for r in res]))).tolist()
+        rows.append({"recipe": recipe, "images": len(res), "steps": steps, "s_per_image": round(secs, 2),
+                     "psnr": round(statistics.median(x["psnr"] for x in scores), 2),
+                     "ssim": round(statistics.median(x["ssim"] for x in scores), 4),
+                     "ms_ssim": round(statistics.median(x["ms_ssim"] for x in scores), 4),
+                     "detail_kept": round(statistics.median(kept), 3)})
+        print(f"structural {rows[-1]}", flush=True)
+    return rows
+
+
+def markdown(data: dict[str, Any] | None) -> list[str]:
+    """The "Inverse problems" section of docs/BENCHMARKS.md."""
+    if not data or not data.get("rows"):
+        return []
+    rows = data["rows"]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["## Inverse problems: PULSE, W+ and ILO at equal wall time", "",
+             f"{len(data['images'])} held-out renders ({', '.join(data['images'])}), the embedded 64² model. "
+             f"Every method gets the wall time of {data['steps']} PULSE steps: PULSE (Z+, 100·L2 + 0.05·GEOCROSS, "
+             f"lr 0.4, linear1cycledrop, 5 trainable noise layers, no early stop), W+ (100·L2, lr 0.1, β2 0.9, "
+             f"cosine ramp, w_avg start), ILO (PULSE's search, then `--ilo` with its defaults: layers 4², 8², 16² "
+             f"for {data['ilo_layers']} steps, ℓ1 radius 5 % of each layer's norm, lr 0.1). Each method's time "
+             "per step is the median interval between its steps on a short run of the same batch; `latent_steps` is what that time buys "
+             "(ILO: its latent steps, the layer steps coming on top; `steps`: all steps run). "
+             "`s_per_image`: measured wall time (one core, batch of all images) on a machine shared with other "
+             "work, so a busy moment shows in it (a run that took several times its neighbours' time waited on "
+             "the machine, not on its method); the step budgets come from the median step intervals. Scores from `optinv evaluate` "
+             "(medians over images; the results as 8-bit PNGs): PSNR, SSIM and MS-SSIM against the truth; "
+             "`observation_psnr`: the result through the task's operator against the observation (known pixels "
+             "only for inpainting); `faces_found`: dlib's detector on the results (enlarged to 256²) — on the "
+             f"truth it finds {data.get('truth_faces_found', '?')}, the procedural faces at 64² being small for it; "
+             "`identity_distance`: dlib descriptor, result ↔ truth (< 0.6 = same person). LPIPS: not measured "
+             "(no backbone offline). Inpainting: the mask covers rows 19–67 % and columns 19–81 % (eyes and nose); "
+             "colourisation: the observation is the BT.601 luminance. Picture: "
+             "[observation | PULSE | W+ | ILO | truth](inverse_problems.png), two images per task.", "",
+             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
+    lines.append("")
+    structural = data.get("structural")
+    if structural:
+        keys = list(dict.fromkeys(k for r in structural for k in r))
+        lines += ["### Structural terms without a download: L2 against L2 + SSIM / MS-SSIM (invert)", "",
+                  "W+ inversion of the same held-out renders (w_avg start, the invert job's schedule and lr), "
+                  "one recipe per row. `SSIM` and `MSSSIM` are recipe terms (1 − SSIM, 1 − MS-SSIM through the "
+                  "operator; MS-SSIM uses the scales that fit the image: 3 at 64²). Scores: medians of optinv "
+                  "evaluate's PSNR / SSIM / MS-SSIM against the input, and `detail_kept`, the share of the input's "
+                  "high-frequency energy (squared Laplacian) the result keeps. Defaults are unchanged.", "",
+                  "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in structural]
+        lines.append("")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    from optinv.checkpoints import load_generator
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args(argv)
+    g = load_generator(args.model, device="cpu")
+    images = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
+    data = bench_inverse(g, images, args.steps, tuple(args.tasks.split(",")))
+    data["structural"] = bench_structural(g, images, args.steps)
+    print("\n".join(markdown(data)))
+
+
+if __name__ == "__main__":
+    main()
