@@ -282,36 +282,35 @@ def pulse_hires_picture(files: list[Path], results, truths: list, factor: int, p
 
 
 def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
-    """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example."""
+    """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example; ×32 also with ILO."""
+    from optinv.outputs import to_pil01
     from optinv.world import synthfaces
 
     g = load_generator(model, device="cpu")
     rows = []
-    for factor in (32, 64):
+    for factor, ilo in ((32, False), (32, True), (64, False)):
         files = [f for f in sorted((SAMPLES / "lowres").glob(f"*_x{factor}.png"))
                  if Image.open(f).width * factor == g.size][:n]
         if not files:
             print(f"pulse x{factor}: no {g.size // factor}² files in samples/lowres for this model", flush=True)
             continue
         truths = [synthfaces.render(int(f.stem.split("_")[0]), g.size)[0] for f in files]
-        opts = jobs.JobOptions(steps=steps, batch=1, progress=False)
+        opts = jobs.JobOptions(steps=steps, batch=1, progress=False, ilo=ilo)
         t = time.perf_counter()
         res = jobs.pulse(files, scale=factor, model=g, device="cpu", options=opts)
         secs = time.perf_counter() - t
         ps = [10 * torch.log10(1 / ((r.image - torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0)
                                     .pow(2).mean())).item() for r, truth in zip(res, truths)]
-        from optinv.outputs import to_pil01
-
-        rows.append({"model": f"{g.card.get('name', '?')} ({g.size}²)", "scale": factor,
+        rows.append({"model": f"{g.card.get('name', '?')} ({g.size}²)", "scale": factor, "method": "ILO" if ilo else "PULSE",
                      "input": f"{g.size // factor}²", "images": len(res), "steps": steps,
                      "within_eps_2e-3": round(sum(r.metrics["within_eps"] for r in res) / len(res), 3),
-                     "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 5),
+                     "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 6),
                      "median_steps_run": median([r.metrics["steps"] for r in res]),
                      "median_psnr_vs_highres": round(median(ps), 2),
                      "faces_in_results": faces_found([to_pil01(r.image) for r in res]),
                      "faces_in_renders": faces_found(truths), "s_per_image": round(secs / len(res), 2)})
         print(f"pulse x{factor}: {rows[-1]}", flush=True)
-        pulse_hires_picture(files, res, truths, factor, DOCS / f"pulse_x{factor}.png")
+        pulse_hires_picture(files, res, truths, factor, DOCS / f"pulse_x{factor}{'_ilo' if ilo else ''}.png")
     return rows
 
 
@@ -935,8 +934,9 @@ def write_markdown(data: dict) -> None:
           "scripts/make_samples.py); the job's defaults (stop once within eps 2e-3). `faces_in_*`: how many of the "
           "results and of the renders dlib's detector (the `faces` extra) finds a face in; it misses many of the "
           "renderer's cartoon faces, so compare the two columns, not either with 8. PSNR is against the 256² "
-          "render. Pictures: [pulse_x32.png](pulse_x32.png), [pulse_x64.png](pulse_x64.png) (input | result | "
-          "result downscaled | render).")
+          "render. `ILO`: the same job with `--ilo` (the latent, then the 4²–16² feature maps in ℓ1 balls). Pictures: "
+          "[pulse_x32.png](pulse_x32.png), [pulse_x32_ilo.png](pulse_x32_ilo.png), [pulse_x64.png](pulse_x64.png) "
+          "(input | result | result downscaled | render).")
     table(data.get("invert_hires", []), "W+ against StyleMap on the 256² model (4 held-out seeds rendered at 256²)",
           "The invert section's settings on `--hires-model` (default synthfaces256); rows with `at_time_of` are "
           "StyleMap read off at W+'s CPU time. `python scripts/benchmark.py --only invert_hires`.")
