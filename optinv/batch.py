@@ -31,7 +31,7 @@ from .checkpoints import load_generator
 from .errors import OptinvError
 from .fileio import atomic_write_text, first_line
 from .generator import Generator
-from .imageio import load_image
+from .image_files import load_image
 from .options import check_duplicates
 from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, result_files, write_item
 

@@ -134,7 +134,7 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
     """
     from . import jobs
     from .device import get_model, resolve_device
-    from .imageio import load_image
+    from .image_files import load_image
     from .options import check_duplicates
     from .outputs import OutputLock, existing, inputs_in, plan_names, result_files
 
@@ -315,9 +315,9 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
 
     from .bounds import check_styles, truncated_w
     from .checkpoints import load_generator
-    from .imageio import atomic_save_image
+    from .image_files import atomic_save_image
     from .jobs import resolve_device
-    from .cli_edit import _stem
+    from .fileio import latent_stem
     from .latents import open_latent, render_latent
     from .outputs import OutputLock, ensure_out_dir, to_pil01
     from .ranges import to_unit
@@ -329,7 +329,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     seeds = list(dict.fromkeys(seeds))
     with OutputLock(outdir):
         plan = Planned(outdir, [str(p).split(":")[0] for p in latents], overwrite)
-        render_names = plan.names([_stem(p) for p in latents], ".render.png")
+        render_names = plan.names([latent_stem(p) for p in latents], ".render.png")
         seed_names = plan.names([f"seed{s:04d}" for s in seeds], ".png")
         for path, name in zip(latents, render_names):  # optinv, NVIDIA projected_w.npz or rosinality files
             if plan.keep(name + ".render.png"):

@@ -44,7 +44,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from .discover.apply import edit_record, order_note
     from .discover.pathsfile import parse_edits, paths_for
     from .fileio import name_part, written_together
-    from .imageio import atomic_save_image, make_grid
+    from .image_files import atomic_save_image, make_grid
     from .latents import open_latent, save_latent
     from .outputs import to_pil01
 

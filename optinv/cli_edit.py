@@ -10,7 +10,7 @@ import torch
 
 from .cli_types import FINITE, Planned, locked_out_dir, may_write, overwrite_option
 from .errors import OptinvError
-from .fileio import name_part, written_together
+from .fileio import latent_stem, name_part, written_together
 
 
 def _model_for(latent: dict, model: str | None, device: str = "cpu"):
@@ -20,7 +20,7 @@ def _model_for(latent: dict, model: str | None, device: str = "cpu"):
 
 
 def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
-    from .imageio import atomic_save_image, make_grid
+    from .image_files import atomic_save_image, make_grid
     from .outputs import to_pil01
 
     ims = [to_pil01(x.cpu()) for x in images]
@@ -36,15 +36,6 @@ def _write_pair_result(g, ea, eb, result, template: dict, outdir: Path, stem: st
     with written_together():
         save_latent(E.to_latent(result, template), outdir / f"{stem}.latent.pt")
         return _save(images, outdir / f"{stem}.png")
-
-
-def _stem(path: str) -> str:
-    """NAME of NAME.latent.pt (or of another project's NAME.npz / NAME.pt[:IMAGE])."""
-    name = Path(str(path)).name
-    if name.endswith(".latent.pt"):
-        return name[: -len(".latent.pt")]
-    name = name.split(":")[0] if not Path(str(path)).exists() else name
-    return Path(name).stem
 
 
 def _open_same_model(specs: list[str], model: str | None) -> tuple[list[dict], object]:
@@ -109,7 +100,7 @@ def _edit_command(handle_errors) -> click.Command:
                                   "--direction/--alpha/--layers/--paste-back")
             from .cli_discover import path_edit
 
-            return path_edit(latent, path_edits, paths, model, out, overwrite, _stem(latent),
+            return path_edit(latent, path_edits, paths, model, out, overwrite, latent_stem(latent),
                              _inputs(latent, paths if paths and Path(paths).exists() else None))
         if not direction:
             raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
@@ -130,14 +121,14 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
     if paste_back:
         from .photo import pastable
 
-        pastable(lat, _stem(latent))  # before anything is written
+        pastable(lat, latent_stem(latent))  # before anything is written
     name, vec = load_direction(direction, g)
     alphas = list({f"{a:+g}": a for a in alphas or (-3.0, -1.5, 0.0, 1.5, 3.0)}.values())  # one file per name
     base = E.from_latent(lat)
     sel = E.parse_layers(layers, g.n_latent)
     plan = Planned(outdir, _inputs(latent, direction), overwrite)
     suffixes = [".png"] + [f"{a:+g}.latent.pt" for a in alphas]
-    (stem,) = plan.names([f"{_stem(latent)}.{name_part(name)}"], *suffixes)  # a key from a file is not a path
+    (stem,) = plan.names([f"{latent_stem(latent)}.{name_part(name)}"], *suffixes)  # a key from a file is not a path
     if plan.keep(*[stem + x for x in suffixes]):
         return
     edited = [E.apply_direction(base, vec, a, sel) for a in alphas]
@@ -180,7 +171,7 @@ def _interpolate_command(handle_errors) -> click.Command:
         outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
-        (stem,) = plan.names([f"{_stem(a)}_to_{_stem(b)}"], ".png")
+        (stem,) = plan.names([f"{latent_stem(a)}_to_{latent_stem(b)}"], ".png")
         if plan.keep(stem + ".png"):
             return
         ts = [i / (steps - 1) for i in range(steps)]
@@ -209,7 +200,7 @@ def _mix_command(handle_errors) -> click.Command:
         outdir = locked_out_dir(out)
         (la, lb), g = _open_same_model([a, b], model)
         plan = Planned(outdir, _inputs(a, b), overwrite)
-        (stem,) = plan.names([f"{_stem(a)}_mix_{_stem(b)}"], ".png", ".latent.pt")
+        (stem,) = plan.names([f"{latent_stem(a)}_mix_{latent_stem(b)}"], ".png", ".latent.pt")
         if plan.keep(stem + ".png", stem + ".latent.pt"):
             return
         ea, eb = E.from_latent(la), E.from_latent(lb)
@@ -236,7 +227,7 @@ def _blend_command(handle_errors) -> click.Command:
     def blend(a, b, mask, layers, model, out, overwrite):
         """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
         from . import edit as E
-        from .imageio import load_image
+        from .image_files import load_image
         from .ranges import to_unit
 
         outdir = locked_out_dir(out)
@@ -246,7 +237,7 @@ def _blend_command(handle_errors) -> click.Command:
         else:
             m = to_unit(load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0))
         plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
-        (stem,) = plan.names([f"{_stem(a)}_blend_{_stem(b)}"], ".png", ".latent.pt")
+        (stem,) = plan.names([f"{latent_stem(a)}_blend_{latent_stem(b)}"], ".png", ".latent.pt")
         if plan.keep(stem + ".png", stem + ".latent.pt"):
             return
         ea, eb = E.from_latent(la), E.from_latent(lb)

@@ -15,7 +15,7 @@ LANDMARKS_HELP = "your own dlib 68-point shape predictor (.dat) instead of face-
 
 def _result_image(result: str, model: str | None):
     """A result as a PIL image: a PNG as it is, a latent file rendered by its model; and its record."""
-    from .imageio import load_photo
+    from .image_files import load_photo
 
     if result.endswith((".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")):
         return load_photo(result), None
@@ -90,7 +90,7 @@ def _register_paste(main: click.Group, handle_errors) -> None:
     def paste(result, photo, transform, feather, model, out, overwrite):
         """Warp RESULT (an image or a latent file) back into PHOTO: only the face region changes."""
         from . import faces
-        from .imageio import atomic_save_image, load_photo
+        from .image_files import atomic_save_image, load_photo
 
         if not 0 <= feather <= 0.5:
             raise OptinvError(f"--feather must lie in [0, 0.5], got {feather}")
@@ -101,10 +101,10 @@ def _register_paste(main: click.Group, handle_errors) -> None:
         if not photo:
             raise OptinvError(f"{result}: which photo? pass --into PHOTO")
         pasted = faces.paste_back(img, load_photo(photo), t, feather=feather)
-        from .cli_edit import _stem
+        from .fileio import latent_stem
 
         plan = Planned(outdir, [result, photo], overwrite)
-        (name,) = plan.names([_stem(result) if rec is not None else Path(result).stem], ".pasted.png")
+        (name,) = plan.names([latent_stem(result) if rec is not None else Path(result).stem], ".pasted.png")
         if plan.keep(name + ".pasted.png"):
             return
         dest = atomic_save_image(pasted, outdir / f"{name}.pasted.png")

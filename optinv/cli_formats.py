@@ -38,12 +38,12 @@ def _register_export(main: click.Group, handle_errors) -> None:
     @handle_errors
     def export(latent, fmt, dest, model, overwrite):
         """Write LATENT (any latent file optinv reads) in another project's format."""
-        from .cli_edit import _stem
+        from .fileio import latent_stem
         from .latent_formats import split_key, write_foreign
         from .latents import open_latent, render_latent
 
         rec, g = open_latent(latent, model)
-        name = _stem(latent)
+        name = latent_stem(latent)
         dest = Path(dest) if dest else split_key(latent)[0].with_name(name + SUFFIX[fmt])
         if fmt == "rosinality-generator" and not rec.get("tuning"):
             raise OptinvError(f"{latent} carries no pivotal tuning (made without --tune): its generator is the model "
@@ -150,7 +150,7 @@ def _stdev_along(g, vecs: torch.Tensor, n: int = 2000) -> torch.Tensor:
 
 
 def _preview(g, table: dict, path: Path) -> Path:
-    from .imageio import atomic_save_image, make_grid
+    from .image_files import atomic_save_image, make_grid
     from .outputs import to_pil01
 
     alphas = [-3.0, -1.5, 0.0, 1.5, 3.0]

@@ -44,7 +44,7 @@ from optinv.checkpoints import load_generator
 from optinv.encoder import build_for, iterate, load_encoder, save_encoder, widen_to_iterative
 from optinv.errors import OptinvError
 from optinv.fileio import atomic_torch_save, first_line
-from optinv.imageio import load_image, save_grid
+from optinv.image_files import load_image, save_grid
 from optinv.outputs import to_pil01
 from optinv.ranges import to_unit
 

@@ -70,7 +70,7 @@ def pair_files(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike) -> tup
 
 def load01(path: Path) -> torch.Tensor:
     """An image file as [3, H, W] in [0, 1] (alpha dropped: it has no meaning for a score)."""
-    from .imageio import load_image
+    from .image_files import load_image
 
     return (load_image(path, notes=[]) + 1) / 2
 

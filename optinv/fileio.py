@@ -68,6 +68,16 @@ def name_part(raw: object, default: str = "x") -> str:
     return name or default
 
 
+def latent_stem(path: str | os.PathLike) -> str:
+    """NAME of NAME.latent.pt (or of another project's NAME.npz / NAME.pt[:IMAGE]): the name a
+    command gives the files it writes from a latent file."""
+    name = Path(str(path)).name
+    if name.endswith(".latent.pt"):
+        return name[: -len(".latent.pt")]
+    name = name.split(":")[0] if not Path(str(path)).exists() else name
+    return Path(name).stem
+
+
 TMP_SUFFIX = ".optinv.tmp"  # only files named like this are ever removed as a dead run's leftovers
 
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import OptinvError
-from .imageio import load_image
+from .image_files import load_image
 from .ranges import to_unit
 
 Source = str | os.PathLike | torch.Tensor | tuple[str, torch.Tensor]

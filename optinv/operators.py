@@ -234,7 +234,7 @@ def load_mask(source: "str | torch.Tensor", what: str = "mask") -> torch.Tensor:
     """A mask file (white = known, black = unknown; the alpha channel when there is one) or a
     tensor [h, w] / [1, h, w] / [1, 1, h, w] in [0, 1] → [1, 1, h, w]."""
     from .errors import InputImageError
-    from .imageio import load_image
+    from .image_files import load_image
 
     if isinstance(source, torch.Tensor):
         m = source.detach().float()

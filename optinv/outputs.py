@@ -25,7 +25,7 @@ from PIL import Image
 
 from .errors import OptinvError
 from .fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary, written_together
-from .imageio import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
+from .image_files import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
 from .ranges import to_signed
 

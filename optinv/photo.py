@@ -67,7 +67,7 @@ def attach_alignment(results: list[Any], alignments: dict[str, dict[str, Any]]) 
 def identity_distance(target: torch.Tensor, image: torch.Tensor) -> float | None:
     """dlib descriptor distance between two [3, H, W] images in [0, 1] (< 0.6: the same person)."""
     from .faces.identity import distance
-    from .imageio import tensor_to_pil
+    from .image_files import tensor_to_pil
 
     try:
         return round(distance(tensor_to_pil(to_signed(target[:3])), tensor_to_pil(to_signed(image))), 4)
@@ -93,7 +93,7 @@ def pastable(latent: Any, name: str) -> tuple[Any, str]:
 def write_pasted(item: Any, out: str | os.PathLike, image: torch.Tensor | None = None) -> Path:
     """OUT/NAME.pasted.png: ``image`` (default: the item's result, [3, R, R] in [0, 1]) in the photo it came from."""
     from . import faces
-    from .imageio import atomic_save_image, load_photo, tensor_to_pil
+    from .image_files import atomic_save_image, load_photo, tensor_to_pil
 
     t, photo_path = pastable(item.latent, item.name)
     img = item.image if image is None else image

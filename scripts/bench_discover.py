@@ -29,7 +29,7 @@ from optinv.discover.attributes import load_predictor
 from optinv.discover.measure import QUIET, commutativity, path_effects, side_effects, side_effects_at_level
 from optinv.discover.pathsfile import load_paths
 from optinv.discover.train import Domain
-from optinv.imageio import atomic_save_image, make_grid
+from optinv.image_files import atomic_save_image, make_grid
 from optinv.outputs import to_pil01
 
 HELD_OUT_SEED = 1_000_000_007  # torch seeds ≥ 1e9 never drew training z

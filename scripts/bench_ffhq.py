@@ -122,7 +122,7 @@ def bench_speed(size: int = 256, batch: int = 1, rounds: int = 5) -> list[Row]:
 def bench_quality(g, images: list[Path], steps: int = 200, rounds: int = 5) -> list[Row]:
     """W+ inversion of held-out renders at equal steps, fp32 and bf16: PSNR and step time."""
     from optinv import jobs, metrics
-    from optinv.imageio import load_image
+    from optinv.image_files import load_image
     from optinv.operators import Identity
     from optinv.ranges import to_unit
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from optinv import jobs, metrics  # noqa: E402
 from optinv.evaluate import evaluate  # noqa: E402
-from optinv.imageio import atomic_save_image, load_image, make_grid  # noqa: E402
+from optinv.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
 from optinv.operators import BicubicDownscale, Grayscale  # noqa: E402
 from optinv.outputs import to_pil01  # noqa: E402
 

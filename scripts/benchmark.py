@@ -32,7 +32,7 @@ from PIL import Image
 from optinv import jobs
 from optinv.checkpoints import load_generator
 from optinv.generator import Generator
-from optinv.imageio import load_image
+from optinv.image_files import load_image
 from optinv.outputs import compare_strip
 from optinv.presets import JOB_DEFAULTS
 from optinv.spaces import DEFAULT_MAP_SIDES
@@ -527,7 +527,7 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
     """Cold and warm start with the invert job's own schedule, lr and β2 for ``steps``:
     what a user gets from `optinv invert --steps 100`. Saves a picture of the first four images,
     rows: target | encoder alone | cold | warm."""
-    from optinv.imageio import save_grid
+    from optinv.image_files import save_grid
     from optinv.outputs import to_pil01
 
     runs = {}

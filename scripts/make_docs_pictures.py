@@ -20,7 +20,7 @@ from optinv import edit as E
 from optinv import jobs
 from optinv.checkpoints import load_generator
 from optinv.directions import load_direction, shipped_directions_path
-from optinv.imageio import make_grid
+from optinv.image_files import make_grid
 from optinv.outputs import to_pil01
 from optinv.ranges import to_unit
 from optinv.world import synthfaces

@@ -114,7 +114,7 @@ def stylemap_edits(g, steps: int) -> tuple[Path, list[dict]]:
     size in EDIT_SIDES, then edited (docs/stylemap_edits.png). Rows: input | inverted | edits."""
     from optinv import edit as E
     from optinv.directions import load_direction
-    from optinv.imageio import load_image
+    from optinv.image_files import load_image
 
     al = faces.align_photo(astronaut(), g.size, name="astronaut.png")
     inputs = {"astronaut": to_tensor(al.image),

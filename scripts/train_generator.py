@@ -51,7 +51,7 @@ from optinv.world.discriminator import Discriminator
 from optinv.world.grow import grow_generator
 from optinv.fileio import atomic_torch_save
 from optinv.generator import Generator, ModulatedConv2d
-from optinv.imageio import save_grid, tensor_to_pil
+from optinv.image_files import save_grid, tensor_to_pil
 from optinv.world.teacher import render_teacher
 
 RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",

@@ -27,7 +27,7 @@ import torch
 
 from optinv import warmstart
 from optinv.checkpoints import load_generator
-from optinv.imageio import load_image
+from optinv.image_files import load_image
 from optinv.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]

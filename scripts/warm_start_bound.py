@@ -18,7 +18,7 @@ import torch
 
 from losses.recipe import build_objective
 from optinv.checkpoints import load_generator
-from optinv.imageio import load_image
+from optinv.image_files import load_image
 from optinv.operators import Identity
 from optinv.optimize import Problem, Settings, run
 from optinv.ranges import to_unit

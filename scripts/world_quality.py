@@ -103,7 +103,7 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     """An 8-column grid of G(z) beside the renders of the same held-out z, with a caption."""
     from PIL import Image, ImageDraw
 
-    from optinv.imageio import make_grid, tensor_to_pil
+    from optinv.image_files import make_grid, tensor_to_pil
 
     z = held_out_z(n, g.style_dim)
     fake = make_grid([tensor_to_pil(x) for x in sample(g, z)], cols=8, scale=scale)

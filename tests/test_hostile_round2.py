@@ -376,7 +376,7 @@ def test_pulse_duplicates_are_bounded_before_any_work(world, tmp_path) -> None:
 def test_padding_a_long_strip_never_builds_a_huge_canvas(tmp_path, monkeypatch) -> None:
     from PIL import Image
 
-    from optinv.imageio import load_image
+    from optinv.image_files import load_image
 
     Image.new("RGB", (20000, 4), (250, 0, 0)).save(tmp_path / "strip.png")
     made = []

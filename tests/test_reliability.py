@@ -26,7 +26,7 @@ from optinv.cli import main
 from optinv.device import resolve_device
 from optinv.errors import CheckpointError, InputImageError, OptinvError
 from optinv.fileio import atomic_write_text
-from optinv.imageio import load_image
+from optinv.image_files import load_image
 from optinv.latents import save_latent
 from optinv.metrics import data_error
 from optinv.options import JobOptions

@@ -28,7 +28,7 @@ class AlignedFace:
 def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | None = None,
                 landmarks_model: str | None = None, name: str | None = None) -> AlignedFace:
     """Detect faces in ``photo``, pick one (largest, or number ``face``), and align it to size×size."""
-    from ..imageio import load_photo
+    from ..image_files import load_photo
     from .landmarks import choose, detect
 
     notes: list[str] = []
@@ -45,7 +45,7 @@ def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | N
 
 def write_aligned(al: AlignedFace, out: str | os.PathLike, name: str) -> tuple[Path, Path]:
     """OUT/NAME.png (the crop) and OUT/NAME.align.json (its transform), each written atomically."""
-    from ..imageio import atomic_save_image
+    from ..image_files import atomic_save_image
 
     out = Path(out)
     return atomic_save_image(al.image, out / f"{name}.png"), save_transform(al.transform, out / f"{name}.align.json")

@@ -24,8 +24,9 @@ from ..bounds import finite_number, truncated_w
 from ..checkpoints import samples_dir
 from ..directions import shipped_directions
 from ..errors import InputImageError, OptinvError
+from ..fileio import latent_stem
 from ..generator import Generator
-from ..imageio import load_image, load_photo
+from ..image_files import load_image, load_photo
 from ..latent_formats import read_foreign, sniff
 from ..latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
 from ..operators import downscale_operator
@@ -135,9 +136,9 @@ class Studio:
         if purpose == "latent":
             rec = self.read_latent(path)
             remove_file(path)  # the record is kept in memory
-            key = page.add(LatentEntry(name=_stem(path.name), record=rec), "l")
+            key = page.add(LatentEntry(name=latent_stem(path.name), record=rec), "l")
             image = E.render(self.g, [E.from_latent(rec)])[0]
-            return {"id": key, "name": _stem(path.name), "preview": _data_url(png_bytes(image)), "notes": notes}
+            return {"id": key, "name": latent_stem(path.name), "preview": _data_url(png_bytes(image)), "notes": notes}
         if align and purpose in ("invert", "pulse"):
             photo = load_photo(path, notes=notes)
             photo.thumbnail((4 * self.g.size, 4 * self.g.size))
@@ -349,5 +350,3 @@ class Studio:
         return path.name, path.read_bytes()
 
 
-def _stem(name: str) -> str:
-    return name[: -len(".latent.pt")] if name.endswith(".latent.pt") else Path(name).stem
