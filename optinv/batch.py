@@ -33,10 +33,10 @@ from .fileio import atomic_write_text, first_line
 from .generator import Generator
 from .image_files import load_image
 from .options import check_duplicates
-from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, result_files, write_item
+from .names import RESULT_SUFFIXES, duplicate_names, result_files
+from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, write_item
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
-OUTPUT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
 JOBS = ("invert", "pulse", "paint")
 MANIFEST = "manifest.jsonl"
 RANK_LOG = ".manifest.rank{rank}.jsonl"
@@ -63,12 +63,12 @@ class WorkItem:
 
     def names(self, duplicates: int) -> list[str]:
         """Output names, in the order the job returns results (pulse: one per duplicate)."""
-        return [f"{self.stem}_dup{d}" for d in range(duplicates)] if duplicates > 1 else [self.stem]
+        return duplicate_names(self.stem, duplicates)
 
     def outputs(self, duplicates: int) -> list[dict[str, str]]:
         """Output files relative to OUT_DIR: what the manifest records."""
         folder = PurePosixPath(self.subdir)
-        return [{kind: (folder / f"{n}{suffix}").as_posix() for kind, suffix in OUTPUT_SUFFIXES.items()}
+        return [{kind: (folder / f"{n}{suffix}").as_posix() for kind, suffix in RESULT_SUFFIXES.items()}
                 for n in self.names(duplicates)]
 
     def complete(self, out: Path, duplicates: int) -> bool:
@@ -120,8 +120,7 @@ def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: 
 
 def _files(name: str, duplicates: int, gif: bool) -> list[str]:
     """Every file the outputs of one input called ``name`` write (pulse: each duplicate's)."""
-    names = [f"{name}_dup{d}" for d in range(duplicates)] if duplicates > 1 else [name]
-    return [f for n in names for f in result_files(n, gif)]
+    return [f for n in duplicate_names(name, duplicates) for f in result_files(n, gif)]
 
 
 def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:

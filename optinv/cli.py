@@ -135,8 +135,9 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
     from . import jobs
     from .device import get_model, resolve_device
     from .image_files import load_image
+    from .names import duplicate_names, result_files
     from .options import check_duplicates
-    from .outputs import OutputLock, existing, inputs_in, plan_names, result_files
+    from .outputs import OutputLock, existing, inputs_in, plan_names
 
     out = Path(kw["out"])
     dup = job_kw.get("duplicates", 1) if job == "pulse" else 1
@@ -144,7 +145,7 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
     extra = [".pasted.png"] if kw.get("paste_back") else []
 
     def result_names(name: str) -> list[str]:
-        return [f"{name}_dup{d}" for d in range(dup)] if dup > 1 else [name]
+        return duplicate_names(name, dup)
 
     def files(name: str) -> list[str]:
         return [f for n in result_names(name) for f in result_files(n, kw["gif"]) + [n + x for x in extra]]

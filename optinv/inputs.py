@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import OptinvError
+from .names import input_name
 from .image_files import load_image
 from .ranges import to_unit
 
@@ -79,6 +80,5 @@ def unique_names(names: list[str]) -> list[str]:
 def attach_notes(results: list[Any], notes: dict[str, list[str]]) -> list[Any]:
     """Put each input's conversion notes in front of its results' own notes (pulse: every duplicate)."""
     for r in results:
-        base = r.name.split("_dup")[0]
-        r.notes = notes.get(base, []) + r.notes
+        r.notes = notes.get(input_name(r.name, notes), []) + r.notes
     return results

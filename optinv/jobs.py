@@ -22,6 +22,7 @@ from .inputs import Source, attach_notes, load_groups, load_many
 from .latents import model_id, render_latent
 from .operators import Identity, downscale_operator, job_operator
 from .optimize import Settings
+from .names import duplicate_names
 from .options import JobOptions, check_duplicates, check_seed
 from .photo import align_sources, attach_alignment
 from .results import ItemResult, measure
@@ -78,7 +79,7 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
         side = targets.shape[-1]
         op = _operator(downscale_operator(g.size, side, "the low-res input"), g.size, side, opts)
         rep_targets = targets.repeat_interleave(duplicates, 0)
-        rep_names = [f"{n}_dup{d}" if duplicates > 1 else n for n in names for d in range(duplicates)]
+        rep_names = [r for n in names for r in duplicate_names(n, duplicates)]
         seeds = [opts.seed + d for _ in names for d in range(duplicates)]
         return solve("pulse", g, rep_targets, rep_names, op, opts, seeds=seeds)
 

@@ -27,6 +27,7 @@ from .errors import OptinvError
 from .fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary, written_together
 from .image_files import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
 from .latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
+from .names import GIF_SUFFIX, RESULT_SUFFIXES, result_files  # noqa: F401  (kept importable from here)
 from .ranges import to_signed
 
 
@@ -68,13 +69,6 @@ def check_writable_file(dest: str | os.PathLike) -> Path:
 
 
 # ------------------------------------------------------------------------------ planning names
-RESULT_SUFFIXES = {"image": ".png", "latent": ".latent.pt", "compare": ".compare.png", "json": ".json"}
-GIF_SUFFIX = ".gif"
-
-
-def result_files(name: str, gif: bool = False) -> list[str]:
-    """The file names one job result NAME writes."""
-    return [name + s for s in RESULT_SUFFIXES.values()] + ([name + GIF_SUFFIX] if gif else [])
 
 
 def plan_names(stems: Sequence[str], files_of: Callable[[str], Iterable[str]] = result_files,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import OptinvError
+from .names import input_name
 from .ranges import to_signed
 
 
@@ -55,7 +56,7 @@ def attach_alignment(results: list[Any], alignments: dict[str, dict[str, Any]]) 
     from .faces import backend
 
     for r in results:
-        a = alignments.get(r.name.split("_dup")[0])
+        a = alignments.get(input_name(r.name, alignments))
         if a is None:
             continue
         r.latent["alignment"] = a
