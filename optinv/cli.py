@@ -378,34 +378,36 @@ def convert(src, dst, half, overwrite):
     click.echo(f"{src} ({g.card.get('source_format')}) → {path}")
 
 
+ENCODE_FIELDS = ("encoder", "encoder_passes", "batch", "crop", "align", "face", "landmarks", "paste_back")
+
+
+def encode_options(f):
+    """`encode`'s options: the JobOptions fields an encoder pass uses, declared there (not again here)."""
+    from .options import cli_fields
+
+    chosen = [_click_option(field) for field in cli_fields() if field.name in ENCODE_FIELDS]
+    for o in reversed(chosen):
+        f = o(f)
+    return f
+
+
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--space", type=click.Choice(["wplus", "stylemap"]), default="wplus", show_default=True)
-@click.option("--encoder", default=None, type=click.Path(dir_okay=False), help="encoder file (default: the model card's)")
-@click.option("--encoder-passes", type=int, default=None,
-              help="iterative encoder: passes to run (default: as trained; 1 = its first pass alone)")
 @click.option("--model", "-m", default=None, help="generator file or shipped model name")
 @click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--batch", type=int, default=16, show_default=True)
-@click.option("--crop", type=click.Choice(["none", "center", "pad"]), default="none", show_default=True)
-@click.option("--align", is_flag=True, help="find the face in each photo and crop it like FFHQ first")
-@click.option("--face", type=int, default=None, help="with --align: which face (1 = the largest)")
-@click.option("--landmarks", type=click.Path(dir_okay=False), default=None,
-              help="with --align: your own dlib 68-point shape predictor (.dat)")
-@click.option("--paste-back", is_flag=True, help="with --align: also write NAME.pasted.png (the result in the photo)")
+@encode_options
 @click.option("--device", default="auto", show_default=True)
 @overwrite_option
 @handle_errors
-def encode(images, space, encoder, encoder_passes, model, out, batch, crop, align, face, landmarks, paste_back, device,
-           overwrite):
+def encode(images, space, model, out, device, overwrite, **fields):
     """Encoder only, no optimisation: the fast path (writes the same outputs as invert)."""
     from . import jobs
     from .outputs import ensure_out_dir
 
     ensure_out_dir(out)
-    opts = jobs.JobOptions.of(space=space, encoder=encoder, encoder_passes=encoder_passes, batch=max(1, batch),
-                              crop=crop, align=align, face=face, landmarks=landmarks, paste_back=paste_back)
-    _run_job("encode", list(images), {"out": out, "gif": False, "paste_back": paste_back, "model": model,
+    opts = jobs.JobOptions.of(space=space, **fields)
+    _run_job("encode", list(images), {"out": out, "gif": False, "paste_back": fields["paste_back"], "model": model,
                                       "device": device, "overwrite": overwrite}, opts)
 
 
