@@ -354,12 +354,15 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
 
 @main.command()
 @click.argument("model", required=False)
+@click.option("--model", "-m", "model_option", default=None, help="the same as MODEL, spelled as the other commands do")
 @handle_errors
-def info(model):
+def info(model, model_option):
     """Print the model card of MODEL (default: the embedded model)."""
     from .checkpoints import describe, load_generator
 
-    click.echo(describe(load_generator(model)))
+    if model and model_option and model != model_option:
+        raise click.UsageError(f"two models given ({model} and {model_option}): name one")
+    click.echo(describe(load_generator(model or model_option)))
 
 
 @main.command()

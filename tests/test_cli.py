@@ -96,6 +96,8 @@ def test_paint(model_file, images, tmp_path) -> None:
 def test_info_and_convert(model_file, tmp_path) -> None:
     r = invoke("info", model_file)
     assert r.exit_code == 0 and "resolution: 32" in r.output and "n_latent: 8" in r.output
+    assert invoke("info", "--model", model_file).output == r.output  # spelled as the other commands spell it
+    assert invoke("info", model_file, "-m", "other.pt").exit_code == 2
     dst = tmp_path / "copy.pt"
     r = invoke("convert", model_file, dst)
     assert r.exit_code == 0, r.output
