@@ -300,8 +300,9 @@ class ToRGB(nn.Module):
         if self.clamp is not None:
             out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
-            with torch.autocast(skip.device.type, enabled=False) if skip.device.type in ("cpu", "cuda") else _no_op():
-                out = out + self.upsample(skip.float())  # the image is summed in fp32 under autocast too
+            # the image is summed in fp32 under autocast too (no context to enter on the fp32 path)
+            with torch.autocast(skip.device.type, enabled=False) if compute_dtype(skip) != skip.dtype else _no_op():
+                out = out + self.upsample(skip.float())
         return out
 
 

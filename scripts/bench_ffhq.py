@@ -232,9 +232,9 @@ def bench_ffhq(g=None, images: list[Path] | None = None, only: set[str] | None =
 
 
 def _table(rows: list[Row]) -> list[str]:
-    keys = list(dict.fromkeys(k for r in rows for k in r if k != "isa"))
-    return (["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-            + ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows] + [""])
+    from md_table import markdown_table
+
+    return markdown_table(rows, skip=("isa",))
 
 
 def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq") -> list[str]:

@@ -212,8 +212,9 @@ def markdown(data: dict[str, Any] | None) -> list[str]:
     """The "Inverse problems" section of docs/BENCHMARKS.md."""
     if not data or not data.get("rows"):
         return []
+    from md_table import markdown_table
+
     rows = data["rows"]
-    keys = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["## Inverse problems: PULSE, W+ and ILO at equal wall time", "",
              f"{len(data['images'])} held-out renders ({', '.join(data['images'])}), the embedded 64² model. "
              f"Every method gets the wall time of {data['steps']} PULSE steps: PULSE (Z+, 100·L2 + 0.05·GEOCROSS, "
@@ -232,22 +233,17 @@ def markdown(data: dict[str, Any] | None) -> list[str]:
              "`identity_distance`: dlib descriptor, result ↔ truth (< 0.6 = same person). LPIPS: not measured "
              "(no backbone offline). Inpainting: the mask covers rows 19–67 % and columns 19–81 % (eyes and nose); "
              "colourisation: the observation is the BT.601 luminance. Picture: "
-             "[observation | PULSE | W+ | ILO | truth](inverse_problems.png), two images per task.", "",
-             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
-    lines.append("")
+             "[observation | PULSE | W+ | ILO | truth](inverse_problems.png), two images per task.", ""]
+    lines += markdown_table(rows)
     structural = data.get("structural")
     if structural:
-        keys = list(dict.fromkeys(k for r in structural for k in r))
         lines += ["### Structural terms without a download: L2 against L2 + SSIM / MS-SSIM (invert)", "",
                   "W+ inversion of the same held-out renders (w_avg start, the invert job's schedule and lr), "
                   "one recipe per row. `SSIM` and `MSSSIM` are recipe terms (1 − SSIM, 1 − MS-SSIM through the "
                   "operator; MS-SSIM uses the scales that fit the image: 3 at 64²). Scores: medians of optinv "
                   "evaluate's PSNR / SSIM / MS-SSIM against the input, and `detail_kept`, the share of the input's "
-                  "high-frequency energy (squared Laplacian) the result keeps. Defaults are unchanged.", "",
-                  "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in structural]
-        lines.append("")
+                  "high-frequency energy (squared Laplacian) the result keeps. Defaults are unchanged.", ""]
+        lines += markdown_table(structural)
     return lines
 
 

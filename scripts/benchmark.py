@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from optinv import jobs
+from optinv import jobs, metrics
 from optinv.checkpoints import load_generator
 from optinv.generator import Generator
 from optinv.image_files import load_image
@@ -252,18 +252,17 @@ def bench_pulse(g, n: int, steps: int, batch: int) -> list[dict]:
 
 def faces_found(images: list) -> int | None:
     """How many of these PIL images dlib's detector finds a face in (None without the faces extra)."""
-    from optinv.faces import backend, landmarks
+    from optinv.faces import backend, identity
 
     if not backend.available():
         return None
-    return sum(bool(landmarks.detect(im)) for im in images)
+    return sum(identity.face_found(im) for im in images)
 
 
-def pulse_hires_picture(files: list[Path], results, truths: list, factor: int, path: Path) -> None:
+def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) -> None:
     """Rows of: low-res input | result | result downscaled | the high-res render (nearest-upscaled tiles)."""
     from PIL import Image, ImageDraw
 
-    from optinv.operators import BicubicDownscale
     from optinv.outputs import to_pil01
 
     side = truths[0].width
@@ -272,10 +271,9 @@ def pulse_hires_picture(files: list[Path], results, truths: list, factor: int, p
     draw = ImageDraw.Draw(canvas)
     for k, text in enumerate(("input", "result", "result downscaled", "high-res render")):
         draw.text((k * (side + 4) + 2, 1), text, fill=(0, 0, 0))
-    down = BicubicDownscale(factor)
     for i, (f, r, truth) in enumerate(zip(files, results, truths)):
         low = Image.open(f).convert("RGB").resize((side, side), Image.NEAREST)
-        again = to_pil01(down(r.image[None].clamp(0, 1))[0].clamp(0, 1)).resize((side, side), Image.NEAREST)
+        again = to_pil01(r.observed.clamp(0, 1)).resize((side, side), Image.NEAREST)  # the job's own downscale
         for k, im in enumerate((low, to_pil01(r.image), again, truth)):
             canvas.paste(im, (k * (side + 4), head + i * (side + 4)))
     canvas.save(path)
@@ -299,8 +297,8 @@ def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
         t = time.perf_counter()
         res = jobs.pulse(files, scale=factor, model=g, device="cpu", options=opts)
         secs = time.perf_counter() - t
-        ps = [10 * torch.log10(1 / ((r.image - torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0)
-                                    .pow(2).mean())).item() for r, truth in zip(res, truths)]
+        ps = [metrics.psnr(r.image, torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0)
+              for r, truth in zip(res, truths)]
         rows.append({"model": f"{g.card.get('name', '?')} ({g.size}²)", "scale": factor, "method": "ILO" if ilo else "PULSE",
                      "input": f"{g.size // factor}²", "images": len(res), "steps": steps,
                      "within_eps_2e-3": round(sum(r.metrics["within_eps"] for r in res) / len(res), 3),
@@ -310,7 +308,7 @@ def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
                      "faces_in_results": faces_found([to_pil01(r.image) for r in res]),
                      "faces_in_renders": faces_found(truths), "s_per_image": round(secs / len(res), 2)})
         print(f"pulse x{factor}: {rows[-1]}", flush=True)
-        pulse_hires_picture(files, res, truths, factor, DOCS / f"pulse_x{factor}{'_ilo' if ilo else ''}.png")
+        pulse_hires_picture(files, res, truths, DOCS / f"pulse_x{factor}{'_ilo' if ilo else ''}.png")
     return rows
 
 
@@ -351,10 +349,10 @@ def bench_invert_hires(model: str, n: int, checkpoints: list[int], map_sides: li
         spaces = ["wplus", "stylemap"] if sides is None else ["stylemap"]
         got, _ = bench_invert(g, images, checkpoints, spaces, batch=len(images), stylemap_res=sides, picture=False)
         rows += [{"model": label, "maps": "" if r["space"] == "wplus" else (sides or default), **r} for r in got]
-    if None not in map_sides:  # StyleMap read off at W+'s time, W+ from the earlier run
-        wplus = {r["steps"]: r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus" and "at_time_of" not in r}
-        for r in [r for r in rows if "at_time_of" not in r and wplus]:
-            r["cpu_ratio_to_wplus"] = round(r["cpu_s_per_step"] / next(iter(wplus.values())), 2)
+    if None not in map_sides:  # W+ ran earlier: each row's CPU cost against its step
+        wplus = next((r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus"), None)
+        for r in rows if wplus else []:
+            r["cpu_ratio_to_wplus"] = round(r["cpu_s_per_step"] / wplus, 2)
     redone = {r["maps"] for r in rows}
     return [r for r in earlier if r.get("maps", "") not in redone and not (None in map_sides and r["space"] == "wplus")] + rows
 
@@ -883,6 +881,8 @@ def update_readme(data: dict) -> None:
 
 
 def write_markdown(data: dict) -> None:
+    from md_table import markdown_table
+
     lines = ["# Benchmarks", "",
              f"Written by `scripts/benchmark.py` on {data['machine']} ({data['threads']} torch threads, "
              f"torch {data['torch']}). Model: `{data['model']}`. The command that last wrote each section:", ""]
@@ -895,12 +895,7 @@ def write_markdown(data: dict) -> None:
         lines.extend([f"## {title}", ""])
         if note:
             lines.extend([note, ""])
-        keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, first-seen order
-        lines.append("| " + " | ".join(keys) + " |")
-        lines.append("|" + "---|" * len(keys))
-        for r in rows:
-            lines.append("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
-        lines.append("")
+        lines.extend(markdown_table(rows))
 
     table(data.get("world", []), "Embedded world: how sharp and faithful the model is (held-out seeds)",
           "`detail_ratio`: mean squared 4-neighbour Laplacian of `optinv generate` samples ÷ that of renders "

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from optinv import metrics
 from optinv.checkpoints import load_generator
 from optinv.generator import Generator
-from optinv.ranges import to_unit
+from optinv.ranges import to_signed, to_unit
 from optinv.world.teacher import render_teacher
 
 HELD_OUT_SEED = 10**9 + 7
@@ -78,7 +78,7 @@ def held_out_renders(images: list[Path], size: int) -> list:
     out = []
     for p in images:
         arr = np.array(synthfaces.render(int(p.stem), size)[0])
-        out.append((p.stem, torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1.0))
+        out.append((p.stem, to_signed(torch.from_numpy(arr).permute(2, 0, 1) / 255.0)))
     return out
 
 

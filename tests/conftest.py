@@ -21,6 +21,8 @@ def load_script(name: str):
     """A module of scripts/ (not a package) by file name, for tests of the benchmark scripts."""
     import importlib.util
 
+    if str(ROOT / "scripts") not in sys.path:  # scripts import their siblings, as `python scripts/x.py` lets them
+        sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(name, mod)  # dataclasses look their module up while the class is made
