@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from optinv.errors import OptinvError
-from optinv.fileio import first_line
-from optinv.ranges import to_signed
+from optinv.io.fileio import first_line
+from optinv.io.ranges import to_signed
 
 BACKBONE_WEIGHTS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
 OFFLINE_ENV = "OPTINV_OFFLINE"

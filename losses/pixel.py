@@ -22,14 +22,14 @@ def l2_alpha(pred: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor) -> t
 
 
 def dssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 − SSIM per image (the metric of :func:`optinv.metrics.ssim_per_image`, as a loss)."""
-    from optinv.metrics import ssim_per_image
+    """1 − SSIM per image (the metric of :func:`optinv.engine.metrics.ssim_per_image`, as a loss)."""
+    from optinv.engine.metrics import ssim_per_image
 
     return 1.0 - ssim_per_image(pred, target)
 
 
 def dmsssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 − MS-SSIM per image (:func:`optinv.metrics.ms_ssim_per_image`)."""
-    from optinv.metrics import ms_ssim_per_image
+    """1 − MS-SSIM per image (:func:`optinv.engine.metrics.ms_ssim_per_image`)."""
+    from optinv.engine.metrics import ms_ssim_per_image
 
     return 1.0 - ms_ssim_per_image(pred, target)

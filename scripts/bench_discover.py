@@ -22,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from optinv import edit as E
-from optinv import jobs
-from optinv.discover.apply import edit_editable
-from optinv.discover.attributes import load_predictor
-from optinv.discover.measure import QUIET, commutativity, path_effects, side_effects, side_effects_at_level
-from optinv.discover.pathsfile import load_paths
-from optinv.discover.train import Domain
-from optinv.image_files import atomic_save_image, make_grid
-from optinv.outputs import to_pil01
+from optinv.edit import edits as E
+from optinv.engine import jobs
+from optinv.edit.discover.apply import edit_editable
+from optinv.edit.discover.attributes import load_predictor
+from optinv.edit.discover.measure import QUIET, commutativity, path_effects, side_effects, side_effects_at_level
+from optinv.edit.discover.pathsfile import load_paths
+from optinv.edit.discover.train import Domain
+from optinv.io.image_files import atomic_save_image, make_grid
+from optinv.io.outputs import to_pil01
 
 HELD_OUT_SEED = 1_000_000_007  # torch seeds ≥ 1e9 never drew training z
 
@@ -119,7 +119,7 @@ def invert_one(model: str, image: Path, steps: int) -> dict:
 
 def measure_file(model: str, paths_file: Path, predictor_path: Path, n_eff: int, n_comm: int, t: float) -> dict:
     """:func:`measure_paths` in its own process (one torch thread)."""
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     torch.set_num_threads(1)
     g = load_generator(model).requires_grad_(False)

@@ -11,7 +11,7 @@ own matrix-multiply rate its steps run.
 - speed: config-f 256² (random weights), batch 1, forward+backward to W+, fp32 and bf16 in
   alternating rounds, against fp32 and bf16 ``torch.mm`` GFLOP/s measured in the same run;
 - steps: the invert job itself at 1024² (config-f, random weights), each row in its own process:
-  seconds per step, peak resident memory, and optinv.memory's estimate beside it.
+  seconds per step, peak resident memory, and optinv.engine.memory's estimate beside it.
 
 Used by ``scripts/benchmark.py --only ffhq``; every function returns table rows (dicts).
 """
@@ -36,7 +36,7 @@ for p in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(p))
 
 from bench_speed import count_flops, config_f, wplus_start  # noqa: E402
-from optinv.precision import autocast, cpu_bf16_units, cpu_flags  # noqa: E402
+from optinv.engine.precision import autocast, cpu_bf16_units, cpu_flags  # noqa: E402
 
 Row = dict[str, Any]
 PRECISIONS = ("fp32", "bf16")
@@ -121,10 +121,10 @@ def bench_speed(size: int = 256, batch: int = 1, rounds: int = 5) -> list[Row]:
 
 def bench_quality(g, images: list[Path], steps: int = 200, rounds: int = 5) -> list[Row]:
     """W+ inversion of held-out renders at equal steps, fp32 and bf16: PSNR and step time."""
-    from optinv import jobs, metrics
-    from optinv.image_files import load_image
-    from optinv.operators import Identity
-    from optinv.ranges import to_unit
+    from optinv.engine import jobs, metrics
+    from optinv.io.image_files import load_image
+    from optinv.engine.operators import Identity
+    from optinv.io.ranges import to_unit
 
     targets = torch.stack([to_unit(load_image(p, size=g.size)) for p in images])
     names = [p.stem for p in images]
@@ -169,10 +169,10 @@ def bench_quality(g, images: list[Path], steps: int = 200, rounds: int = 5) -> l
 # ----------------------------------------------------------------------------- 1024² jobs, one process each
 def _child(size: int, batch: int, precision: str, steps: int, space: str) -> Row:
     """The invert job on config-f ``size`` (random weights): s/step, peak memory, the estimate."""
-    from optinv import jobs
-    from optinv.memory import GIB, estimate, resident_bytes
-    from optinv.operators import Identity
-    from optinv.spaces import parse_map_sizes
+    from optinv.engine import jobs
+    from optinv.engine.memory import GIB, estimate, resident_bytes
+    from optinv.engine.operators import Identity
+    from optinv.engine.spaces import parse_map_sizes
 
     g = config_f(size)
     with torch.no_grad():
@@ -273,7 +273,7 @@ def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq
                   "config-f (random weights: FFHQ's weights cannot be downloaded here, their shapes can), W+, L2, "
                   "each row in a fresh process, 3 steps, all in the row's precision: `s_per_step` is the second "
                   "step (forward, backward, Adam; the first carries one-off costs: `first_step_s`), `peak_gib` the process's peak resident memory (ru_maxrss), "
-                  "`model_loaded_gib` its resident memory before the job, `estimate_gib` what optinv.memory "
+                  "`model_loaded_gib` its resident memory before the job, `estimate_gib` what optinv.engine.memory "
                   "predicts for the job (a batch whose estimate exceeds the memory available is refused before it "
                   "starts). " + cmd("steps"), ""]
         lines += _table(data["ffhq_steps"])
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         size, batch, precision, steps, space = json.loads(args.child)
         print(json.dumps(_child(size, batch, precision, steps, space)))
         return
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     images = sorted((ROOT / "samples" / "images").glob("*.png"))[: args.images]
     print(json.dumps(bench_ffhq(load_generator(None), images, set(args.only.split(",")), args.quick), indent=1))

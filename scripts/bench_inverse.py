@@ -27,11 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optinv import jobs, metrics  # noqa: E402
-from optinv.evaluate import evaluate  # noqa: E402
-from optinv.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
-from optinv.operators import BicubicDownscale, Grayscale  # noqa: E402
-from optinv.outputs import to_pil01  # noqa: E402
+from optinv.engine import jobs, metrics  # noqa: E402
+from optinv.run.evaluate import evaluate  # noqa: E402
+from optinv.io.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
+from optinv.engine.operators import BicubicDownscale, Grayscale  # noqa: E402
+from optinv.io.outputs import to_pil01  # noqa: E402
 
 TASKS = ("sr8", "sr16", "inpaint_eyes", "colourise")
 TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
@@ -127,7 +127,7 @@ def consistency(res, mask: torch.Tensor | None) -> list[float]:
 def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] = TASKS,
                   picture: Path | None = None, shown: int = 2) -> dict[str, Any]:
     """Rows (task × method) of medians over the images, and the picture."""
-    from optinv.spaces import gaussian_fit
+    from optinv.engine.spaces import gaussian_fit
 
     gaussian_fit(g)  # PULSE's fit of the mapping, computed once and cached: not part of any method's time
     truth = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in images])
@@ -187,7 +187,7 @@ def bench_structural(g, images: list[Path], steps: int = 150,
     the invert job's schedule), scored by optinv evaluate's measures and the detail kept."""
     from world_quality import high_freq_energy
 
-    from optinv.evaluate import score_pair
+    from optinv.run.evaluate import score_pair
 
     rows = []
     for recipe in recipes:
@@ -248,7 +248,7 @@ def markdown(data: dict[str, Any] | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=4)

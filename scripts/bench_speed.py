@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from optinv.checkpoints import load_generator, save_rosinality  # noqa: E402
-from optinv.generator import Generator  # noqa: E402
+from optinv.io.checkpoints import load_generator, save_rosinality  # noqa: E402
+from optinv.engine.generator import Generator  # noqa: E402
 
 Row = dict[str, Any]
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from optinv import edit as E
-from optinv import jobs
-from optinv import tuning as T
-from optinv.latents import render_inputs
-from optinv.metrics import psnr, ssim
+from optinv.edit import edits as E
+from optinv.engine import jobs
+from optinv.engine import tuning as T
+from optinv.io.latents import render_inputs
+from optinv.engine.metrics import psnr, ssim
 
 CONFIGS = [  # label, mode, rank, lr, locality
     ("full, lr 3e-4 (PTI)", "full", 0, 3e-4, 0.1),
@@ -88,8 +88,8 @@ def locality_psnr(g, g2, n: int = 16, seed: int = 7) -> float:
 
 def one_image(model: str | None, path: Path, pivot_steps: int, tune_steps: int) -> tuple[dict, list[torch.Tensor]]:
     """Every method on one image (in its own process, 1 thread): rows per method and the picture row."""
-    from optinv.checkpoints import load_generator
-    from optinv.directions import shipped_directions_path
+    from optinv.io.checkpoints import load_generator
+    from optinv.edit.directions import shipped_directions_path
 
     torch.set_num_threads(1)
     g = load_generator(model, device="cpu")

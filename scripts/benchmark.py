@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from optinv import jobs, metrics
-from optinv.checkpoints import load_generator
-from optinv.generator import Generator
-from optinv.image_files import load_image
-from optinv.outputs import compare_strip
-from optinv.presets import JOB_DEFAULTS
-from optinv.spaces import DEFAULT_MAP_SIDES
-from optinv.ranges import to_unit
+from optinv.engine import jobs, metrics
+from optinv.io.checkpoints import load_generator
+from optinv.engine.generator import Generator
+from optinv.io.image_files import load_image
+from optinv.io.outputs import compare_strip
+from optinv.engine.presets import JOB_DEFAULTS
+from optinv.engine.spaces import DEFAULT_MAP_SIDES
+from optinv.io.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None
     time (`at_time_of`): the step whose CPU seconds equal the reference's at each checkpoint."""
     import math
 
-    from optinv.spaces import gaussian_fit
+    from optinv.engine.spaces import gaussian_fit
 
     gaussian_fit(g)  # computed once and cached; keep it out of the zplus timings
     rows, curves = [], {}
@@ -182,7 +182,7 @@ def out_of_domain_images(size: int) -> list[torch.Tensor]:
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    from optinv.ranges import to_signed
+    from optinv.io.ranges import to_signed
 
     return [to_signed(pil_to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
                                     .resize((size, size), Image.LANCZOS)).float() / 255) for name in OUT_OF_DOMAIN]
@@ -263,7 +263,7 @@ def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) ->
     """Rows of: low-res input | result | result downscaled | the high-res render (nearest-upscaled tiles)."""
     from PIL import Image, ImageDraw
 
-    from optinv.outputs import to_pil01
+    from optinv.io.outputs import to_pil01
 
     side = truths[0].width
     head = 14
@@ -281,7 +281,7 @@ def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) ->
 
 def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
     """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example; ×32 also with ILO."""
-    from optinv.outputs import to_pil01
+    from optinv.io.outputs import to_pil01
     from optinv.world import synthfaces
 
     g = load_generator(model, device="cpu")
@@ -390,9 +390,9 @@ def bench_overhead(g, batch: int, steps: int, rounds: int = 5) -> dict:
             opt.step()
 
     from losses.recipe import build_objective
-    from optinv.operators import Identity
-    from optinv.optimize import Problem, Settings, run
-    from optinv.spaces import make_space
+    from optinv.engine.operators import Identity
+    from optinv.engine.optimize import Problem, Settings, run
+    from optinv.engine.spaces import make_space
 
     def ours():
         sp = make_space("wplus", g, batch=batch)
@@ -438,8 +438,8 @@ def encoder_rows(g, enc, name: str, space: str, x: torch.Tensor) -> list[dict]:
     """Encoder alone on targets x: one row per number of passes (1 … as trained)."""
     import math
 
-    from optinv import warmstart
-    from optinv.metrics import ssim
+    from optinv.engine import warmstart
+    from optinv.engine.metrics import ssim
 
     rows = []
     for passes in range(1, (enc.passes if enc.iterative else 1) + 1):
@@ -483,7 +483,7 @@ def bench_encoders(g, images, cold_curves: dict, warm_steps: int, cached: dict |
     cold start (w_avg init, L2, fixed lr) reaches at 1000 and at 500 steps, at lr 0.05 and 0.1
     (warm and cold at the same lr). StyleMap also starts from the W+ encoder when the model has both. Cold curves
     come from the invert section, else the cache in benchmarks.json (same images), else run here."""
-    from optinv import warmstart
+    from optinv.engine import warmstart
 
     rows, warm, sched, curves, warm_curves = [], [], [], dict(cached or {}), {}
     wplus_file = warmstart._card_encoder_path(g, "wplus")
@@ -525,8 +525,8 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
     """Cold and warm start with the invert job's own schedule, lr and β2 for ``steps``:
     what a user gets from `optinv invert --steps 100`. Saves a picture of the first four images,
     rows: target | encoder alone | cold | warm."""
-    from optinv.image_files import save_grid
-    from optinv.outputs import to_pil01
+    from optinv.io.image_files import save_grid
+    from optinv.io.outputs import to_pil01
 
     runs = {}
     for init in ("mean", "encoder"):
@@ -606,8 +606,8 @@ def attribute_probe(n: int = 3000, side: int = 16):
 
 def bench_directions(g, alphas=(-3.0, -1.5, 0.0, 1.5, 3.0), count: int = 16) -> dict:
     """Do directions do what their name says? Probe-measured attribute change along α."""
-    from optinv import edit as E
-    from optinv.directions import shipped_directions_path
+    from optinv.edit import edits as E
+    from optinv.edit.directions import shipped_directions_path
 
     path = shipped_directions_path(g)
     if not path.exists():
@@ -646,10 +646,10 @@ def bench_directions(g, alphas=(-3.0, -1.5, 0.0, 1.5, 3.0), count: int = 16) -> 
 
 def bench_lec(g, images, steps: int) -> list[dict]:
     """LEC for W+ and StyleMap inversions, smile and hair directions, α = ±3 (E = encoder if shipped)."""
-    from optinv import edit as E
-    from optinv import warmstart
-    from optinv.directions import load_direction
-    from optinv.edit import latent_editing_consistency
+    from optinv.edit import edits as E
+    from optinv.engine import warmstart
+    from optinv.edit.directions import load_direction
+    from optinv.edit.edits import latent_editing_consistency
 
     rows = []
     for space in ("wplus", "stylemap"):
@@ -684,16 +684,16 @@ def _codes_to_editable(code, like):
     if isinstance(code, torch.Tensor):
         return code, None
     sizes = [m.shape[-1] for m in like.as_maps()]
-    from optinv.edit import resize_map
+    from optinv.edit.edits import resize_map
     return None, [resize_map(m, s) for m, s in zip(code, sizes)]
 
 
 def bench_domain_sweep(g, images, steps: int, lambdas=(0.0, 0.5, 2.0, 8.0)) -> list[dict]:
     """In-Domain trade-off: reconstruction PSNR against LEC(smile, α=3) as λ_dom grows."""
-    from optinv import edit as E
-    from optinv import warmstart
-    from optinv.directions import load_direction
-    from optinv.edit import latent_editing_consistency
+    from optinv.edit import edits as E
+    from optinv.engine import warmstart
+    from optinv.edit.directions import load_direction
+    from optinv.edit.edits import latent_editing_consistency
 
     enc = warmstart.find_encoder(g, "wplus")
     if enc is None:
@@ -726,7 +726,7 @@ def without_lpips(recipe: str) -> str:
 def bench_presets(g, images, quick: bool) -> list[dict]:
     """Each reference preset on the same images; LPIPS-dependent presets say so when weights are absent."""
     from optinv.errors import OptinvError
-    from optinv.presets import PRESETS
+    from optinv.engine.presets import PRESETS
 
     rows = []
     for name, p in PRESETS.items():

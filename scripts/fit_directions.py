@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from optinv.checkpoints import SAMPLES_MODELS, load_generator
-from optinv.directions import save_directions
-from optinv.edit import difference_direction, fit_direction
+from optinv.io.checkpoints import SAMPLES_MODELS, load_generator
+from optinv.edit.directions import save_directions
+from optinv.edit.edits import difference_direction, fit_direction
 from optinv.world.teacher import teacher_labels
 
 CONTINUOUS = ("smile", "hair_length", "skin_tone")

@@ -42,9 +42,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from optinv.device import resolve_device
+from optinv.engine.device import resolve_device
 from optinv.errors import OptinvError
-from optinv.generator import Generator
+from optinv.engine.generator import Generator
 
 CONFIG_F = {"style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
 TINY = {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": {4: 64, 8: 64, 16: 32, 32: 32}}

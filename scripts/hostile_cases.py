@@ -36,9 +36,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from optinv.checkpoints import save_generator
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main as optinv_main
-from optinv.generator import Generator
+from optinv.engine.generator import Generator
 
 EXPECT = ("ok", "kept", "error", "diverged")
 
@@ -91,9 +91,9 @@ class World:
         return p
 
     def _latent(self, model: Path, name: str) -> Path:
-        from optinv import jobs
-        from optinv.checkpoints import load_generator
-        from optinv.latents import save_latent
+        from optinv.engine import jobs
+        from optinv.io.checkpoints import load_generator
+        from optinv.io.latents import save_latent
 
         x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
         r = jobs.invert([x], model=load_generator(model), device="cpu", steps=1, space="wplus", recipe="1*L2",
@@ -104,7 +104,7 @@ class World:
         """The latent moved by k/10 along its first coordinate (k = 0: the latent itself)."""
         if k == 0:
             return self.latent
-        from optinv.latents import save_latent
+        from optinv.io.latents import save_latent
 
         rec = torch.load(self.latent, weights_only=True)
         rec["wplus"] = rec["wplus"].clone()
@@ -535,8 +535,8 @@ def _one_file(folder: Path, pattern: str) -> str:
 
 
 def _directions_named(w: World, name: str) -> Callable[[Path], object]:
-    from optinv.checkpoints import load_generator
-    from optinv.directions import save_directions
+    from optinv.io.checkpoints import load_generator
+    from optinv.edit.directions import save_directions
 
     return lambda p: save_directions({name: {"vector": torch.eye(32)[1], "method": "test"}},
                                      load_generator(w.model), p)
@@ -631,7 +631,7 @@ def _png_bytes() -> bytes:
 
 @contextlib.contextmanager
 def _locked(out: Path):
-    from optinv.outputs import OutputLock
+    from optinv.io.outputs import OutputLock
 
     out.mkdir(parents=True, exist_ok=True)
     with OutputLock(out):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from optinv.image_files import atomic_save_image
+from optinv.io.image_files import atomic_save_image
 from optinv.world.synthfaces import labels_from_params, params_from_seed, render
 
 

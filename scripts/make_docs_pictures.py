@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from optinv import edit as E
-from optinv import jobs
-from optinv.checkpoints import load_generator
-from optinv.directions import load_direction, shipped_directions_path
-from optinv.image_files import make_grid
-from optinv.outputs import to_pil01
-from optinv.ranges import to_unit
+from optinv.edit import edits as E
+from optinv.engine import jobs
+from optinv.io.checkpoints import load_generator
+from optinv.edit.directions import load_direction, shipped_directions_path
+from optinv.io.image_files import make_grid
+from optinv.io.outputs import to_pil01
+from optinv.io.ranges import to_unit
 from optinv.world import synthfaces
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from optinv.operators import BicubicDownscale
+from optinv.engine.operators import BicubicDownscale
 from optinv.world import synthfaces
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,10 +29,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from optinv import faces, jobs  # noqa: E402
-from optinv.checkpoints import load_generator  # noqa: E402
+from optinv import faces
+from optinv.engine import jobs  # noqa: E402
+from optinv.io.checkpoints import load_generator  # noqa: E402
 from optinv.faces.identity import distance  # noqa: E402
-from optinv.metrics import psnr  # noqa: E402
+from optinv.engine.metrics import psnr  # noqa: E402
 
 DOCS = ROOT / "docs"
 
@@ -81,8 +82,8 @@ def invert_options(steps: int) -> jobs.JobOptions:
 
 def strip(g, steps: int, direction: str, alpha: float) -> Path:
     """photo | aligned | inverted | edited | pasted back (whole photo) | pasted back (face)."""
-    from optinv import edit as E
-    from optinv.directions import load_direction
+    from optinv.edit import edits as E
+    from optinv.edit.directions import load_direction
 
     photo = astronaut()
     al = faces.align_photo(photo, g.size, name="astronaut.png")
@@ -112,9 +113,9 @@ EDITS = (("smile", 3.0), ("smile", -3.0), ("blonde_minus_black", 3.0))
 def stylemap_edits(g, steps: int) -> tuple[Path, list[dict]]:
     """Fidelity against editability: the astronaut and a held-out render inverted with each map
     size in EDIT_SIDES, then edited (docs/stylemap_edits.png). Rows: input | inverted | edits."""
-    from optinv import edit as E
-    from optinv.directions import load_direction
-    from optinv.image_files import load_image
+    from optinv.edit import edits as E
+    from optinv.edit.directions import load_direction
+    from optinv.io.image_files import load_image
 
     al = faces.align_photo(astronaut(), g.size, name="astronaut.png")
     inputs = {"astronaut": to_tensor(al.image),
@@ -143,9 +144,9 @@ def stylemap_edits(g, steps: int) -> tuple[Path, list[dict]]:
 def tuning_strip(g, direction: str, alpha: float) -> tuple[Path, list[dict]]:
     """photo | aligned | W+ | pivotal tuning | tuning + edit (docs/real_photo_tuning.png), and the
     W+ and tuned rows for the table: W+ gets the tuned job's seconds (equal wall time)."""
-    from optinv import edit as E
-    from optinv.directions import load_direction
-    from optinv.tuning import tuned_generator
+    from optinv.edit import edits as E
+    from optinv.edit.directions import load_direction
+    from optinv.engine.tuning import tuned_generator
 
     photo = astronaut()
     al = faces.align_photo(photo, g.size, name="astronaut.png")

@@ -23,7 +23,7 @@ ENC_KIMG=${ENC_KIMG:-60}
 DISCOVER_MINUTES=${DISCOVER_MINUTES:-10}
 MODEL=${MODEL:-samples/models/synthfaces64.pt}   # MODEL=samples/models/synthfaces256.pt for the 256² world
 STEM=$(basename "$MODEL" .pt)
-SIZE=$(python -c "from optinv.checkpoints import load_generator; print(load_generator('$MODEL').size)")
+SIZE=$(python -c "from optinv.io.checkpoints import load_generator; print(load_generator('$MODEL').size)")
 RUNS=runs; [ "$STEM" = synthfaces64 ] || RUNS=runs/$STEM   # another model's runs apart: never resumed across generators
 export OMP_NUM_THREADS=$THREADS
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from optinv.cli import to_flags
-from optinv.device import get_model
+from optinv.engine.device import get_model
 from optinv.studio.app import launch
 from optinv.studio.headless import Browser, why_no_browser
 

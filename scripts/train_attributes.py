@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optinv.checkpoints import load_generator, resolve_model_path
-from optinv.discover.attributes import ATTRIBUTES, BINARY, AttributePredictor, attribute_vector, save_predictor
+from optinv.io.checkpoints import load_generator, resolve_model_path
+from optinv.edit.discover.attributes import ATTRIBUTES, BINARY, AttributePredictor, attribute_vector, save_predictor
 from optinv.world import synthfaces
 from optinv.world.teacher import teacher_labels
 

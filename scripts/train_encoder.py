@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Kept for existing commands: encoder training is `optinv train-encoder` (optinv.encoder_training)."""
+"""Kept for existing commands: encoder training is `optinv train-encoder` (optinv.run.encoder_training)."""
 
-from optinv.encoder_training import main
+from optinv.run.encoder_training import main
 
 if __name__ == "__main__":
     main()

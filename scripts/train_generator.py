@@ -46,12 +46,12 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
 from optinv.world import synthfaces
-from optinv.checkpoints import load_generator, save_generator
+from optinv.io.checkpoints import load_generator, save_generator
 from optinv.world.discriminator import Discriminator
 from optinv.world.grow import grow_generator
-from optinv.fileio import atomic_torch_save
-from optinv.generator import Generator, ModulatedConv2d
-from optinv.image_files import save_grid, tensor_to_pil
+from optinv.io.fileio import atomic_torch_save
+from optinv.engine.generator import Generator, ModulatedConv2d
+from optinv.io.image_files import save_grid, tensor_to_pil
 from optinv.world.teacher import render_teacher
 
 RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",

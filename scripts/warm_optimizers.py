@@ -25,10 +25,10 @@ from typing import Callable
 
 import torch
 
-from optinv import warmstart
-from optinv.checkpoints import load_generator
-from optinv.image_files import load_image
-from optinv.ranges import to_unit
+from optinv.engine import warmstart
+from optinv.io.checkpoints import load_generator
+from optinv.io.image_files import load_image
+from optinv.io.ranges import to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 READ_AT = (0, 10, 25, 50, 75, 100, 125, 149, 199, 299)

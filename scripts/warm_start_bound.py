@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 
 from losses.recipe import build_objective
-from optinv.checkpoints import load_generator
-from optinv.image_files import load_image
-from optinv.operators import Identity
-from optinv.optimize import Problem, Settings, run
-from optinv.ranges import to_unit
-from optinv.spaces import make_space
+from optinv.io.checkpoints import load_generator
+from optinv.io.image_files import load_image
+from optinv.engine.operators import Identity
+from optinv.engine.optimize import Problem, Settings, run
+from optinv.io.ranges import to_unit
+from optinv.engine.spaces import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

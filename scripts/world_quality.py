@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optinv import metrics
-from optinv.checkpoints import load_generator
-from optinv.generator import Generator
-from optinv.ranges import to_signed, to_unit
+from optinv.engine import metrics
+from optinv.io.checkpoints import load_generator
+from optinv.engine.generator import Generator
+from optinv.io.ranges import to_signed, to_unit
 from optinv.world.teacher import render_teacher
 
 HELD_OUT_SEED = 10**9 + 7
@@ -84,7 +84,7 @@ def held_out_renders(images: list[Path], size: int) -> list:
 
 def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict:
     """W+ inversion (L2, w_avg start, the invert job's schedule) of held-out renders."""
-    from optinv import jobs
+    from optinv.engine import jobs
 
     opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, init="mean", eps=0.0,
                            batch=len(images), progress=False)
@@ -103,7 +103,7 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     """An 8-column grid of G(z) beside the renders of the same held-out z, with a caption."""
     from PIL import Image, ImageDraw
 
-    from optinv.image_files import make_grid, tensor_to_pil
+    from optinv.io.image_files import make_grid, tensor_to_pil
 
     z = held_out_z(n, g.style_dim)
     fake = make_grid([tensor_to_pil(x) for x in sample(g, z)], cols=8, scale=scale)

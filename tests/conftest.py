@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 os.environ["OPTINV_OFFLINE"] = "1"  # tests never download (LPIPS backbones would otherwise be fetched when online)
 
-from optinv.generator import Generator  # noqa: E402
+from optinv.engine.generator import Generator  # noqa: E402
 
 
 def load_script(name: str):

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import ROOT, tiny_generator
-from optinv import batch as ob
-from optinv.checkpoints import save_generator
+from optinv.run import batch as ob
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main
 
 OUTPUT_KINDS = (".png", ".latent.pt", ".compare.png", ".json")
@@ -217,7 +217,7 @@ def test_a_batch_the_job_refuses_is_retried_item_by_item(model_file, tmp_path) -
 
 
 def test_nan_in_one_image_is_recorded(model_file, inputs, tmp_path, monkeypatch) -> None:
-    import optinv.jobs as jobs
+    import optinv.engine.jobs as jobs
 
     real = jobs.invert
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load_script, tiny_generator
-from optinv.generator import Blur, Upsample
+from optinv.engine.generator import Blur, Upsample
 
 
 

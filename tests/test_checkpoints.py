@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import fixture_path, tiny_generator
-from optinv.checkpoints import load_generator, save_generator, save_rosinality
+from optinv.io.checkpoints import load_generator, save_generator, save_rosinality
 from optinv.errors import CheckpointError
 from optinv.world.nvidia_writer import write_nvidia_style_pickle
 

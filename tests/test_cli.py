@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import ROOT, tiny_generator
-from optinv.checkpoints import save_generator
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main
-from optinv.operators import BicubicDownscale
+from optinv.engine.operators import BicubicDownscale
 
 OUTPUT_KINDS = (".png", ".latent.pt", ".compare.png", ".json")
 
@@ -101,7 +101,7 @@ def test_info_and_convert(model_file, tmp_path) -> None:
     dst = tmp_path / "copy.pt"
     r = invoke("convert", model_file, dst)
     assert r.exit_code == 0, r.output
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     a, b = load_generator(model_file), load_generator(dst)
     z = torch.randn(2, 32)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import tiny_generator
-from optinv.checkpoints import save_generator
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main
 
 

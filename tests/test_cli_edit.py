@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import tiny_generator
-from optinv.checkpoints import save_generator
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main
-from optinv.directions import save_directions
+from optinv.edit.directions import save_directions
 
 
 def invoke(*args):
@@ -36,7 +36,7 @@ def setup(tmp_path_factory):
         assert r.exit_code == 0, r.output
     vec = torch.zeros(16)
     vec[0] = 1.0
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     dirs = save_directions({"up": {"vector": vec, "method": "test"}}, load_generator(model), d / "dirs.pt")
     return {"model": model, "out": out, "dirs": dirs, "dir": d}

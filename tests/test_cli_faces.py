@@ -91,7 +91,7 @@ def inverted(tmp_path_factory):
 
 
 def test_export_and_read_back_other_formats(inverted, tmp_path):
-    from optinv.latents import load_latent, open_latent
+    from optinv.io.latents import load_latent, open_latent
 
     own = load_latent(inverted)
     code, _, err = run("export", inverted, "--format", "npz", "--dest", tmp_path / "w.npz")
@@ -109,7 +109,7 @@ def test_export_and_read_back_other_formats(inverted, tmp_path):
 
 
 def test_directions_sefa(tmp_path):
-    from optinv.direction_formats import read_ganspace
+    from optinv.edit.direction_formats import read_ganspace
 
     code, out, err = run("directions", "sefa", "--k", 3, "--out", tmp_path / "sefa.npz", "--preview", tmp_path / "p.png")
     assert code == 0, err
@@ -121,7 +121,7 @@ def test_directions_sefa(tmp_path):
 
 @needs_dlib
 def test_invert_align_paste_back_and_edit(photos, tmp_path):
-    from optinv.latents import load_latent
+    from optinv.io.latents import load_latent
 
     code, out, err = run("invert", photos / "astronaut.png", "--align", "--paste-back", "--space", "wplus",
                          "--steps", 2, "-q", "--out", tmp_path)

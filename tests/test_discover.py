@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optinv.discover.apply import edit_editable, order_note
-from optinv.discover.models import CurvilinearPaths, Flow, LinearPaths, WarpedPaths, build_paths
-from optinv.discover.pathsfile import PathSet, load_paths, parse_edits, save_paths
-from optinv.discover.train import DiscoverSettings, Domain, discover
-from optinv.edit import Editable
+from optinv.edit.discover.apply import edit_editable, order_note
+from optinv.edit.discover.models import CurvilinearPaths, Flow, LinearPaths, WarpedPaths, build_paths
+from optinv.edit.discover.pathsfile import PathSet, load_paths, parse_edits, save_paths
+from optinv.edit.discover.train import DiscoverSettings, Domain, discover
+from optinv.edit.edits import Editable
 from optinv.errors import OptinvError
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from optinv import edit
-from optinv.edit import Editable
+from optinv.edit import edits as edit
+from optinv.edit.edits import Editable
 from optinv.errors import OptinvError
 
 
@@ -114,7 +114,7 @@ def test_parse_layers() -> None:
 
 
 def test_lec_is_zero_for_a_perfect_encoder_and_grows_with_a_lossy_one() -> None:
-    from optinv.edit import latent_editing_consistency
+    from optinv.edit.edits import latent_editing_consistency
 
     g = tiny_generator(16, style_dim=16)
     items = [_wplus_item(g, 7), _map_item(g, 8)]

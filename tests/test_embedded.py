@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from optinv import jobs
-from optinv.operators import Identity
+from optinv.engine import jobs
+from optinv.engine.operators import Identity
 
 MODEL = ROOT / "samples" / "models" / "synthfaces64.pt"
 pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="embedded model not exported")
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="embedded model not e
 
 @pytest.fixture(scope="module")
 def g():
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     return load_generator("synthfaces64")
 
@@ -31,8 +31,8 @@ def test_inverting_a_generated_image_recovers_it(g) -> None:
 
 
 def test_card_lists_encoders_and_directions_that_exist(g) -> None:
-    from optinv.directions import load_direction
-    from optinv.warmstart import find_encoder
+    from optinv.edit.directions import load_direction
+    from optinv.engine.warmstart import find_encoder
 
     for space in ("wplus", "stylemap"):
         assert find_encoder(g, space) is not None

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_generator
-from optinv import jobs
-from optinv.checkpoints import save_generator
-from optinv.encoder import build_for, load_encoder, save_encoder
-from optinv.operators import Identity
+from optinv.engine import jobs
+from optinv.io.checkpoints import save_generator
+from optinv.engine.encoder import build_for, load_encoder, save_encoder
+from optinv.engine.operators import Identity
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from optinv import encoder_training as train_encoder  # noqa: E402
+from optinv.run import encoder_training as train_encoder  # noqa: E402
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -27,7 +27,7 @@ def test_encoder_output_shapes(size: int, kind: str) -> None:
     if kind == "wplus":
         assert out.shape == (2, g.n_latent, 16)
     else:
-        from optinv.spaces import default_map_sizes
+        from optinv.engine.spaces import default_map_sizes
 
         assert [tuple(m.shape) for m in out] == [(2, 16, s, s) for s in default_map_sizes(g.n_latent, 2, 4, 1)]  # the encoder's own sides
     # untrained heads start near w_avg (offsets are added to it)
@@ -109,7 +109,7 @@ def test_warm_start_beats_mean_init_at_step_zero(tiny_model: Path, tmp_path: Pat
                         "--lr", "3e-3"])
     enc_file = tmp_path / "enc.pt"
     train_encoder.main([str(run), "--model", str(tiny_model), "--export", str(enc_file)])
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     g = load_generator(tiny_model)
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(123))
@@ -131,7 +131,7 @@ def test_warm_start_beats_mean_init_at_step_zero(tiny_model: Path, tmp_path: Pat
 
 
 def test_domain_without_encoder_is_a_clear_error(tiny_model: Path) -> None:
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
     from optinv.errors import OptinvError
 
     g = load_generator(tiny_model)
@@ -145,7 +145,7 @@ def test_encode_command_writes_outputs_without_optimising(tiny_model: Path, tmp_
     from click.testing import CliRunner
     from PIL import Image
 
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
     from optinv.cli import main
 
     enc_file = save_encoder(build_for(load_generator(tiny_model), "stylemap", width=16), tmp_path / "e.pt")
@@ -165,7 +165,7 @@ def test_encode_command_writes_outputs_without_optimising(tiny_model: Path, tmp_
 @pytest.mark.parametrize("space", ["wplus", "stylemap"])
 def test_warm_start_is_deterministic(tiny_model: Path, tmp_path: Path, space: str) -> None:
     """Two encoder-started runs of the same images give bit-identical latents and images."""
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     g = load_generator(tiny_model)
     enc_file = save_encoder(build_for(g, space, width=16), tmp_path / "e.pt")
@@ -183,8 +183,8 @@ def test_warm_start_is_deterministic(tiny_model: Path, tmp_path: Path, space: st
 
 
 def test_iterative_encoder_starts_as_its_one_pass_encoder_and_round_trips(tmp_path: Path) -> None:
-    from optinv import warmstart
-    from optinv.encoder import iterate, widen_to_iterative
+    from optinv.engine import warmstart
+    from optinv.engine.encoder import iterate, widen_to_iterative
     from optinv.errors import OptinvError
 
     g = tiny_generator(32, style_dim=16)
@@ -213,7 +213,7 @@ def test_iterative_encoder_starts_as_its_one_pass_encoder_and_round_trips(tmp_pa
 
 
 def test_iterative_training_resumes_exactly_and_warm_starts_deterministically(tiny_model: Path, tmp_path: Path) -> None:
-    from optinv.checkpoints import load_generator
+    from optinv.io.checkpoints import load_generator
 
     first = save_encoder(build_for(load_generator(tiny_model), "wplus", width=16), tmp_path / "one.pt")
     with pytest.raises(SystemExit, match="--init"):

@@ -9,12 +9,12 @@ import torch
 
 from conftest import tiny_generator
 from losses.recipe import build_objective
-from optinv import jobs
+from optinv.engine import jobs
 from optinv.errors import OptinvError
-from optinv.generator import Generator
-from optinv.operators import Identity
-from optinv.optimize import Problem, Settings, run
-from optinv.spaces import default_map_sizes, make_space, parse_map_sizes
+from optinv.engine.generator import Generator
+from optinv.engine.operators import Identity
+from optinv.engine.optimize import Problem, Settings, run
+from optinv.engine.spaces import default_map_sizes, make_space, parse_map_sizes
 
 
 def targets_from(g: Generator, n: int, seed: int = 1) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_stylemap_with_one_by_one_maps_renders_like_wplus(tiny32: Generator) -> 
 
 
 def test_style_map_resize_is_bilinear_interpolation() -> None:
-    from optinv.generator import _fit_style
+    from optinv.engine.generator import _fit_style
 
     for src, dst in [((4, 4), (64, 64)), ((3, 5), (17, 8)), ((8, 8), (8, 8)), ((2, 2), (3, 3))]:
         maps = torch.randn(2, 5, *src)

@@ -60,7 +60,7 @@ def test_offline_switch_beats_the_network(monkeypatch):
 
 
 def test_samples_are_found_outside_the_checkout(tmp_path):
-    from optinv.checkpoints import samples_dir
+    from optinv.io.checkpoints import samples_dir
 
     installed = tmp_path / "prefix" / "share" / "optinv" / "samples" / "models"
     installed.mkdir(parents=True)

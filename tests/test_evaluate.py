@@ -1,4 +1,4 @@
-"""optinv evaluate: pairs by name, the metrics of optinv.metrics, empty columns say why."""
+"""optinv evaluate: pairs by name, the metrics of optinv.engine.metrics, empty columns say why."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from optinv import metrics
+from optinv.engine import metrics
 from optinv.cli import main
 from optinv.errors import OptinvError
-from optinv.evaluate import evaluate, load01, markdown
+from optinv.run.evaluate import evaluate, load01, markdown
 
 
 def _save(t: torch.Tensor, path) -> None:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from optinv import fileio, spaces
+from optinv.io import fileio
+from optinv.engine import spaces
 from optinv.errors import OptinvError
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from optinv import direction_formats as DF
-from optinv import latent_formats as LF
-from optinv.directions import load_direction
+from optinv.edit import direction_formats as DF
+from optinv.io import latent_formats as LF
+from optinv.edit.directions import load_direction
 from optinv.errors import OptinvError
-from optinv.latents import from_foreign, model_ref, new_record, render_latent, validate
+from optinv.io.latents import from_foreign, model_ref, new_record, render_latent, validate
 
 
 def _read(spec, g):
@@ -79,7 +79,7 @@ def test_rosinality_several_entries_need_a_key(tiny32, tmp_path):
 
 
 def test_sniff_tells_formats_apart(tiny32, tmp_path):
-    from optinv.latents import save_latent
+    from optinv.io.latents import save_latent
 
     rec = _record(tiny32)
     assert LF.sniff(save_latent(rec, tmp_path / "x.latent.pt")) == "optinv"
@@ -144,8 +144,8 @@ def test_sefa_layers_and_labels(tiny32):
 
 
 def test_open_latent_reads_every_format(tiny32, tmp_path):
-    from optinv.checkpoints import save_generator
-    from optinv.latents import open_latent, save_latent
+    from optinv.io.checkpoints import save_generator
+    from optinv.io.latents import open_latent, save_latent
 
     model = save_generator(tiny32, tmp_path / "tiny.pt")
     rec = _record(tiny32)

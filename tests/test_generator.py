@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import fixture_path, tiny_generator
-from optinv.checkpoints import load_generator
-from optinv.generator import Generator
+from optinv.io.checkpoints import load_generator
+from optinv.engine.generator import Generator
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
@@ -165,7 +165,7 @@ def test_layer_sizes_are_the_feature_sizes_each_style_meets() -> None:
     seen: dict[int, set[int]] = {}
     wplus = torch.randn(1, g.n_latent, 16)
     calls = []
-    from optinv.generator import ModulatedConv2d
+    from optinv.engine.generator import ModulatedConv2d
 
     original = ModulatedConv2d.modulated  # every modulated conv (StyledConv's fused path too) goes through it
 

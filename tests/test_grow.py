@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import ROOT, tiny_generator
-from optinv.checkpoints import load_generator, save_generator
-from optinv.generator import Upsample
+from optinv.io.checkpoints import load_generator, save_generator
+from optinv.engine.generator import Upsample
 from optinv.world import synthfaces
 from optinv.world.grow import grow_generator
 from optinv.world.teacher import render_teacher, teacher_supersample, teacher_uniform

@@ -13,11 +13,11 @@ import torch
 from click.testing import CliRunner
 
 from conftest import tiny_generator
-from optinv import jobs
-from optinv.checkpoints import load_generator, save_generator
+from optinv.engine import jobs
+from optinv.io.checkpoints import load_generator, save_generator
 from optinv.cli import main
-from optinv.directions import save_directions
-from optinv.latents import save_latent
+from optinv.edit.directions import save_directions
+from optinv.io.latents import save_latent
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_lock_and_probe_files_never_write_through_a_planted_link(world, tmp_path
 
 
 def test_discover_checks_it_can_write_its_result_before_training(world, tmp_path, monkeypatch) -> None:
-    import optinv.discover.run as run
+    import optinv.edit.discover.run as run
 
     monkeypatch.setattr(run, "discover", lambda *a, **k: pytest.fail("trained before checking the output"))
     msg = one_line_error(invoke("directions", "discover", "--model", world["model"], "--steps", "1", "--k", "2",
@@ -222,7 +222,7 @@ def test_fit_refuses_identical_latents_instead_of_writing_a_zero_direction(world
 
 
 def test_fit_with_huge_labels_gives_the_same_finite_direction(world, tmp_path) -> None:
-    from optinv.edit import fit_direction
+    from optinv.edit.edits import fit_direction
 
     torch.manual_seed(0)
     x = torch.randn(8, 32)
@@ -232,7 +232,7 @@ def test_fit_with_huge_labels_gives_the_same_finite_direction(world, tmp_path) -
 
 
 def test_a_model_card_name_never_decides_where_files_go(world, tmp_path, monkeypatch) -> None:
-    from optinv.checkpoints import card_name
+    from optinv.io.checkpoints import card_name
 
     g = tiny_generator(32, style_dim=32, seed=5)
     planted = tmp_path / "elsewhere" / "planted"
@@ -256,10 +256,10 @@ def test_paste_back_without_an_alignment_fails_before_writing_anything(world, tm
 
 
 def test_encoder_passes_far_beyond_training_are_refused_and_psnr_is_on_the_clamped_image() -> None:
-    from optinv import warmstart
-    from optinv.encoder import build_for, widen_to_iterative
+    from optinv.engine import warmstart
+    from optinv.engine.encoder import build_for, widen_to_iterative
     from optinv.errors import OptinvError
-    from optinv.metrics import psnr
+    from optinv.engine.metrics import psnr
 
     g = tiny_generator(32, style_dim=16)
     many = widen_to_iterative(build_for(g, "wplus", width=16), passes=3)
@@ -320,7 +320,7 @@ def test_an_edit_with_other_alphas_never_replaces_an_earlier_strip(world, tmp_pa
 def test_a_failed_overwrite_leaves_the_old_result_whole(world, tmp_path, monkeypatch) -> None:
     from PIL import Image
 
-    import optinv.outputs as outputs
+    import optinv.io.outputs as outputs
 
     src = tmp_path / "face.png"
     Image.fromarray((np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8)).save(src)
@@ -341,7 +341,7 @@ def test_a_failed_overwrite_leaves_the_old_result_whole(world, tmp_path, monkeyp
 
 
 def test_edit_mix_blend_and_interpolate_take_the_folder_lock(world, tmp_path) -> None:
-    from optinv.outputs import OutputLock
+    from optinv.io.outputs import OutputLock
 
     out = tmp_path / "o"
     out.mkdir()
@@ -356,7 +356,7 @@ def test_edit_mix_blend_and_interpolate_take_the_folder_lock(world, tmp_path) ->
 # ------------------------------------------------------------------------------ hangs and resources
 def test_tune_steps_are_capped_like_steps() -> None:
     from optinv.errors import OptinvError
-    from optinv.options import MAX_STEPS, JobOptions
+    from optinv.engine.options import MAX_STEPS, JobOptions
 
     with pytest.raises(OptinvError, match="tune_steps"):
         JobOptions.of(tune_steps=MAX_STEPS + 1)
@@ -376,7 +376,7 @@ def test_pulse_duplicates_are_bounded_before_any_work(world, tmp_path) -> None:
 def test_padding_a_long_strip_never_builds_a_huge_canvas(tmp_path, monkeypatch) -> None:
     from PIL import Image
 
-    from optinv.image_files import load_image
+    from optinv.io.image_files import load_image
 
     Image.new("RGB", (20000, 4), (250, 0, 0)).save(tmp_path / "strip.png")
     made = []
@@ -655,7 +655,7 @@ def test_a_signal_while_waiting_for_the_other_ranks_stops_in_one_line(world, tmp
 
 
 def test_the_magnitude_check_reads_style_maps_per_pixel_whatever_their_side() -> None:
-    from optinv.bounds import MAX_SPREADS, check_styles, w_spread
+    from optinv.engine.bounds import MAX_SPREADS, check_styles, w_spread
     from optinv.errors import OptinvError
 
     g = tiny_generator(32, style_dim=16)
@@ -668,8 +668,8 @@ def test_the_magnitude_check_reads_style_maps_per_pixel_whatever_their_side() ->
 
 
 def test_fit_and_sefa_check_their_output_folder_before_any_work(world, tmp_path, monkeypatch) -> None:
-    import optinv.direction_formats as df
-    import optinv.edit as edit
+    import optinv.edit.direction_formats as df
+    import optinv.edit.edits as edit
 
     monkeypatch.setattr(df, "sefa_directions", lambda *a, **k: pytest.fail("worked before checking the output"))
     monkeypatch.setattr(edit, "fit_direction", lambda *a, **k: pytest.fail("worked before checking the output"))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from optinv.errors import InputImageError
-from optinv.image_files import load_image
+from optinv.io.image_files import load_image
 
 RED = (200, 30, 40)
 

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from losses.recipe import StepContext, build_objective
-from optinv import jobs, metrics
-from optinv.checkpoints import save_generator
+from optinv.engine import jobs, metrics
+from optinv.io.checkpoints import save_generator
 from optinv.cli import main
 from optinv.errors import OptinvError
-from optinv.ilo import parse_ilo, project_l1
-from optinv.latents import load_latent, render_latent, save_latent
-from optinv.operators import (BicubicDownscale, Compose, Grayscale, Identity, Mask, NoiseLevel, job_operator,
-                              prepare)
+from optinv.engine.ilo import parse_ilo, project_l1
+from optinv.io.latents import load_latent, render_latent, save_latent
+from optinv.engine.operators import (BicubicDownscale, Compose, Grayscale, Identity, Mask, NoiseLevel, job_operator,
+                                     prepare)
 from tests.conftest import tiny_generator
 
 

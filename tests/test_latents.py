@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from optinv import latents
+from optinv.io import latents
 from optinv.errors import OptinvError
-from optinv.spaces import make_space
+from optinv.engine.spaces import make_space
 
 G = tiny_generator(32)
 

@@ -10,8 +10,8 @@ import torch
 
 from losses import pixel, regularizers
 from losses.recipe import RecipeError, build_objective, format_recipe, parse_recipe
-from optinv.operators import BicubicDownscale, bicubic_taps, keys_cubic
-from optinv.optimize import Settings, lr_at
+from optinv.engine.operators import BicubicDownscale, bicubic_taps, keys_cubic
+from optinv.engine.optimize import Settings, lr_at
 
 
 def pulse_geocross_reference(latent: torch.Tensor) -> torch.Tensor:

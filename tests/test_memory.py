@@ -7,12 +7,12 @@ import torch
 from click.testing import CliRunner
 
 from conftest import tiny_generator
-from optinv import jobs
-from optinv import memory as M
-from optinv.checkpoints import save_generator
+from optinv.engine import jobs
+from optinv.engine import memory as M
+from optinv.io.checkpoints import save_generator
 from optinv.errors import OptinvError
-from optinv.generator import Generator
-from optinv.spaces import parse_map_sizes
+from optinv.engine.generator import Generator
+from optinv.engine.spaces import parse_map_sizes
 
 
 def tiny1024() -> Generator:

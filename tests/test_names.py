@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from optinv import batch, outputs
-from optinv.names import RESULT_SUFFIXES, duplicate_names, input_name, result_files
+from optinv.run import batch
+from optinv.io import outputs
+from optinv.io.names import RESULT_SUFFIXES, duplicate_names, input_name, result_files
 
 
 def test_one_answer_keeps_the_input_name_and_several_are_numbered() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from optinv.nvidia_pickle import (NvidiaConversionError, NvidiaPickleFormatError, PersistentModule,
-                                  SafeNvidiaUnpickler, UnsafePickleError, module_state_dict,
-                                  nvidia_generator_to_rosinality, read_nvidia_pickle)
+from optinv.io.nvidia_pickle import (NvidiaConversionError, NvidiaPickleFormatError, PersistentModule,
+                                     SafeNvidiaUnpickler, UnsafePickleError, module_state_dict,
+                                     nvidia_generator_to_rosinality, read_nvidia_pickle)
 from optinv.world.nvidia_writer import write_nvidia_style_pickle
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -131,7 +131,7 @@ def test_tiny32_key_names_match_rosinality_fixture() -> None:
 
 @pytest.mark.parametrize("name", ["nvidia_ada_tiny32", "nvidia_ada_small64"])
 def test_real_fixture_renders_reference_images(name: str) -> None:
-    gen = pytest.importorskip("optinv.generator")
+    gen = pytest.importorskip("optinv.engine.generator")
     sd, cfg = nvidia_generator_to_rosinality(fixture(name + ".pkl"))
     exp = torch.load(fixture(name + ".expected.pt"), map_location="cpu", weights_only=True)
     g = gen.Generator(cfg["size"], cfg["style_dim"], cfg["n_mlp"], channels=cfg["channels"], lr_mlp=cfg["lr_mlp"])

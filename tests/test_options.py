@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tiny_generator
-from optinv import jobs
+from optinv.engine import jobs
 from optinv.cli import flag_table, invert, to_flags
 from optinv.errors import OptinvError
-from optinv.options import GIF_FRAMES, JobOptions, cli_fields, merged_options, optimizer_settings
+from optinv.engine.options import GIF_FRAMES, JobOptions, cli_fields, merged_options, optimizer_settings
 
 
 def test_every_cli_field_is_a_click_option_with_its_declared_default() -> None:
@@ -57,7 +57,7 @@ def test_gif_frames_follow_the_steps_that_run(steps, preset, expected) -> None:
 def test_adam_beta2_reaches_the_optimizer_and_presets_keep_torchs_value(monkeypatch) -> None:
     g = tiny_generator(16)
     merged = merged_options("invert", JobOptions(), g)
-    from optinv.presets import JOB_DEFAULTS
+    from optinv.engine.presets import JOB_DEFAULTS
     assert optimizer_settings(merged, JobOptions()).adam_beta2 == JOB_DEFAULTS["invert"]["adam_beta2"]
     for name in ("image2stylegan", "rosinality", "idinvert", "pulse"):
         opts = JobOptions(preset=name)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from optinv import jobs
+from optinv.engine import jobs
 from optinv.errors import OptinvError
-from optinv.metrics import psnr
-from optinv.operators import Identity
-from optinv.precision import autocast, cpu_bf16_units, resolve_precision
+from optinv.engine.metrics import psnr
+from optinv.engine.operators import Identity
+from optinv.engine.precision import autocast, cpu_bf16_units, resolve_precision
 
 
 def test_auto_follows_the_cpu_flags():
@@ -28,7 +28,7 @@ def test_auto_follows_the_cpu_flags():
 
 
 def test_autocast_renders_in_bf16_only_when_asked():
-    from optinv.generator import REDUCED_MIN_SIDE
+    from optinv.engine.generator import REDUCED_MIN_SIDE
 
     out = {}
     for name, g in (("16", tiny_generator(16)), ("32", tiny_generator(32))):
@@ -67,7 +67,7 @@ def test_bf16_inversion_keeps_fp32_latents_and_fits_as_well():
 
 
 def test_bf16_runs_the_first_steps_and_fp32_the_tail():
-    from optinv.optimize import Settings, precision_at
+    from optinv.engine.optimize import Settings, precision_at
 
     s = Settings(steps=20, precision="bf16", fp32_tail=0.1)
     assert [precision_at(s, k) for k in (0, 17, 18, 19, 20)] == ["bf16", "bf16", "fp32", "fp32", "fp32"]

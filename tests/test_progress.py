@@ -9,10 +9,10 @@ import torch
 
 from conftest import tiny_generator
 from losses.recipe import build_objective
-from optinv import progress as P
-from optinv.operators import Identity
-from optinv.optimize import Problem, Settings, run
-from optinv.spaces import make_space
+from optinv.engine import progress as P
+from optinv.engine.operators import Identity
+from optinv.engine.optimize import Problem, Settings, run
+from optinv.engine.spaces import make_space
 
 
 class FakeClock:

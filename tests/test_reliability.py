@@ -19,18 +19,18 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import tiny_generator
-from optinv import batch as ob
-from optinv import jobs
-from optinv.checkpoints import load_generator, save_generator
+from optinv.run import batch as ob
+from optinv.engine import jobs
+from optinv.io.checkpoints import load_generator, save_generator
 from optinv.cli import main
-from optinv.device import resolve_device
+from optinv.engine.device import resolve_device
 from optinv.errors import CheckpointError, InputImageError, OptinvError
-from optinv.fileio import atomic_write_text
-from optinv.image_files import load_image
-from optinv.latents import save_latent
-from optinv.metrics import data_error
-from optinv.options import JobOptions
-from optinv.outputs import OutputLock, plan_names, result_files
+from optinv.io.fileio import atomic_write_text
+from optinv.io.image_files import load_image
+from optinv.io.latents import save_latent
+from optinv.engine.metrics import data_error
+from optinv.engine.options import JobOptions
+from optinv.io.outputs import OutputLock, plan_names, result_files
 
 RESULT = (".png", ".latent.pt", ".compare.png", ".json")
 

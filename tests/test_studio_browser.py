@@ -30,7 +30,7 @@ def studio_url():
     import torch
 
     from optinv.cli import to_flags
-    from optinv.device import get_model
+    from optinv.engine.device import get_model
     from optinv.studio.app import launch
 
     running = launch(get_model(None, torch.device("cpu")), wording=to_flags)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from optinv.checkpoints import load_generator
+from optinv.io.checkpoints import load_generator
 from optinv.world import synthfaces
 from optinv.world.teacher import render_teacher
 

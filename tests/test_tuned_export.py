@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import fixture_path, load_script
-from optinv.checkpoints import load_generator
+from optinv.io.checkpoints import load_generator
 from optinv.cli import main
-from optinv.latents import load_latent, render_latent
+from optinv.io.latents import load_latent, render_latent
 
 
 def _face(g, path, seed: int = 3) -> None:

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from optinv import tuning as T
+from optinv.engine import tuning as T
 from optinv.errors import OptinvError
-from optinv.fileio import atomic_torch_save
-from optinv.generator import Generator
+from optinv.io.fileio import atomic_torch_save
+from optinv.engine.generator import Generator
 
 
 def _pivot(g, seed: int = 1):
@@ -109,14 +109,14 @@ def _targets(g, seeds):
 
 
 def _tuned_invert(g, images, **kw):
-    from optinv import jobs
+    from optinv.engine import jobs
 
     return jobs.invert(list(images), model=g, device="cpu", tune=True, steps=6, lr=0.05, recipe="1*L2",
                        tune_steps=6, batch=2, progress=False, **kw)
 
 
 def test_invert_tune_batch_items_independent_and_file_round_trip(tmp_path):
-    from optinv.latents import load_latent, record_from_codes, render_latent, save_latent
+    from optinv.io.latents import load_latent, record_from_codes, render_latent, save_latent
 
     g = tiny_generator(32, seed=3)
     a, b, c = _targets(g, [11, 12, 13])
@@ -143,7 +143,7 @@ def test_invert_tune_batch_items_independent_and_file_round_trip(tmp_path):
 
 
 def test_tune_is_for_invert_only():
-    from optinv import jobs
+    from optinv.engine import jobs
 
     g = tiny_generator(32)
     low = torch.zeros(1, 3, 8, 8)
@@ -159,7 +159,7 @@ def test_cli_invert_tune_then_generate_and_edit(tmp_path):
     from click.testing import CliRunner
     from PIL import Image
 
-    from optinv.checkpoints import save_generator
+    from optinv.io.checkpoints import save_generator
     from optinv.cli import main
 
     g = tiny_generator(32, seed=5)
@@ -181,8 +181,8 @@ def test_cli_invert_tune_then_generate_and_edit(tmp_path):
     assert len(again) == 1
     assert np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(out / "face.png")))
     # edit / interpolate / mix draw with the generator open_latent gives: the tuned one
-    from optinv import edit as E
-    from optinv.latents import open_latent, render_latent
+    from optinv.edit import edits as E
+    from optinv.io.latents import open_latent, render_latent
 
     rec, g2 = open_latent(out / "face.latent.pt", model)
     assert g2.card["tuned"]["id"] == rec["tuning"]["id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from conftest import load_script, tiny_generator
-from optinv.ranges import to_unit
+from optinv.io.ranges import to_unit
 
 wo = load_script("warm_optimizers")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .align import AlignTransform, align_image, ffhq_quad, load_transform, save_transform
-from .backend import INSTALL_HINT, FacesUnavailable, available
-from .paste import paste_back
+from optinv.faces.align import AlignTransform, align_image, ffhq_quad, load_transform, save_transform
+from optinv.faces.backend import INSTALL_HINT, FacesUnavailable, available
+from optinv.faces.paste import paste_back
 
 
 @dataclass
@@ -28,8 +28,8 @@ class AlignedFace:
 def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | None = None,
                 landmarks_model: str | None = None, name: str | None = None) -> AlignedFace:
     """Detect faces in ``photo``, pick one (largest, or number ``face``), and align it to size×size."""
-    from ..image_files import load_photo
-    from .landmarks import choose, detect
+    from optinv.io.image_files import load_photo
+    from optinv.faces.landmarks import choose, detect
 
     notes: list[str] = []
     if isinstance(photo, Image.Image):
@@ -45,7 +45,7 @@ def align_photo(photo: str | os.PathLike | Image.Image, size: int, face: int | N
 
 def write_aligned(al: AlignedFace, out: str | os.PathLike, name: str) -> tuple[Path, Path]:
     """OUT/NAME.png (the crop) and OUT/NAME.align.json (its transform), each written atomically."""
-    from ..image_files import atomic_save_image
+    from optinv.io.image_files import atomic_save_image
 
     out = Path(out)
     return atomic_save_image(al.image, out / f"{name}.png"), save_transform(al.transform, out / f"{name}.align.json")
@@ -63,7 +63,7 @@ def find_transform(result: str | os.PathLike, transform: str | os.PathLike | Non
     for cand in (p.with_name(f"{stem}.align.json"), p.parent.parent / "aligned" / f"{stem}.align.json"):
         if cand.is_file():
             return load_transform(cand)
-    from ..errors import OptinvError
+    from optinv.errors import OptinvError
 
     raise OptinvError(f"{result}: no alignment found (no {stem}.align.json beside it, none in its latent): "
                       f"pass `transform` aligned/{stem}.align.json")

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from ..errors import OptinvError
-from ..fileio import atomic_write_text
+from optinv.errors import OptinvError
+from optinv.io.fileio import atomic_write_text
 
 TRANSFORM_FORMAT = "optinv-face-transform"
 MAX_SUPERSAMPLE = 8

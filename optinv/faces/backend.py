@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptinvError
-from ..fileio import first_line
+from optinv.errors import OptinvError
+from optinv.io.fileio import first_line
 
 INSTALL_HINT = 'pip install "optinv[faces]" (or: pip install dlib-bin face-recognition-models)'
 LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"

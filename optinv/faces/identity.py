@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..errors import OptinvError
-from . import backend
+from optinv.errors import OptinvError
+from optinv.faces import backend
 
 SAME_PERSON = 0.6
 MIN_SIDE = 256
@@ -47,7 +47,7 @@ def distance(a: Image.Image, b: Image.Image, aligned: bool = True) -> float:
 
 def face_found(image: Image.Image) -> bool:
     """Does the detector find a face (enlarged as for :func:`descriptor`; the landmarks' score floor)?"""
-    from .landmarks import MIN_SCORE, _boxes
+    from optinv.faces.landmarks import MIN_SCORE, _boxes
 
     im = image.convert("RGB")
     if min(im.size) < MIN_SIDE:

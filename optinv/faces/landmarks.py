@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import OptinvError
-from . import backend
+from optinv.errors import OptinvError
+from optinv.faces import backend
 
 # Detections scoring below this are dropped: on real photos they are mostly badges, patches and
 # patterns (on scikit-image's astronaut the suit's flag scores 0.06-0.12, the face 1.5).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..errors import OptinvError
-from .align import AlignTransform, sample
+from optinv.errors import OptinvError
+from optinv.faces.align import AlignTransform, sample
 
 FEATHER = 0.1
 

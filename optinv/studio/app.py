@@ -30,13 +30,13 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..device import get_model, resolve_device
-from ..errors import InputImageError, OptinvError
-from ..generator import Generator
-from . import schema
-from .schema import MAX_DATA_URL, check_body
-from .service import MAX_UPLOAD_BYTES, Studio, safe_name
-from .state import ResultEntry
+from optinv.engine.device import get_model, resolve_device
+from optinv.errors import InputImageError, OptinvError
+from optinv.engine.generator import Generator
+from optinv.studio import schema
+from optinv.studio.schema import MAX_DATA_URL, check_body
+from optinv.studio.service import MAX_UPLOAD_BYTES, Studio, safe_name
+from optinv.studio.state import ResultEntry
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = MAX_DATA_URL + 2**20  # a data URL and the fields around it

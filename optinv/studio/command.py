@@ -6,7 +6,7 @@ from typing import Callable
 
 import click
 
-from ..errors import OptinvError
+from optinv.errors import OptinvError
 
 
 def register(main: click.Group, handle_errors: Callable, wording: Callable[[str], str]) -> None:
@@ -20,7 +20,7 @@ def register(main: click.Group, handle_errors: Callable, wording: Callable[[str]
     def studio(model, port, host, device):
         """A local web page: paint constraints, watch the optimiser converge, edit with sliders."""
         try:
-            from .app import is_loopback, serve
+            from optinv.studio.app import is_loopback, serve
         except ImportError as e:
             raise OptinvError(f"the studio needs its extra ({e.name} is missing): pip install -e '.[studio]'") from None
 

@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import OptinvError
-from ..fileio import first_line
+from optinv.errors import OptinvError
+from optinv.io.fileio import first_line
 
 
 class Cancelled(Exception):

@@ -11,8 +11,8 @@ import math
 import re
 from typing import Any, Callable
 
-from ..errors import OptinvError
-from ..options import SEED_MAX
+from optinv.errors import OptinvError
+from optinv.engine.options import SEED_MAX
 
 Check = Callable[[Any, str], Any]
 MAX_TEXT = 200                    # names, ids, recipes, layer lists

@@ -1,5 +1,5 @@
-"""What the studio does, without the web: jobs through optinv.jobs, uploads read as the CLI reads
-them, edits through optinv.edit. :mod:`optinv.studio.app` only turns HTTP into these calls.
+"""What the studio does, without the web: jobs through optinv.engine.jobs, uploads read as the CLI reads
+them, edits through optinv.edit.edits. :mod:`optinv.studio.app` only turns HTTP into these calls.
 """
 
 from __future__ import annotations
@@ -18,24 +18,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import edit as E
-from .. import jobs
-from ..bounds import finite_number, truncated_w
-from ..checkpoints import samples_dir
-from ..directions import shipped_directions
-from ..errors import InputImageError, OptinvError
-from ..fileio import latent_stem
-from ..generator import Generator
-from ..image_files import load_image, load_photo
-from ..latent_formats import read_foreign, sniff
-from ..latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
-from ..operators import downscale_operator
-from ..options import SEED_MAX, JobOptions, check_seed, merged_options
-from ..outputs import compare_strip, jsonable
-from ..ranges import to_unit
-from ..spaces import SPACES
-from .queue import Job, JobQueue
-from .state import LatentEntry, Page, ResultEntry, Upload, png_bytes, remove_file
+from optinv.edit import edits as E
+from optinv.engine import jobs
+from optinv.engine.bounds import finite_number, truncated_w
+from optinv.io.checkpoints import samples_dir
+from optinv.edit.directions import shipped_directions
+from optinv.errors import InputImageError, OptinvError
+from optinv.io.fileio import latent_stem
+from optinv.engine.generator import Generator
+from optinv.io.image_files import load_image, load_photo
+from optinv.io.latent_formats import read_foreign, sniff
+from optinv.io.latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
+from optinv.engine.operators import downscale_operator
+from optinv.engine.options import SEED_MAX, JobOptions, check_seed, merged_options
+from optinv.io.outputs import compare_strip, jsonable
+from optinv.io.ranges import to_unit
+from optinv.engine.spaces import SPACES
+from optinv.studio.queue import Job, JobQueue
+from optinv.studio.state import LatentEntry, Page, ResultEntry, Upload, png_bytes, remove_file
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 PREVIEW_SECONDS = 0.2        # the live image refreshes at most this often (PNG encoding is not free)
@@ -217,7 +217,7 @@ class Studio:
 
     def _work(self, job: Job, page: Page, kind: str, path: Path, opts: JobOptions, runs: int,
               steps: int) -> list[dict[str, Any]]:
-        """Runs on the worker thread: the job through optinv.jobs, reporting every step."""
+        """Runs on the worker thread: the job through optinv.engine.jobs, reporting every step."""
         last = [0.0]
 
         def callback(step: int, record: dict, parts: dict) -> None:

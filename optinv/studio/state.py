@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..latents import LatentRecord
-from ..outputs import to_pil01
+from optinv.io.latents import LatentRecord
+from optinv.io.outputs import to_pil01
 
 MAX_ENTRIES = 64
 MAX_UPLOADS = 8    # files kept per page (each up to 16 MB); the oldest is deleted first

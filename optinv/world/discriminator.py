@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..generator import SQRT2, EqualLinear, blur_kernel, depthwise_fir
+from optinv.engine.generator import SQRT2, EqualLinear, blur_kernel, depthwise_fir
 
 
 class EqualConv2d(nn.Module):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..generator import Generator, ModulatedConv2d
+from optinv.engine.generator import Generator, ModulatedConv2d
 
 
 def grow_generator(small: Generator, size: int, channels: dict[int, int], n_relevant: int | None = None) -> Generator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import synthfaces
+from optinv.world import synthfaces
 
 
 def teacher_uniform(z: torch.Tensor) -> np.ndarray:

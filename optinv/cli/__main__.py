@@ -1,0 +1,5 @@
+"""`python -m optinv.cli`: the same command as `optinv` (torchrun starts it this way)."""
+
+from optinv.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""A job's inputs: files or tensors → one [N, C, H, W] batch in [0, 1], unique names and notes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from optinv.errors import OptinvError
+from optinv.io.names import input_name
+from optinv.io.image_files import load_image
+from optinv.io.ranges import to_unit
+
+Source = str | os.PathLike | torch.Tensor | tuple[str, torch.Tensor]
+
+
+def load_many(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
+              notes: dict[str, list[str]]) -> tuple[torch.Tensor, list[str]]:
+    """Images (files, tensors in [-1, 1], or (name, tensor) pairs) → stacked RGB(A) in [0, 1] and their names.
+
+    Conversion remarks per input land in ``notes[name]``; inputs of one run share a size
+    (:func:`load_groups` takes several sizes).
+    """
+    tensors, names = _load_all(sources, size, keep_alpha, crop, notes)
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) != 1:
+        raise OptinvError(f"inputs of one run must share a size, got {sorted(shapes)}")
+    return _stack(tensors), unique_names(names)
+
+
+def load_groups(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
+                notes: dict[str, list[str]]) -> list[tuple[list[int], torch.Tensor, list[str]]]:
+    """Like :func:`load_many` for inputs of several sizes (×8 and ×16 low-res files together): one
+    ``(positions, batch, names)`` per size, so a job runs size by size and answers in input order."""
+    tensors, names = _load_all(sources, size, keep_alpha, crop, notes)
+    names = unique_names(names)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        by_shape.setdefault(tuple(t.shape), []).append(i)
+    return [(idx, _stack([tensors[i] for i in idx]), [names[i] for i in idx]) for idx in by_shape.values()]
+
+
+def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
+              notes: dict[str, list[str]]) -> tuple[list[torch.Tensor], list[str]]:
+    tensors, names = [], []
+    for src in sources:
+        if isinstance(src, tuple):  # e.g. an aligned crop, named after its photo
+            name, t = src
+        elif isinstance(src, torch.Tensor):
+            t = src
+            name = f"image{len(names):03d}"
+        else:
+            n: list[str] = []
+            t = load_image(src, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
+            name = Path(src).stem
+            if n:
+                notes[name] = n
+        tensors.append(t)
+        names.append(name)
+    return tensors, names
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    stacked = torch.stack(tensors)
+    stacked[:, :3] = to_unit(stacked[:, :3])
+    if not torch.isfinite(stacked).all():
+        raise OptinvError("input contains NaN or Inf values")
+    return stacked
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Result names no two of which write the same file (see :func:`optinv.io.outputs.plan_names`)."""
+    from optinv.io.outputs import plan_names
+
+    return plan_names(names)
+
+
+def attach_notes(results: list[Any], notes: dict[str, list[str]]) -> list[Any]:
+    """Put each input's conversion notes in front of its results' own notes (pulse: every duplicate)."""
+    for r in results:
+        r.notes = notes.get(input_name(r.name, notes), []) + r.notes
+    return results
