@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from conftest import tiny_generator
 from optinv.engine import jobs
-from optinv.cli import flag_table, invert, to_flags
+from optinv.cli import flag_table, to_flags
+from optinv.cli.jobs import invert
 from optinv.errors import OptinvError
 from optinv.engine.options import GIF_FRAMES, JobOptions, cli_fields, merged_options, optimizer_settings
 

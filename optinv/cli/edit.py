@@ -1,22 +1,17 @@
-"""Editing commands: edit, interpolate, mix, blend, directions fit (thin over optinv.edit.edits)."""
+"""Editing commands: ``edit`` (along a direction, or several discovered paths at once), ``interpolate``,
+``mix`` and ``blend`` (thin over :mod:`optinv.edit.edits`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Sequence
 
 import click
 import torch
 
-from optinv.cli.types import FINITE, Planned, locked_out_dir, may_write, overwrite_option
+from optinv.cli.common import FINITE, Planned, handle_errors, locked_out_dir, overwrite_option, same_model
 from optinv.errors import OptinvError
 from optinv.io.fileio import latent_stem, name_part, written_together
-
-
-def _model_for(latent: dict, model: str | None, device: str = "cpu"):
-    from optinv.io.latents import generator_for
-
-    return generator_for(latent, model, device=device)
 
 
 def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
@@ -44,17 +39,8 @@ def _open_same_model(specs: list[str], model: str | None) -> tuple[list[dict], o
 
     first, g = open_latent(specs[0], model)
     records = [first] + [open_latent(spec, model)[0] for spec in specs[1:]]
-    _one_model(records, specs)
+    same_model(records, specs)
     return records, g
-
-
-def _one_model(records: list[dict], names: list[str]) -> None:
-    a = records[0]["model"]
-    for rec, name in zip(records[1:], names[1:]):
-        b = rec["model"]
-        if a["id"] != b["id"]:
-            raise OptinvError(f"{name} was made with model {b['id']} ({b.get('name')}), {names[0]} with "
-                              f"{a['id']} ({a.get('name')}): latents of different models cannot be combined")
 
 
 def _inputs(*specs: str) -> list[str]:
@@ -66,47 +52,34 @@ common_model = click.option("--model", "-m", default=None, help="generator (defa
 common_out = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 
 
-def register(main: click.Group, handle_errors) -> None:
-    """Attach the editing commands to the ``optinv`` group."""
-    for make in (_edit_command, _interpolate_command, _mix_command, _blend_command, _directions_group):
-        main.add_command(make(handle_errors))
-
-
-def _edit_command(handle_errors) -> click.Command:
-    """``optinv edit``: along a direction, or along discovered paths."""
-
-    @click.command()
-    @click.argument("latent", type=click.Path())
-    @click.option("--direction", "-d", default=None, help="shipped name (e.g. smile) or FILE[:NAME]")
-    @click.option("--alpha", "-a", "alphas", type=FINITE, multiple=True, help="strength(s); default -3 … 3")
-    @click.option("--edit", "-e", "path_edits", multiple=True,
-                  help="NAME=AMOUNT along a discovered path, repeatable (e.g. --edit smile=+2 --edit bangs=-1); "
-                  "curvilinear and linear paths give the same result in any order, warped ones do not")
-    @click.option("--paths", default=None, help="paths file for --edit (default: the model's shipped one; "
-                  "or linear / warped / curvilinear)")
-    @click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
-    @click.option("--paste-back", is_flag=True,
-                  help="also write each edit put back into the photo (a latent from invert --align)")
-    @common_model
-    @common_out
-    @overwrite_option
-    @handle_errors
-    def edit(latent, direction, alphas, path_edits, paths, layers, paste_back, model, out, overwrite):
-        """Move LATENT along a direction (a strip over the alphas and each edited latent), or along
-        several discovered paths at once (--edit NAME=AMOUNT …: the edited latent and before | after)."""
-        if path_edits:
-            if direction or alphas or layers or paste_back:
-                raise OptinvError("--edit moves along discovered paths: it does not combine with "
-                                  "--direction/--alpha/--layers/--paste-back")
-            from optinv.cli.discover import path_edit
-
-            return path_edit(latent, path_edits, paths, model, out, overwrite, latent_stem(latent),
-                             _inputs(latent, paths if paths and Path(paths).exists() else None))
-        if not direction:
-            raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
-        _edit_along_direction(latent, direction, alphas, layers, paste_back, model, out, overwrite)
-
-    return edit
+@click.command()
+@click.argument("latent", type=click.Path())
+@click.option("--direction", "-d", default=None, help="shipped name (e.g. smile) or FILE[:NAME]")
+@click.option("--alpha", "-a", "alphas", type=FINITE, multiple=True, help="strength(s); default -3 … 3")
+@click.option("--edit", "-e", "path_edits", multiple=True,
+              help="NAME=AMOUNT along a discovered path, repeatable (e.g. --edit smile=+2 --edit bangs=-1); "
+              "curvilinear and linear paths give the same result in any order, warped ones do not")
+@click.option("--paths", default=None, help="paths file for --edit (default: the model's shipped one; "
+              "or linear / warped / curvilinear)")
+@click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
+@click.option("--paste-back", is_flag=True,
+              help="also write each edit put back into the photo (a latent from invert --align)")
+@common_model
+@common_out
+@overwrite_option
+@handle_errors
+def edit(latent, direction, alphas, path_edits, paths, layers, paste_back, model, out, overwrite):
+    """Move LATENT along a direction (a strip over the alphas and each edited latent), or along
+    several discovered paths at once (--edit NAME=AMOUNT …: the edited latent and before | after)."""
+    if path_edits:
+        if direction or alphas or layers or paste_back:
+            raise OptinvError("--edit moves along discovered paths: it does not combine with "
+                              "--direction/--alpha/--layers/--paste-back")
+        return path_edit(latent, path_edits, paths, model, out, overwrite, latent_stem(latent),
+                         _inputs(latent, paths if paths and Path(paths).exists() else None))
+    if not direction:
+        raise OptinvError("edit needs --direction NAME (with --alpha) or --edit NAME=AMOUNT (discovered paths)")
+    _edit_along_direction(latent, direction, alphas, layers, paste_back, model, out, overwrite)
 
 
 def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...], layers: str | None,
@@ -151,176 +124,119 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
             click.echo(f"  pasted back → {write_pasted(item, outdir)}")
 
 
-def _interpolate_command(handle_errors) -> click.Command:
-    """``optinv interpolate``."""
+@click.command()
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--steps", "-k", type=int, default=7, show_default=True, help="images in the row (ends included)")
+@common_model
+@common_out
+@overwrite_option
+@handle_errors
+def interpolate(a, b, steps, model, out, overwrite):
+    """A row of images from latent A to latent B (linear in W+ / style maps)."""
+    from optinv.edit import edits as E
 
-    @click.command()
-    @click.argument("a", type=click.Path())
-    @click.argument("b", type=click.Path())
-    @click.option("--steps", "-k", type=int, default=7, show_default=True, help="images in the row (ends included)")
-    @common_model
-    @common_out
-    @overwrite_option
-    @handle_errors
-    def interpolate(a, b, steps, model, out, overwrite):
-        """A row of images from latent A to latent B (linear in W+ / style maps)."""
-        from optinv.edit import edits as E
-
-        if not 2 <= steps <= MAX_ROW:
-            raise OptinvError(f"--steps must lie in 2..{MAX_ROW} (images in the row), got {steps}")
-        outdir = locked_out_dir(out)
-        (la, lb), g = _open_same_model([a, b], model)
-        plan = Planned(outdir, _inputs(a, b), overwrite)
-        (stem,) = plan.names([f"{latent_stem(a)}_to_{latent_stem(b)}"], ".png")
-        if plan.keep(stem + ".png"):
-            return
-        ts = [i / (steps - 1) for i in range(steps)]
-        row = E.interpolate(E.from_latent(la), E.from_latent(lb), ts)
-        path = _save(E.render(g, row), outdir / f"{stem}.png")
-        click.echo(f"interpolation → {path}")
-
-    return interpolate
+    if not 2 <= steps <= MAX_ROW:
+        raise OptinvError(f"--steps must lie in 2..{MAX_ROW} (images in the row), got {steps}")
+    outdir = locked_out_dir(out)
+    (la, lb), g = _open_same_model([a, b], model)
+    plan = Planned(outdir, _inputs(a, b), overwrite)
+    (stem,) = plan.names([f"{latent_stem(a)}_to_{latent_stem(b)}"], ".png")
+    if plan.keep(stem + ".png"):
+        return
+    ts = [i / (steps - 1) for i in range(steps)]
+    row = E.interpolate(E.from_latent(la), E.from_latent(lb), ts)
+    path = _save(E.render(g, row), outdir / f"{stem}.png")
+    click.echo(f"interpolation → {path}")
 
 
-def _mix_command(handle_errors) -> click.Command:
-    """``optinv mix``."""
+@click.command()
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--layers", required=True, help="layers taken from B, e.g. 0-3 (coarse) or 6-9 (fine)")
+@common_model
+@common_out
+@overwrite_option
+@handle_errors
+def mix(a, b, layers, model, out, overwrite):
+    """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
+    from optinv.edit import edits as E
 
-    @click.command()
-    @click.argument("a", type=click.Path())
-    @click.argument("b", type=click.Path())
-    @click.option("--layers", required=True, help="layers taken from B, e.g. 0-3 (coarse) or 6-9 (fine)")
-    @common_model
-    @common_out
-    @overwrite_option
-    @handle_errors
-    def mix(a, b, layers, model, out, overwrite):
-        """Style mixing: LAYERS from B, the rest from A. Writes A | B | mix."""
-        from optinv.edit import edits as E
-
-        outdir = locked_out_dir(out)
-        (la, lb), g = _open_same_model([a, b], model)
-        plan = Planned(outdir, _inputs(a, b), overwrite)
-        (stem,) = plan.names([f"{latent_stem(a)}_mix_{latent_stem(b)}"], ".png", ".latent.pt")
-        if plan.keep(stem + ".png", stem + ".latent.pt"):
-            return
-        ea, eb = E.from_latent(la), E.from_latent(lb)
-        m = E.mix(ea, eb, E.parse_layers(layers, g.n_latent))
-        path = _write_pair_result(g, ea, eb, m, la, outdir, stem)
-        click.echo(f"mix → {path}")
-
-    return mix
+    outdir = locked_out_dir(out)
+    (la, lb), g = _open_same_model([a, b], model)
+    plan = Planned(outdir, _inputs(a, b), overwrite)
+    (stem,) = plan.names([f"{latent_stem(a)}_mix_{latent_stem(b)}"], ".png", ".latent.pt")
+    if plan.keep(stem + ".png", stem + ".latent.pt"):
+        return
+    ea, eb = E.from_latent(la), E.from_latent(lb)
+    m = E.mix(ea, eb, E.parse_layers(layers, g.n_latent))
+    path = _write_pair_result(g, ea, eb, m, la, outdir, stem)
+    click.echo(f"mix → {path}")
 
 
-def _blend_command(handle_errors) -> click.Command:
-    """``optinv blend``."""
+@click.command()
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--mask", default="vertical", show_default=True,
+              help="'vertical' (top from A, bottom from B, smooth ramp) or a grayscale PNG (white = B)")
+@click.option("--layers", default=None, help="layers to blend (default: all)")
+@common_model
+@common_out
+@overwrite_option
+@handle_errors
+def blend(a, b, mask, layers, model, out, overwrite):
+    """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
+    from optinv.edit import edits as E
+    from optinv.io.image_files import load_image
+    from optinv.io.ranges import to_unit
 
-    @click.command()
-    @click.argument("a", type=click.Path())
-    @click.argument("b", type=click.Path())
-    @click.option("--mask", default="vertical", show_default=True,
-                  help="'vertical' (top from A, bottom from B, smooth ramp) or a grayscale PNG (white = B)")
-    @click.option("--layers", default=None, help="layers to blend (default: all)")
-    @common_model
-    @common_out
-    @overwrite_option
-    @handle_errors
-    def blend(a, b, mask, layers, model, out, overwrite):
-        """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
-        from optinv.edit import edits as E
-        from optinv.io.image_files import load_image
-        from optinv.io.ranges import to_unit
-
-        outdir = locked_out_dir(out)
-        (la, lb), g = _open_same_model([a, b], model)
-        if mask == "vertical":
-            m = E.vertical_mask(g.size)
-        else:
-            m = to_unit(load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0))
-        plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
-        (stem,) = plan.names([f"{latent_stem(a)}_blend_{latent_stem(b)}"], ".png", ".latent.pt")
-        if plan.keep(stem + ".png", stem + ".latent.pt"):
-            return
-        ea, eb = E.from_latent(la), E.from_latent(lb)
-        out_e = E.blend_maps(ea, eb, m, E.parse_layers(layers, g.n_latent), feature_sizes=g.layer_sizes())
-        path = _write_pair_result(g, ea, eb, out_e, la, outdir, stem)
-        click.echo(f"blend → {path}")
-
-    return blend
+    outdir = locked_out_dir(out)
+    (la, lb), g = _open_same_model([a, b], model)
+    if mask == "vertical":
+        m = E.vertical_mask(g.size)
+    else:
+        m = to_unit(load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0))
+    plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
+    (stem,) = plan.names([f"{latent_stem(a)}_blend_{latent_stem(b)}"], ".png", ".latent.pt")
+    if plan.keep(stem + ".png", stem + ".latent.pt"):
+        return
+    ea, eb = E.from_latent(la), E.from_latent(lb)
+    out_e = E.blend_maps(ea, eb, m, E.parse_layers(layers, g.n_latent), feature_sizes=g.layer_sizes())
+    path = _write_pair_result(g, ea, eb, out_e, la, outdir, stem)
+    click.echo(f"blend → {path}")
 
 
-def _directions_group(handle_errors) -> click.Group:
-    """``optinv directions`` and its ``fit`` command (other modules add theirs to the group)."""
+def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str | None, out: str,
+              overwrite: bool, stem: str, inputs: list[str]) -> None:
+    """Apply several named paths to one latent; write the edited latent and original | edited.
+    ``stem``: the latent's name; ``inputs``: files that must not be overwritten (the edit command's)."""
+    from optinv.edit import edits as E
+    from optinv.edit.discover.apply import edit_record, order_note
+    from optinv.edit.discover.pathsfile import parse_edits, paths_for
+    from optinv.io.fileio import name_part, written_together
+    from optinv.io.image_files import atomic_save_image, make_grid
+    from optinv.io.latents import open_latent, save_latent
+    from optinv.io.outputs import to_pil01
 
-    @click.group()
-    def directions():
-        """Fit and list edit directions."""
-
-    @directions.command("fit")
-    @click.argument("listing", type=click.Path(exists=False))
-    @click.option("--label", required=True, help="the JSON key holding the label (0/1 → logistic, else ridge)")
-    @click.option("--out", "-o", "dest", required=True, type=click.Path(dir_okay=False), help="directions file to write")
-    @common_model
-    @overwrite_option
-    @handle_errors
-    def directions_fit(listing, label, dest, model, overwrite):
-        """Fit a direction from LISTING: JSON lines with a latent path ("latent") and the label."""
-        from optinv.edit.directions import save_directions
-        from optinv.edit.edits import fit_direction
-        from optinv.io.latents import load_latent
-        from optinv.io.outputs import check_writable_file
-
-        path = Path(listing)
-        latents, labels, first = read_listing(path, label)
-        if not may_write(dest, [path, *latents], overwrite):
-            return
-        check_writable_file(dest)
-        records = [load_latent(p) for p in latents]
-        _one_model(records, [str(p) for p in latents])
-        g = _model_for(records[0], model)
-        vec = fit_direction(torch.stack([r["wplus"] for r in records]), torch.tensor(labels, dtype=torch.float64))
-        save_directions({label: {"vector": vec, "method": "fit", "label": label, "samples": len(labels)}}, g, dest)
-        click.echo(f"{label}: direction from {len(labels)} latents → {dest}")
-
-    return directions
-
-
-def read_listing(path: Path, label: str) -> tuple[list[Path], list[float], Path]:
-    """A listing's latent paths (relative to the listing) and numeric labels, or one clear error
-    that names the line: every line is a JSON object with a latent path and a finite number."""
-    import math
-
-    if not path.is_file():
-        raise OptinvError(f"{path}: no such file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise OptinvError(f"{path}: not a readable listing ({e})") from None
-    latents: list[Path] = []
-    labels: list[float] = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        where = f"{path}:{i + 1}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise OptinvError(f"{where}: not valid JSON") from None
-        if not isinstance(rec, dict):
-            raise OptinvError(f"{where}: each line must be a JSON object with keys 'latent' and {label!r}")
-        outputs = rec.get("outputs")
-        lat_path = rec.get("latent") or (outputs.get("latent") if isinstance(outputs, dict) else None)
-        if not isinstance(lat_path, str) or label not in rec:
-            raise OptinvError(f"{where}: needs keys 'latent' (a path) and {label!r}")
-        value = rec[label]
-        if isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise OptinvError(f"{where}: label {label!r} is {value!r}, not a finite number")
-        latents.append(Path(lat_path) if Path(lat_path).is_absolute() else path.parent / lat_path)
-        labels.append(float(value))
-    if not latents:
-        raise OptinvError(f"{path}: no latents listed")
-    if len(set(labels)) < 2:
-        raise OptinvError(f"{path}: every label {label!r} is {labels[0]:g}; a direction needs at least two "
-                          f"different values (both classes)")
-    return latents, labels, path
+    parsed = parse_edits(edits)
+    outdir = locked_out_dir(out)
+    rec, g = open_latent(latent, model)
+    ps = paths_for(g, paths)
+    for name, _ in parsed:
+        ps.index(name)  # an unknown name fails before anything is written
+    note = order_note(ps, parsed)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    plan = Planned(outdir, inputs, overwrite)
+    tag = "_".join(f"{name_part(n)}{t:+g}" for n, t in parsed)
+    (stem,) = plan.names([f"{stem}.{tag}"], ".png", ".latent.pt")
+    if plan.keep(stem + ".png", stem + ".latent.pt"):
+        return
+    edited = edit_record(rec, ps, parsed)
+    if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
+        edited["alignment"] = rec["alignment"]
+    ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
+    with written_together():
+        save_latent(edited, outdir / f"{stem}.latent.pt")
+        pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")
+    click.echo(f"{', '.join(f'{n} {t:+g}' for n, t in parsed)} ({ps.method} paths) → {pic}")

@@ -1,6 +1,6 @@
 """Job options, declared once: each field carries its type, default, choices and help.
 
-The CLI builds its click options from these fields (``optinv.cli.job_options``) and the
+The CLI builds its click options from these fields (``optinv.cli.common.job_options``) and the
 Python API takes the same names as keyword arguments (``jobs.invert(x, steps=30)``), so an
 option is added in one place. ``None`` means "the job's default", resolved in this order:
 job defaults < the model card's recipe < ``preset`` < explicit options.

@@ -371,7 +371,7 @@ class BatchConfig:
     progress: bool = True
     overwrite: bool = False             # redo items whose outputs exist (default: skip them)
     # how messages and notes name parameters in the manifest and outputs: the engine writes
-    # `name`; the CLI passes its flag table (optinv.cli.to_flags)
+    # `name`; the CLI passes its flag table (optinv.cli.common.to_flags)
     wording: Callable[[str], str] = field(default=lambda text: text)
 
     def check(self) -> None:

@@ -93,6 +93,6 @@ def load_predictor(path: str | os.PathLike) -> AttributePredictor:
 
 
 def shipped_predictor_path(g) -> Path:
-    from optinv.io.checkpoints import SAMPLES_MODELS
+    from optinv.io.checkpoints import SAMPLES_MODELS, card_name
 
     return SAMPLES_MODELS / f"{card_name(g, '')}.attributes.pt"
