@@ -30,7 +30,7 @@ from optinv.edit.discover.measure import QUIET, commutativity, path_effects, sid
 from optinv.edit.discover.pathsfile import load_paths
 from optinv.edit.discover.train import Domain
 from optinv.io.image_files import atomic_save_image, make_grid
-from optinv.io.outputs import to_pil01
+from optinv.io.image_files import to_pil
 
 HELD_OUT_SEED = 1_000_000_007  # torch seeds ≥ 1e9 never drew training z
 
@@ -142,7 +142,7 @@ def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, inv
         for e in sources:
             seq = [e, edit_editable(e, ps, [(a, t)]), edit_editable(e, ps, [(a, t), (b, t)]),
                    edit_editable(e, ps, [(b, t)]), edit_editable(e, ps, [(b, t), (a, t)])]
-            tiles += [to_pil01(x) for x in E.render(g, seq)]
+            tiles += [to_pil(x) for x in E.render(g, seq)]
     grid = make_grid(tiles, cols=5, scale=2)
     atomic_save_image(label_blocks(grid, [f"{r['method']}\nA = {r['A']}\nB = {r['B']}" for r in rows],
                                    len(sources), 64 * 2 + 2), path)

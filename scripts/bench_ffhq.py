@@ -124,9 +124,8 @@ def bench_quality(g, images: list[Path], steps: int = 200, rounds: int = 5) -> l
     from optinv.engine import jobs, metrics
     from optinv.io.image_files import load_image
     from optinv.engine.operators import Identity
-    from optinv.io.ranges import to_unit
 
-    targets = torch.stack([to_unit(load_image(p, size=g.size)) for p in images])
+    targets = torch.stack([load_image(p, size=g.size) for p in images])
     names = [p.stem for p in images]
     psnrs: dict[str, list[float]] = {}
     runs = {"fp32": ("fp32", steps), "bf16": ("bf16", steps), "bf16 (2× steps)": ("bf16", 2 * steps)}

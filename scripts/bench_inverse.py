@@ -31,7 +31,7 @@ from optinv.engine import jobs, metrics  # noqa: E402
 from optinv.run.evaluate import evaluate  # noqa: E402
 from optinv.io.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
 from optinv.engine.operators import BicubicDownscale, Grayscale  # noqa: E402
-from optinv.io.outputs import to_pil01  # noqa: E402
+from optinv.io.image_files import to_pil  # noqa: E402
 
 TASKS = ("sr8", "sr16", "inpaint_eyes", "colourise")
 TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
@@ -103,7 +103,7 @@ def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any
 def run_method(g, task: str, method: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
                steps: int, callback=None) -> tuple[list, float]:
     """One method on one task (all images in one batch); (results, seconds per image)."""
-    sources = [(n, o * 2 - 1) for n, o in zip(names, obs)]
+    sources = list(zip(names, obs))
     opts = jobs.JobOptions.of(batch=len(names), progress=False, seed=0, callback=callback,
                               **method_options(method, steps), **{k: v for k, v in extra.items() if k != "scale"})
     t = time.perf_counter()
@@ -130,7 +130,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
     from optinv.engine.spaces import gaussian_fit
 
     gaussian_fit(g)  # PULSE's fit of the mapping, computed once and cached: not part of any method's time
-    truth = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in images])
+    truth = torch.stack([load_image(p, size=g.size) for p in images])
     names = [p.stem for p in images]
     rows: list[dict[str, Any]] = []
     panels: list = []
@@ -138,7 +138,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
         tdir = Path(tmp) / "truth"
         tdir.mkdir()
         for n, t in zip(names, truth):
-            atomic_save_image(to_pil01(t), tdir / f"{n}.png")
+            atomic_save_image(to_pil(t), tdir / f"{n}.png")
         truth_faces = evaluate(tdir, tdir, lpips=False)
         for task in tasks:
             obs, extra, mask = observe(task, truth)
@@ -150,7 +150,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
                 pdir = Path(tmp) / task / method.replace("+", "plus")
                 pdir.mkdir(parents=True)
                 for r in res:
-                    atomic_save_image(to_pil01(r.image), pdir / f"{r.name}.png")
+                    atomic_save_image(to_pil(r.image), pdir / f"{r.name}.png")
                 ev = evaluate(pdir, tdir, lpips=False, scale=extra.get("scale"))
                 cons = consistency(res, mask)
                 row = {"task": TASK_NAMES[task], "method": method, "images": len(res),
@@ -169,8 +169,8 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
                 rows.append(row)
                 print(f"inverse {task} {method}: {row}", flush=True)
             for k in range(min(shown, len(names))):
-                ob = to_pil01(obs[k]).resize((g.size, g.size), 0)
-                panels += [ob] + [to_pil01(results[m][k].image) for m in METHODS] + [to_pil01(truth[k])]
+                ob = to_pil(obs[k]).resize((g.size, g.size), 0)
+                panels += [ob] + [to_pil(results[m][k].image) for m in METHODS] + [to_pil(truth[k])]
     if picture is not None and panels:
         atomic_save_image(make_grid(panels, cols=2 + len(METHODS), scale=max(1, 128 // g.size)), picture)
     faces = truth_faces.mean.get("face_found")

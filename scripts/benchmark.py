@@ -182,9 +182,7 @@ def out_of_domain_images(size: int) -> list[torch.Tensor]:
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    from optinv.io.ranges import to_signed
-
-    return [to_signed(pil_to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    return [(pil_to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
                                     .resize((size, size), Image.LANCZOS)).float() / 255) for name in OUT_OF_DOMAIN]
 
 
@@ -240,7 +238,7 @@ def bench_pulse(g, n: int, steps: int, batch: int) -> list[dict]:
         res = jobs.pulse(files, scale=factor, model=g, device="cpu", options=opts)
         secs = time.perf_counter() - t
         hi = [load_image(SAMPLES / "images" / f"{f.stem.split('_')[0]}.png", size=g.size) for f in files]
-        ps = [10 * torch.log10(1 / ((r.image - (h + 1) / 2).pow(2).mean())).item() for r, h in zip(res, hi)]
+        ps = [10 * torch.log10(1 / ((r.image - h).pow(2).mean())).item() for r, h in zip(res, hi)]
         rows.append({"scale": factor, "images": len(res), "steps": steps,
                      "within_eps_2e-3": round(sum(r.metrics["within_eps"] for r in res) / len(res), 3),
                      "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 5),
@@ -263,7 +261,7 @@ def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) ->
     """Rows of: low-res input | result | result downscaled | the high-res render (nearest-upscaled tiles)."""
     from PIL import Image, ImageDraw
 
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     side = truths[0].width
     head = 14
@@ -273,15 +271,15 @@ def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) ->
         draw.text((k * (side + 4) + 2, 1), text, fill=(0, 0, 0))
     for i, (f, r, truth) in enumerate(zip(files, results, truths)):
         low = Image.open(f).convert("RGB").resize((side, side), Image.NEAREST)
-        again = to_pil01(r.observed.clamp(0, 1)).resize((side, side), Image.NEAREST)  # the job's own downscale
-        for k, im in enumerate((low, to_pil01(r.image), again, truth)):
+        again = to_pil(r.observed.clamp(0, 1)).resize((side, side), Image.NEAREST)  # the job's own downscale
+        for k, im in enumerate((low, to_pil(r.image), again, truth)):
             canvas.paste(im, (k * (side + 4), head + i * (side + 4)))
     canvas.save(path)
 
 
 def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
     """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example; ×32 also with ILO."""
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
     from optinv.world import synthfaces
 
     g = load_generator(model, device="cpu")
@@ -305,7 +303,7 @@ def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
                      "median_fit_mse": round(median([r.metrics["fit_mse"] for r in res]), 6),
                      "median_steps_run": median([r.metrics["steps"] for r in res]),
                      "median_psnr_vs_highres": round(median(ps), 2),
-                     "faces_in_results": faces_found([to_pil01(r.image) for r in res]),
+                     "faces_in_results": faces_found([to_pil(r.image) for r in res]),
                      "faces_in_renders": faces_found(truths), "s_per_image": round(secs / len(res), 2)})
         print(f"pulse x{factor}: {rows[-1]}", flush=True)
         pulse_hires_picture(files, res, truths, DOCS / f"pulse_x{factor}{'_ilo' if ilo else ''}.png")
@@ -315,7 +313,7 @@ def bench_pulse_hires(model: str, n: int, steps: int) -> list[dict]:
 def bench_resolution_speed(models: tuple[str, ...], batch: int = 4, steps: int = 20, rounds: int = 2) -> list[dict]:
     """Seconds per W+ step of each model, same run, same batch, interleaved rounds (best of each)."""
     gens = [load_generator(m, device="cpu") for m in models]
-    target = {g.size: torch.rand(batch, 3, g.size, g.size) * 2 - 1 for g in gens}
+    target = {g.size: torch.rand(batch, 3, g.size, g.size) for g in gens}
     best = {m: math.inf for m in models}
     for _ in range(rounds):
         for m, g in zip(models, gens):
@@ -376,7 +374,7 @@ def bench_paint(g, steps: int, batch: int) -> list[dict]:
 def bench_overhead(g, batch: int, steps: int, rounds: int = 5) -> dict:
     """optinv's loop (W+, L2, fixed noise) against the bare minimum loop on the same work."""
     images = sample_images(batch)
-    target = torch.stack([(load_image(p, size=g.size) + 1) / 2 for p in images])
+    target = torch.stack([load_image(p, size=g.size) for p in images])
     noise = g.noise_list()
 
     def bare():
@@ -526,7 +524,7 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
     what a user gets from `optinv invert --steps 100`. Saves a picture of the first four images,
     rows: target | encoder alone | cold | warm."""
     from optinv.io.image_files import save_grid
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     runs = {}
     for init in ("mean", "encoder"):
@@ -535,7 +533,7 @@ def default_schedule_runs(g, images, space: str, encoded, path: Path, steps: int
         runs[init] = jobs.invert(images, model=g, device="cpu", options=opts)
     panels = []
     for i, e in enumerate(encoded[:4]):
-        panels += [to_pil01(e.target), to_pil01(e.image), to_pil01(runs["mean"][i].image), to_pil01(runs["encoder"][i].image)]
+        panels += [to_pil(e.target), to_pil(e.image), to_pil(runs["mean"][i].image), to_pil(runs["encoder"][i].image)]
     save_grid(panels, path, cols=4, scale=max(1, 128 // g.size))
     return {f"cosine_{steps}_steps_cold": round(median([r.metrics["psnr"] for r in runs["mean"]]), 2),
             f"cosine_{steps}_steps_warm": round(median([r.metrics["psnr"] for r in runs["encoder"]]), 2)}

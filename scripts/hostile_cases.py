@@ -95,7 +95,7 @@ class World:
         from optinv.io.checkpoints import load_generator
         from optinv.io.latents import save_latent
 
-        x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
         r = jobs.invert([x], model=load_generator(model), device="cpu", steps=1, space="wplus", recipe="1*L2",
                         progress=False)[0]
         return save_latent(r.latent, self.root / name)

@@ -21,7 +21,7 @@ from optinv.engine import jobs
 from optinv.io.checkpoints import load_generator
 from optinv.edit.directions import load_direction, shipped_directions_path
 from optinv.io.image_files import make_grid
-from optinv.io.outputs import to_pil01
+from optinv.io.image_files import to_pil
 from optinv.io.ranges import to_unit
 from optinv.world import synthfaces
 
@@ -31,7 +31,7 @@ DOCS = ROOT / "docs"
 
 
 def pil_row(images: torch.Tensor) -> list[Image.Image]:
-    return [to_pil01(x.cpu()) for x in images]
+    return [to_pil(x.cpu()) for x in images]
 
 
 def labelled(grid: Image.Image, text: str) -> Image.Image:

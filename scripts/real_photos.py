@@ -39,8 +39,8 @@ DOCS = ROOT / "docs"
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
-    """PIL RGB → [3, H, W] in [-1, 1] (what the jobs take for in-memory images)."""
-    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    """PIL RGB → [3, H, W] in [0, 1] (what the jobs take for in-memory images)."""
+    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32)).permute(2, 0, 1) / 255
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:

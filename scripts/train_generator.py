@@ -51,7 +51,8 @@ from optinv.world.discriminator import Discriminator
 from optinv.world.grow import grow_generator
 from optinv.io.fileio import atomic_torch_save
 from optinv.engine.generator import Generator, ModulatedConv2d
-from optinv.io.image_files import save_grid, tensor_to_pil
+from optinv.io.image_files import save_grid, to_pil
+from optinv.io.ranges import to_unit
 from optinv.world.teacher import render_teacher
 
 RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",
@@ -485,7 +486,7 @@ def train(run: Run, dev: torch.device) -> None:
             if run.step % args.sample_every == 0 or last:
                 with torch.no_grad():
                     grid = run.g_ema(sample_z, randomize_noise=False)
-                save_grid([tensor_to_pil(x) for x in grid], out / f"samples_{run.step:07d}.png", cols=8,
+                save_grid([to_pil(to_unit(x)) for x in grid], out / f"samples_{run.step:07d}.png", cols=8,
                           scale=2 if args.size <= 64 else 1)
             if run.step % args.save_every == 0 or last:
                 atomic_torch_save(run.state(), out / "latest.pt")

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     enc = warmstart.find_encoder(g, "wplus")
     if enc is None:
         raise SystemExit("error: the model card lists no W+ encoder")
-    x = torch.stack([to_unit(load_image(p, size=g.size)) for p in files])
+    x = torch.stack([load_image(p, size=g.size) for p in files])
     w0 = warmstart.encode(enc, x, g, None).detach()
     for method in args.only.split(","):
         t = time.process_time()

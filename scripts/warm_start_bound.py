@@ -21,7 +21,6 @@ from optinv.io.checkpoints import load_generator
 from optinv.io.image_files import load_image
 from optinv.engine.operators import Identity
 from optinv.engine.optimize import Problem, Settings, run
-from optinv.io.ranges import to_unit
 from optinv.engine.spaces import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     g = load_generator(args.model)
     files = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
-    target = torch.stack([to_unit(load_image(p, size=g.size)) for p in files])
+    target = torch.stack([load_image(p, size=g.size) for p in files])
     problem, objective = Problem(target=target, operator=Identity()), build_objective("1*L2")
 
     def optimise(init_w: torch.Tensor, steps: int, schedule: str = "fixed") -> tuple[torch.Tensor, float]:

@@ -103,11 +103,12 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     """An 8-column grid of G(z) beside the renders of the same held-out z, with a caption."""
     from PIL import Image, ImageDraw
 
-    from optinv.io.image_files import make_grid, tensor_to_pil
+    from optinv.io.image_files import make_grid, to_pil
+    from optinv.io.ranges import to_unit
 
     z = held_out_z(n, g.style_dim)
-    fake = make_grid([tensor_to_pil(x) for x in sample(g, z)], cols=8, scale=scale)
-    real = make_grid([tensor_to_pil(x) for x in render_teacher(z, g.size)], cols=8, scale=scale)
+    fake = make_grid([to_pil(to_unit(x)) for x in sample(g, z)], cols=8, scale=scale)
+    real = make_grid([to_pil(to_unit(x)) for x in render_teacher(z, g.size)], cols=8, scale=scale)
     training = g.card.get("training", {})
     caption = (f"left: samples of {g.card.get('name', '?')} ({training.get('kimg', '?')} kimg), "
                f"right: the renders of the same z (held-out seeds)")

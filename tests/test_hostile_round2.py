@@ -28,7 +28,7 @@ def world(tmp_path_factory) -> dict:
     g.card = {"name": "tiny32", "default_recipes": {"invert": "1*L2"}}
     model = save_generator(g, d / "tiny32.pt")
     g = load_generator(model)
-    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
     r = jobs.invert([x], model=g, device="cpu", steps=1, space="wplus", recipe="1*L2", progress=False)[0]
     latent = save_latent(r.latent, d / "a.latent.pt")
     vec = torch.zeros(32)

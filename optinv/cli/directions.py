@@ -235,7 +235,7 @@ def _stdev_along(g, vecs: torch.Tensor, n: int = 2000) -> torch.Tensor:
 
 def _preview(g, table: dict, path: Path) -> Path:
     from optinv.io.image_files import atomic_save_image, make_grid
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     alphas = [-3.0, -1.5, 0.0, 1.5, 3.0]
     base = g.w_avg.detach().cpu()
@@ -244,7 +244,7 @@ def _preview(g, table: dict, path: Path) -> Path:
         ws = torch.stack([base + a * entry["vector"] for a in alphas])[:, None].expand(-1, g.n_latent, -1)
         with torch.no_grad():
             rows.append(((g.synthesis(ws.to(g.w_avg.device)) + 1) / 2).clamp(0, 1).cpu())
-    ims = [to_pil01(x) for x in torch.cat(rows)]
+    ims = [to_pil(x) for x in torch.cat(rows)]
     if not ims:
         raise OptinvError("no directions to preview")
     return atomic_save_image(make_grid(ims, cols=len(alphas), scale=max(1, 96 // g.size)), path)

@@ -16,9 +16,9 @@ from optinv.io.fileio import latent_stem, name_part, written_together
 
 def _save(images: torch.Tensor, path: Path, cols: int | None = None) -> Path:
     from optinv.io.image_files import atomic_save_image, make_grid
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
-    ims = [to_pil01(x.cpu()) for x in images]
+    ims = [to_pil(x.cpu()) for x in images]
     return atomic_save_image(make_grid(ims, cols=cols or len(ims), scale=max(1, 128 // images.shape[-1])), path)
 
 
@@ -188,14 +188,13 @@ def blend(a, b, mask, layers, model, out, overwrite):
     """Blend two codes' style maps with a mask (W+ codes act as 1×1 maps). Writes A | B | blend."""
     from optinv.edit import edits as E
     from optinv.io.image_files import load_image
-    from optinv.io.ranges import to_unit
 
     outdir = locked_out_dir(out)
     (la, lb), g = _open_same_model([a, b], model)
     if mask == "vertical":
         m = E.vertical_mask(g.size)
     else:
-        m = to_unit(load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0))
+        m = load_image(mask, size=g.size, hint="a mask must be square (or use --mask vertical)").mean(0)
     plan = Planned(outdir, _inputs(a, b, None if mask == "vertical" else mask), overwrite)
     (stem,) = plan.names([f"{latent_stem(a)}_blend_{latent_stem(b)}"], ".png", ".latent.pt")
     if plan.keep(stem + ".png", stem + ".latent.pt"):
@@ -216,7 +215,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     from optinv.io.fileio import name_part, written_together
     from optinv.io.image_files import atomic_save_image, make_grid
     from optinv.io.latents import open_latent, save_latent
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     parsed = parse_edits(edits)
     outdir = locked_out_dir(out)
@@ -235,7 +234,7 @@ def path_edit(latent: str, edits: Sequence[str], paths: str | None, model: str |
     edited = edit_record(rec, ps, parsed)
     if rec.get("alignment"):  # the edit still belongs to the photo the original was aligned from
         edited["alignment"] = rec["alignment"]
-    ims = [to_pil01(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
+    ims = [to_pil(x.cpu()) for x in E.render(g, [E.from_latent(rec), E.from_latent(edited)])]
     with written_together():
         save_latent(edited, outdir / f"{stem}.latent.pt")
         pic = atomic_save_image(make_grid(ims, cols=2, scale=max(1, 128 // g.size)), outdir / f"{stem}.png")

@@ -20,10 +20,10 @@ def _result_image(result: str, model: str | None):
     if result.endswith((".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")):
         return load_photo(result), None
     from optinv.io.latents import open_latent, render_latent
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     rec, g = open_latent(result, model)
-    return to_pil01(render_latent(g, rec)[0].clamp(0, 1).cpu()).convert("RGB"), rec
+    return to_pil(render_latent(g, rec)[0].clamp(0, 1).cpu()).convert("RGB"), rec
 
 
 @click.command()

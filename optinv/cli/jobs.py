@@ -14,21 +14,17 @@ from optinv.cli.common import (encode_options, handle_errors, job_options, overw
 from optinv.errors import OptinvError
 
 
-def _write(results, kw: dict, said: set[str] | None = None) -> int:
-    """Write each result at once and say what it is; returns how many diverged.
+def _say(results, written, kw: dict, said: set[str]) -> int:
+    """Say what each written result is; returns how many diverged.
 
     A note is said once per run (the LPIPS fallback concerns every image); the NAME.json of
     each result keeps all of its own notes.
     """
-    from optinv.io.outputs import write_item
     from optinv.engine.results import diverged
 
-    said = said if said is not None else set()
     out = Path(kw["out"])
     bad = 0
-    for r in results:
-        r.notes = [to_flags(n) for n in r.notes]
-        paths = write_item(r, out, gif=kw["gif"])
+    for r, paths in zip(results, written):
         m = r.metrics
         key = "psnr" if "psnr" in m else "fit_mse"
         val = f"{m[key]:.2f} dB" if key == "psnr" else f"{m[key]:.3g}"
@@ -48,65 +44,49 @@ def _write(results, kw: dict, said: set[str] | None = None) -> int:
     return bad
 
 
-def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
-    """Run ``job`` over ``sources`` the way every command writes results.
+def _run_job(spec, sources: list[str], kw: dict) -> None:
+    """Run ``spec`` over ``sources`` through :mod:`optinv.run.runner`, saying what happens.
 
     Output names are planned for the whole run before anything is written (unique, never an
     input's file); results whose files all exist are kept and skipped unless ``--overwrite``;
-    every batch of images is written as soon as it is done (Ctrl-C keeps what is finished);
-    one run at a time writes to ``--out``. A diverged result is written and exits 1.
+    every input is decoded once and a bad file is refused before any work; every batch of images
+    is written as soon as it is done (Ctrl-C keeps what is finished); one run at a time writes to
+    ``--out``. A diverged result is written and exits 1.
     """
-    from optinv.engine import jobs
     from optinv.engine.device import get_model, resolve_device
-    from optinv.io.image_files import load_image
-    from optinv.io.names import duplicate_names, result_files
-    from optinv.engine.options import check_duplicates
-    from optinv.io.outputs import OutputLock, existing, inputs_in, plan_names
+    from optinv.io.outputs import OutputLock
+    from optinv.run import runner
 
     out = Path(kw["out"])
-    dup = job_kw.get("duplicates", 1) if job == "pulse" else 1
-    check_duplicates(dup)  # before any name is planned
     extra = [".pasted.png"] if kw.get("paste_back") else []
-
-    def result_names(name: str) -> list[str]:
-        return duplicate_names(name, dup)
-
-    def files(name: str) -> list[str]:
-        return [f for n in result_names(name) for f in result_files(n, kw["gif"]) + [n + x for x in extra]]
-
-    run = {"invert": jobs.invert, "pulse": jobs.pulse, "paint": jobs.paint, "encode": jobs.encode}[job]
     with OutputLock(out):
-        stems = [Path(src).stem for src in sources]
-        names = plan_names(stems, files, reserved=inputs_in(out, sources))
         todo = []
-        for src, stem, name in zip(sources, stems, names):
-            if name != stem:
-                click.echo(f"  note: {src}: results named {name} (the name {stem} is taken by an input or another "
-                           f"result of this run)", err=True)
-            if not kw.get("overwrite") and existing(out, files(name)):
-                click.echo(f"{name}: results already in {out}, kept (--overwrite redoes them)")
+        for p in runner.plan(sources, out, spec, kw["gif"], extra):
+            if p.renamed:
+                click.echo(f"  note: {p.source}: results named {p.name} (the name {Path(p.source).stem} is taken by "
+                           f"an input or another result of this run)", err=True)
+            if not kw.get("overwrite") and runner.already_written(p, out, spec, kw["gif"], extra):
+                click.echo(f"{p.name}: results already in {out}, kept (--overwrite redoes them)")
             else:
-                todo.append((src, name))
+                todo.append(p)
         if not todo:
             return
-        if not getattr(opts, "align", False):  # a bad file is refused before any work, not after hours
-            for src, _ in todo:
-                load_image(src, keep_alpha=job == "paint", crop=opts.crop)
+        inputs = runner.inputs_for([p.source for p in todo], spec)  # decoded once: a bad file fails before any work
         g = get_model(kw["model"], resolve_device(kw["device"]))
         said: set[str] = set()
         bad = 0
-        step = max(1, opts.batch)
-        for first in range(0, len(todo), step):
-            chunk = todo[first:first + step]
-            results = run([src for src, _ in chunk], model=g, device=kw["device"], options=opts, **job_kw)
-            for (_, name), k in zip(chunk, range(0, len(results), dup)):
-                for r, rname in zip(results[k:k + dup], result_names(name)):
-                    r.name = rname
-            bad += _write(results, kw, said)
+        for chunk in runner.batches(list(zip(inputs, todo)), spec.options.batch):
+            results = runner.dispatch(spec, [i for i, _ in chunk], g, kw["device"], names=[p.name for _, p in chunk])
+            bad += _say(results, runner.write(results, out, kw["gif"], to_flags), kw, said)
     if bad:
         raise OptinvError(f"{bad} result(s) diverged (the loss became NaN or infinite); their best finite "
                           f"results were written: try a smaller `lr`")
 
+
+def _spec(job: str, opts, **kw):
+    from optinv.run.runner import JobSpec
+
+    return JobSpec(job, opts, **kw)
 
 
 @click.command()
@@ -115,7 +95,7 @@ def _run_job(job: str, sources: list[str], kw: dict, opts, **job_kw) -> None:
 @handle_errors
 def invert(images, **kw):
     """Find the latents whose images match IMAGES (default space: stylemap)."""
-    _run_job("invert", list(images), kw, prepare_options(kw))
+    _run_job(_spec("invert", prepare_options(kw)), list(images), kw)
 
 
 @click.command()
@@ -126,7 +106,7 @@ def invert(images, **kw):
 @handle_errors
 def pulse(lowres, scale, duplicates, **kw):
     """Super-resolve LOWRES images: find faces that downscale to them (PULSE)."""
-    _run_job("pulse", list(lowres), kw, prepare_options(kw), scale=scale, duplicates=duplicates)
+    _run_job(_spec("pulse", prepare_options(kw), scale=scale, duplicates=duplicates), list(lowres), kw)
 
 
 @click.command()
@@ -135,7 +115,7 @@ def pulse(lowres, scale, duplicates, **kw):
 @handle_errors
 def paint(references, **kw):
     """Generate images that match RGBA colour REFERENCES where alpha > 0."""
-    _run_job("paint", list(references), kw, prepare_options(kw))
+    _run_job(_spec("paint", prepare_options(kw)), list(references), kw)
 
 
 @click.command("train-encoder", add_help_option=False,
@@ -199,8 +179,8 @@ def encode(images, space, model, out, device, overwrite, **fields):
 
     ensure_out_dir(out)
     opts = jobs.JobOptions.of(space=space, **fields)
-    _run_job("encode", list(images), {"out": out, "gif": False, "paste_back": fields["paste_back"], "model": model,
-                                      "device": device, "overwrite": overwrite}, opts)
+    _run_job(_spec("encode", opts), list(images), {"out": out, "gif": False, "paste_back": fields["paste_back"],
+                                                  "model": model, "device": device, "overwrite": overwrite})
 
 
 @click.command()

@@ -27,7 +27,8 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
     from optinv.engine.jobs import resolve_device
     from optinv.io.fileio import latent_stem
     from optinv.io.latents import open_latent, render_latent
-    from optinv.io.outputs import OutputLock, ensure_out_dir, to_pil01
+    from optinv.io.image_files import to_pil
+    from optinv.io.outputs import OutputLock, ensure_out_dir
     from optinv.io.ranges import to_unit
 
     outdir = ensure_out_dir(out)
@@ -45,7 +46,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             lat, g = open_latent(path, model, device=dev, what=str(path))
             check_styles(g, lat["wplus"], str(path))  # a crafted file of 1e30 values renders flat
             img = render_latent(g, lat)[0]
-            dest = atomic_save_image(to_pil01(img.cpu()), outdir / f"{name}.render.png")
+            dest = atomic_save_image(to_pil(img.cpu()), outdir / f"{name}.render.png")
             click.echo(f"{path} → {dest}")
         todo = [(s, n) for s, n in zip(seeds, seed_names) if not plan.keep(n + ".png")]
         if todo:
@@ -55,7 +56,7 @@ def generate(model, seeds, truncation, latents, out, device, overwrite):
             w = truncated_w(g, z, truncation)
             with torch.no_grad():
                 img = g.synthesis(w[:, None, :].expand(-1, g.n_latent, -1))
-            dest = atomic_save_image(to_pil01(to_unit(img[0]).cpu()), outdir / f"{name}.png")
+            dest = atomic_save_image(to_pil(to_unit(img[0]).cpu()), outdir / f"{name}.png")
             click.echo(f"seed {s} → {dest}")
 
 

@@ -114,7 +114,15 @@ def parse_layers(spec: str | Sequence[int] | None, n_latent: int) -> list[int]:
 
 
 def apply_direction(e: Editable, n: torch.Tensor, alpha: float, layers: Sequence[int] | None = None) -> Editable:
-    """Move the latent by alpha·n on the chosen layers (every map pixel for StyleMaps)."""
+    """Move the latent by alpha·n on the chosen layers (every map pixel for StyleMaps).
+
+    ``n`` is a [D] direction in W; ``layers`` index the L latent layers (None: all).
+
+    >>> import torch
+    >>> e = Editable(torch.zeros(4, 3), None, [])
+    >>> apply_direction(e, torch.tensor([1.0, 0.0, 0.0]), 2.0, layers=[0, 1]).wplus[:, 0].tolist()
+    [2.0, 2.0, 0.0, 0.0]
+    """
     n = n.to(torch.float32).reshape(-1)
     layers = list(range(e.n_layers)) if layers is None else list(layers)
     if e.maps is None:
@@ -126,7 +134,13 @@ def apply_direction(e: Editable, n: torch.Tensor, alpha: float, layers: Sequence
 
 
 def interpolate(a: Editable, b: Editable, ts: Sequence[float]) -> list[Editable]:
-    """Linear interpolation; exactly a at t=0 and b at t=1 (maps aligned to the larger size)."""
+    """Linear interpolation; exactly a at t=0 and b at t=1 (maps aligned to the larger size).
+
+    >>> import torch
+    >>> a, b = Editable(torch.zeros(2, 3), None, []), Editable(torch.ones(2, 3), None, [])
+    >>> [float(e.wplus.mean()) for e in interpolate(a, b, [0, 0.25, 1])]
+    [0.0, 0.25, 1.0]
+    """
     out = []
     if a.maps is None and b.maps is None:
         for t in ts:
@@ -141,7 +155,13 @@ def interpolate(a: Editable, b: Editable, ts: Sequence[float]) -> list[Editable]
 
 
 def mix(a: Editable, b: Editable, layers: Sequence[int]) -> Editable:
-    """Style mixing: ``layers`` from b, the rest from a (noise from a)."""
+    """Style mixing: ``layers`` from b, the rest from a (noise from a).
+
+    >>> import torch
+    >>> a, b = Editable(torch.zeros(4, 2), None, []), Editable(torch.ones(4, 2), None, [])
+    >>> mix(a, b, [0, 1]).wplus[:, 0].tolist()
+    [1.0, 1.0, 0.0, 0.0]
+    """
     layers = set(layers)
     if a.maps is None and b.maps is None:
         w = a.wplus.clone()

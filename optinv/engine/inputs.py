@@ -1,24 +1,45 @@
-"""A job's inputs: files or tensors → one [N, C, H, W] batch in [0, 1], unique names and notes."""
+"""A job's inputs: files, decoded files or tensors → one [N, C, H, W] batch in [0, 1], unique names and notes.
+
+Pixel ranges: see :mod:`optinv.io.ranges` (every image here is [0, 1]).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from PIL import Image
 
 from optinv.errors import OptinvError
 from optinv.io.names import input_name
-from optinv.io.image_files import load_image
-from optinv.io.ranges import to_unit
+from optinv.io.image_files import image_to_tensor, load_image
 
-Source = str | os.PathLike | torch.Tensor | tuple[str, torch.Tensor]
+
+
+@dataclass
+class Decoded:
+    """An image file decoded once (:func:`optinv.io.image_files.read_image`): the runner checks a file
+    by decoding it and hands this on, so the job converts it without reading the file again."""
+
+    path: Path
+    image: Image.Image
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+
+Source = str | os.PathLike | torch.Tensor | tuple[str, torch.Tensor] | Decoded
 
 
 def load_many(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
               notes: dict[str, list[str]]) -> tuple[torch.Tensor, list[str]]:
-    """Images (files, tensors in [-1, 1], or (name, tensor) pairs) → stacked RGB(A) in [0, 1] and their names.
+    """Images (files, :class:`Decoded` files, [C, H, W] tensors in [0, 1], or (name, tensor) pairs) → stacked
+    RGB(A) [N, C, H, W] in [0, 1] and their names.
 
     Conversion remarks per input land in ``notes[name]``; inputs of one run share a size
     (:func:`load_groups` takes several sizes).
@@ -51,6 +72,12 @@ def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, cro
         elif isinstance(src, torch.Tensor):
             t = src
             name = f"image{len(names):03d}"
+        elif isinstance(src, Decoded):
+            n = list(src.notes)
+            t = image_to_tensor(src.image, src.path, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
+            name = src.name
+            if n:
+                notes[name] = n
         else:
             n: list[str] = []
             t = load_image(src, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
@@ -63,10 +90,17 @@ def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, cro
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    stacked = torch.stack(tensors)
-    stacked[:, :3] = to_unit(stacked[:, :3])
+    for t in tensors:
+        if t.dim() != 3 or t.shape[0] not in (3, 4):
+            raise OptinvError(f"an input image tensor must be [C, H, W] with C = 3 (RGB) or 4 (RGBA), got shape "
+                              f"{tuple(t.shape)} (a batch [N, C, H, W] is passed as a list of images)")
+    stacked = torch.stack(tensors).float()
     if not torch.isfinite(stacked).all():
         raise OptinvError("input contains NaN or Inf values")
+    low, high = float(stacked.min()), float(stacked.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise OptinvError(f"input images are in [0, 1] (see optinv.io.ranges), got values in [{low:.3g}, {high:.3g}]"
+                          + (": a generator's [-1, 1] output needs optinv.io.ranges.to_unit first" if low < 0 else ""))
     return stacked
 
 

@@ -1,6 +1,7 @@
 """The jobs as a Python API: ``invert``, ``pulse``, ``paint`` and ``encode``.
 
-Each takes file paths (or tensors in [-1, 1]), loads them, chooses the forward operator,
+Each takes file paths, decoded files (:class:`optinv.engine.inputs.Decoded`) or image tensors
+([C, H, W] in [0, 1]: the contract in :mod:`optinv.io.ranges`), loads them, chooses the forward operator,
 runs the shared engine (:func:`optinv.engine.solve.solve`) and returns one :class:`ItemResult` per
 input (and per duplicate, for pulse). Options come as a :class:`JobOptions` and/or keyword
 arguments of the same names (``invert(["a.png"], steps=30, space="w")``). Writing files is
@@ -38,7 +39,31 @@ def _options(options: JobOptions | None, overrides: dict[str, Any]) -> JobOption
 
 def invert(images: Sequence[Source], model: Model = None, device: str | None = "auto",
            options: JobOptions | None = None, **settings: Any) -> list[ItemResult]:
-    """Find latents whose images match ``images`` (resized to the model resolution)."""
+    """Find latents whose images match ``images``.
+
+    Args:
+        images: files, decoded files or [3, H, W] tensors in [0, 1] (resized to the model's R×R).
+        model: a :class:`Generator`, a file or a shipped model name (None: the embedded default).
+        device: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``…
+        options / settings: :class:`JobOptions`, or its fields as keywords (``steps=300, space="w"``).
+
+    Returns:
+        One :class:`ItemResult` per image: ``image`` [3, R, R] in [0, 1], ``latent`` (the latent
+        file's record), ``metrics`` (psnr, steps, seconds…).
+
+    Raises:
+        OptinvError: an unreadable file, an image tensor of the wrong shape or range, a bad option.
+
+    >>> import torch
+    >>> from optinv import Generator
+    >>> g = Generator(16, 32, 2, channels={4: 16, 8: 8, 16: 8})
+    >>> r = invert([torch.rand(3, 16, 16)], model=g, device="cpu", steps=2, space="w", progress=False)
+    >>> tuple(r[0].image.shape), r[0].metrics["steps"]
+    ((3, 16, 16), 2)
+    >>> invert([torch.rand(16, 16)], model=g, device="cpu", steps=1)
+    Traceback (most recent call last):
+    optinv.errors.OptinvError: an input image tensor must be [C, H, W] with C = 3 (RGB) or 4 (RGBA), got shape (16, 16) (a batch [N, C, H, W] is passed as a list of images)
+    """
     opts = _options(options, settings)
     g = get_model(model, resolve_device(device))
     notes: dict[str, list[str]] = {}
@@ -56,7 +81,24 @@ def _operator(base: torch.nn.Module, model_size: int, observed_size: int, opts: 
 
 def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = None, device: str | None = "auto",
           options: JobOptions | None = None, duplicates: int = 1, **settings: Any) -> list[ItemResult]:
-    """PULSE super-resolution: high-res images that downscale (×scale) to the inputs."""
+    """PULSE super-resolution: high-res images that downscale (×``scale``) to the inputs.
+
+    Args:
+        lowres: files, decoded files or [3, h, w] tensors in [0, 1]; h·scale must be the model's R.
+        scale: the upscaling factor (None: R / h).
+        duplicates: K answers per input from K seeds (named NAME_dup0 … NAME_dup{K-1} when K > 1).
+
+    Returns:
+        ``duplicates`` :class:`ItemResult` per input, in input order: ``image`` [3, R, R] and
+        ``observed`` (its downscale, [3, h, w]) in [0, 1]; ``metrics["within_eps"]``.
+
+    >>> import torch
+    >>> from optinv import Generator
+    >>> g = Generator(16, 32, 2, channels={4: 16, 8: 8, 16: 8})
+    >>> r = pulse([torch.rand(3, 4, 4)], scale=4, model=g, device="cpu", steps=2, duplicates=2, progress=False)
+    >>> [x.name for x in r], tuple(r[0].observed.shape)
+    (['image000_dup0', 'image000_dup1'], (3, 4, 4))
+    """
     opts = _options(options, settings)
     check_duplicates(duplicates)
     g = get_model(model, resolve_device(device))
@@ -89,7 +131,23 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
 
 def paint(references: Sequence[Source], model: Model = None, device: str | None = "auto",
           options: JobOptions | None = None, **settings: Any) -> list[ItemResult]:
-    """Images whose downscale matches an RGBA reference where its alpha is > 0."""
+    """Images whose downscale matches an RGBA reference where its alpha is > 0.
+
+    Args:
+        references: RGBA files or [4, h, w] tensors in [0, 1] (alpha 0 = free, 1 = match this colour);
+            h must divide the model's R.
+
+    Returns:
+        One :class:`ItemResult` per reference (``image`` [3, R, R] in [0, 1]).
+
+    >>> import torch
+    >>> from optinv import Generator
+    >>> g = Generator(16, 32, 2, channels={4: 16, 8: 8, 16: 8})
+    >>> ref = torch.zeros(4, 8, 8); ref[0] = 1; ref[3, :4] = 1   # top half red, bottom half free
+    >>> r = paint([ref], model=g, device="cpu", steps=2, progress=False)
+    >>> tuple(r[0].image.shape)
+    (3, 16, 16)
+    """
     opts = _options(options, settings)
     if opts.align or opts.paste_back:
         raise OptinvError("paint takes RGBA references, not photos: `align` and `paste_back` are for invert, "
@@ -131,7 +189,11 @@ def _in_input_order(groups: list[tuple[list[int], torch.Tensor, list[str]]],
 
 def encode(images: Sequence[Source], model: Model = None, device: str | None = "auto",
            options: JobOptions | None = None, **settings: Any) -> list[ItemResult]:
-    """Encoder only, no optimisation: the fast path (milliseconds per image)."""
+    """Encoder only, no optimisation: the fast path (milliseconds per image).
+
+    Takes the same inputs as :func:`invert`; needs a model that ships an encoder for ``space``
+    (``optinv train-encoder`` trains one), else raises :class:`OptinvError` saying so.
+    """
     opts = _options(options, settings)
     if opts.mask is not None or opts.operator not in (None, "identity") or opts.noise_level or opts.ilo:
         raise OptinvError("encode runs the encoder alone: `mask`, `operator`, `noise_level` and `ilo` need a "

@@ -44,7 +44,20 @@ class Identity(nn.Module):
 
 
 class BicubicDownscale(nn.Module):
-    """Antialiased Keys-bicubic downscale by an integer factor (PULSE's operator)."""
+    """Antialiased Keys-bicubic downscale by an integer factor (PULSE's operator).
+
+    Takes [B, C, H, W] (any range; H and W divisible by ``factor``) and returns [B, C, H/f, W/f].
+    A constant image stays constant (the taps sum to 1):
+
+    >>> import torch
+    >>> op = BicubicDownscale(4)
+    >>> y = op(torch.full((1, 3, 16, 16), 0.25))
+    >>> tuple(y.shape), round(float(y.min()), 6), round(float(y.max()), 6)
+    ((1, 3, 4, 4), 0.25, 0.25)
+    >>> op(torch.zeros(1, 3, 10, 10))
+    Traceback (most recent call last):
+    ValueError: image 10×10 is not divisible by the scale 4
+    """
 
     def __init__(self, factor: int):
         super().__init__()
@@ -171,7 +184,14 @@ class NoiseLevel(Identity):
 
 class Compose(nn.Module):
     """Operators applied left to right: ``Compose(Mask(m), BicubicDownscale(8))`` is the
-    downscale of a masked image. ``factor`` and ``data_weight`` are the products of the parts'."""
+    downscale of a masked image. ``factor`` and ``data_weight`` are the products of the parts'.
+
+    >>> import torch
+    >>> known = torch.zeros(16, 16); known[:8] = 1            # top half known
+    >>> op = Compose(Mask(known), Grayscale(), BicubicDownscale(2))
+    >>> op.factor, tuple(op(torch.rand(2, 3, 16, 16)).shape)
+    (2, (2, 3, 8, 8))
+    """
 
     def __init__(self, *ops: nn.Module):
         super().__init__()
@@ -251,7 +271,7 @@ def load_mask(source: "str | torch.Tensor", what: str = "mask") -> torch.Tensor:
         except OSError:
             has_alpha = False  # load_image says what is wrong with the file
         x = load_image(source, keep_alpha=has_alpha)
-        m = (x[3:4] if has_alpha else ((x[:3] + 1) / 2 * torch.tensor(LUMA).view(3, 1, 1)).sum(0, keepdim=True))[None]
+        m = (x[3:4] if has_alpha else (x[:3] * torch.tensor(LUMA).view(3, 1, 1)).sum(0, keepdim=True))[None]
     if m.shape[-1] != m.shape[-2]:
         raise InputImageError(f"{what} is {m.shape[-1]}×{m.shape[-2]}; masks are square, like the images")
     if not torch.isfinite(m).all():

@@ -18,12 +18,12 @@ import torch
 
 from optinv.errors import OptinvError
 from optinv.io.names import input_name
-from optinv.io.ranges import to_signed
+from optinv.io.ranges import to_unit
 
 
-def _signed(im) -> torch.Tensor:
-    """PIL RGB → [3, H, W] in [-1, 1] (the jobs' in-memory input)."""
-    return torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 127.5 - 1.0
+def _unit(im) -> torch.Tensor:
+    """PIL RGB → [3, H, W] in [0, 1] (the jobs' in-memory input), rounded as earlier versions did."""
+    return to_unit(torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 127.5 - 1.0)
 
 
 def align_sources(sources: Sequence[Any], size: int, opts: Any,
@@ -45,7 +45,7 @@ def align_sources(sources: Sequence[Any], size: int, opts: Any,
         alignments[name] = {**al.transform.to_json(), "photo_path": str(Path(src).resolve())}
         if al.notes:
             notes.setdefault(name, []).extend(al.notes)
-        out.append((name, _signed(al.image)))
+        out.append((name, _unit(al.image)))
     return out, alignments
 
 
@@ -68,10 +68,10 @@ def attach_alignment(results: list[Any], alignments: dict[str, dict[str, Any]]) 
 def identity_distance(target: torch.Tensor, image: torch.Tensor) -> float | None:
     """dlib descriptor distance between two [3, H, W] images in [0, 1] (< 0.6: the same person)."""
     from optinv.faces.identity import distance
-    from optinv.io.image_files import tensor_to_pil
+    from optinv.io.image_files import to_pil
 
     try:
-        return round(distance(tensor_to_pil(to_signed(target[:3])), tensor_to_pil(to_signed(image))), 4)
+        return round(distance(to_pil(target[:3]), to_pil(image)), 4)
     except OptinvError:
         return None
 
@@ -94,9 +94,9 @@ def pastable(latent: Any, name: str) -> tuple[Any, str]:
 def write_pasted(item: Any, out: str | os.PathLike, image: torch.Tensor | None = None) -> Path:
     """OUT/NAME.pasted.png: ``image`` (default: the item's result, [3, R, R] in [0, 1]) in the photo it came from."""
     from optinv import faces
-    from optinv.io.image_files import atomic_save_image, load_photo, tensor_to_pil
+    from optinv.io.image_files import atomic_save_image, load_photo, to_pil
 
     t, photo_path = pastable(item.latent, item.name)
     img = item.image if image is None else image
-    pasted = faces.paste_back(tensor_to_pil(to_signed(img.clamp(0, 1))), load_photo(photo_path), t)
+    pasted = faces.paste_back(to_pil(img.clamp(0, 1)), load_photo(photo_path), t)
     return atomic_save_image(pasted, Path(out) / f"{item.name}.pasted.png")

@@ -1,7 +1,7 @@
 """Load generators from optinv, rosinality and NVIDIA files; save optinv's own format.
 
 Every ``torch.load`` here uses ``weights_only=True``; NVIDIA pickles go through the restricted
-unpickler of :mod:`optinv.io.nvidia_pickle`, which never runs code stored in the file.
+unpickler of :mod:`optinv.io.nvidia_unpickler`, which never runs code stored in the file.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def _load_tagged_generator(path: Path, obj: dict[str, Any]) -> Generator:
 
 
 def _load_pickle_file(path: Path) -> Generator:
-    from optinv.io.nvidia_pickle import nvidia_generator_to_rosinality
+    from optinv.io.nvidia_convert import nvidia_generator_to_rosinality
 
     try:
         sd, config = nvidia_generator_to_rosinality(path)

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from optinv.errors import InputImageError
 from optinv.io.fileio import atomic_write, first_line
+from optinv.io.ranges import to_signed, to_unit
 
 MAX_PIXELS = 36_000_000  # decoded in full before any resize (~110 MB as RGB): a 6000×6000 photo
 MIN_SIDE = 4
@@ -143,18 +144,26 @@ def fit_square(im: Image.Image, path: Path, crop: str, hint: str = CROP_HINT, si
     raise InputImageError(f"{path}: image is {w}×{h}, not square; {hint}")
 
 
-def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
-               crop: str = "none", notes: list[str] | None = None, hint: str = CROP_HINT) -> torch.Tensor:
-    """Image file → float tensor [C, H, W] in [-1, 1] (RGB; RGBA with alpha in [0, 1] if keep_alpha).
-
-    ``size`` resizes (antialiased) to size×size; ``notes`` collects one-line remarks about
-    conversions (alpha dropped, EXIF rotation, bit depth) for the caller to print.
-    """
+def read_image(path: str | os.PathLike, notes: list[str] | None = None) -> Image.Image:
+    """Decode an image file once: 8-bit RGB or RGBA PIL at its own size (EXIF-rotated, 16-bit, palette,
+    CMYK and grayscale converted, each conversion said in ``notes``). Unreadable, truncated or
+    absurdly large files raise :class:`InputImageError` with one line."""
     path = Path(path)
     notes = notes if notes is not None else []
     with _pillow_notes(notes):
         raw = _open(path)
-    im = _to_8bit_rgba(raw, notes, path)
+    return _to_8bit_rgba(raw, notes, path)
+
+
+def image_to_tensor(im: Image.Image, path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
+                    crop: str = "none", notes: list[str] | None = None, hint: str = CROP_HINT) -> torch.Tensor:
+    """A decoded image (:func:`read_image`) → float tensor [C, H, W] in [0, 1]: RGB, or RGBA if ``keep_alpha``.
+
+    ``crop`` makes it square (``none`` refuses a non-square image, saying how); ``size`` resizes
+    (Lanczos, antialiased) to size×size; ``path`` only names the image in messages.
+    """
+    path = Path(path)
+    notes = notes if notes is not None else []
     if im.mode == "RGBA" and not keep_alpha:
         notes.append("alpha channel dropped (it has no meaning for this job)")
         im = im.convert("RGB")
@@ -164,8 +173,26 @@ def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: boo
     if size is not None and im.size != (size, size):
         im = im.resize((size, size), Image.LANCZOS, reducing_gap=None)
     arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
-    rgb = arr[:3] * 2.0 - 1.0
+    rgb = to_unit(to_signed(arr[:3]))  # rounded as every earlier version did, so results keep their bits
     return torch.cat([rgb, arr[3:]], 0) if keep_alpha else rgb
+
+
+def load_image(path: str | os.PathLike, size: int | None = None, keep_alpha: bool = False,
+               crop: str = "none", notes: list[str] | None = None, hint: str = CROP_HINT) -> torch.Tensor:
+    """Image file → float tensor [C, H, W] in [0, 1] (RGB; RGBA if ``keep_alpha``).
+
+    :func:`read_image` then :func:`image_to_tensor`; ``notes`` collects one-line remarks about
+    conversions (alpha dropped, EXIF rotation, bit depth) for the caller to print.
+
+    >>> import tempfile, PIL.Image
+    >>> path = tempfile.mkdtemp() + "/grey.png"
+    >>> PIL.Image.new("RGB", (8, 8), (255, 128, 0)).save(path)
+    >>> x = load_image(path, size=4)
+    >>> tuple(x.shape), round(float(x[0].max()), 3), float(x[2].min())
+    ((3, 4, 4), 1.0, 0.0)
+    """
+    notes = notes if notes is not None else []
+    return image_to_tensor(read_image(path, notes), path, size, keep_alpha, crop, notes, hint)
 
 
 def load_photo(path: str | os.PathLike, notes: list[str] | None = None) -> Image.Image:
@@ -178,10 +205,16 @@ def load_photo(path: str | os.PathLike, notes: list[str] | None = None) -> Image
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
-def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    """[3, H, W] in [-1, 1] (or [4, H, W] with alpha in [0, 1]) → PIL image."""
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """[3, H, W] RGB or [4, H, W] RGBA in [0, 1] → 8-bit PIL image (values outside [0, 1] are clipped).
+
+    The one tensor → picture conversion: every PNG optinv writes goes through it.
+    """
+    if x.dim() != 3 or x.shape[0] not in (3, 4):
+        raise ValueError(f"to_pil takes [3|4, H, W] in [0, 1], got shape {tuple(x.shape)}")
     x = x.detach().float().cpu()
-    rgb = ((x[:3].clamp(-1, 1) + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+    signed = to_signed(x[:3]).clamp(-1, 1)  # the rounding every earlier version used: PNGs keep their bytes
+    rgb = ((signed + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
     if x.shape[0] == 4:
         a = (x[3:4].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
         return Image.fromarray(torch.cat([rgb, a]).permute(1, 2, 0).numpy(), "RGBA")

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any, Sequence, TypedDict
@@ -231,6 +232,14 @@ def save_latent(rec: LatentRecord, path: str | os.PathLike) -> Path:
     except OptinvError as e:
         raise OptinvError(f"{path}: refusing to write an invalid latent ({e})") from None
     return atomic_torch_save(rec, path)
+
+
+def latent_bytes(rec: LatentRecord) -> bytes:
+    """A checked record as the bytes of a latent file (a download, without a file on disk)."""
+    validate(rec, finite=False)
+    buf = io.BytesIO()
+    torch.save(rec, buf)
+    return buf.getvalue()
 
 
 def load_latent(path: str | os.PathLike, g: Generator | None = None) -> LatentRecord:

@@ -25,10 +25,9 @@ from PIL import Image
 
 from optinv.errors import OptinvError
 from optinv.io.fileio import TMP_SUFFIX, atomic_write, atomic_write_text, is_temporary, written_together
-from optinv.io.image_files import atomic_save_image, checkerboard_composite, make_grid, tensor_to_pil
-from optinv.io.latents import load_latent, save_latent  # noqa: F401  (load_latent: kept importable from here)
-from optinv.io.names import GIF_SUFFIX, RESULT_SUFFIXES, result_files  # noqa: F401  (kept importable from here)
-from optinv.io.ranges import to_signed
+from optinv.io.image_files import atomic_save_image, checkerboard_composite, make_grid, to_pil
+from optinv.io.latents import save_latent
+from optinv.io.names import result_files
 
 
 def ensure_out_dir(out: str | os.PathLike) -> Path:
@@ -225,13 +224,6 @@ def clean_stale_tmp(out: Path, recursive: bool = False) -> int:
     return n
 
 
-def to_pil01(x: torch.Tensor) -> Image.Image:
-    """[3|4, H, W] with RGB in [0, 1] (alpha in [0, 1]) → PIL."""
-    if x.shape[0] == 4:
-        return tensor_to_pil(torch.cat([to_signed(x[:3]), x[3:]]))
-    return tensor_to_pil(to_signed(x))
-
-
 def _upscale_to(im: Image.Image, size: int) -> Image.Image:
     return im if im.size == (size, size) else im.resize((size, size), Image.NEAREST)
 
@@ -239,9 +231,9 @@ def _upscale_to(im: Image.Image, size: int) -> Image.Image:
 def compare_strip(item: Any) -> Image.Image:
     """input | result | result as the observation sees it (all shown at model resolution)."""
     r = item.image.shape[-1]
-    target = to_pil01(item.target)
+    target = to_pil(item.target)
     shown_input = checkerboard_composite(target) if target.mode == "RGBA" else target
-    panels = [_upscale_to(shown_input, r), to_pil01(item.image), _upscale_to(to_pil01(item.observed), r)]
+    panels = [_upscale_to(shown_input, r), to_pil(item.image), _upscale_to(to_pil(item.observed), r)]
     scale = max(1, 256 // r)
     return make_grid(panels, cols=3, scale=scale)
 
@@ -260,7 +252,7 @@ def jsonable(v: Any) -> Any:
 
 
 def save_gif(frames: list[torch.Tensor], final: torch.Tensor, path: Path, ms: int = 80) -> None:
-    ims = [to_pil01(f.clamp(0, 1)) for f in frames] + [to_pil01(final)]
+    ims = [to_pil(f.clamp(0, 1)) for f in frames] + [to_pil(final)]
     r = ims[-1].size[0]
     ims = [_upscale_to(im, max(r, 128)) for im in ims]
     atomic_write(path, lambda tmp: ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
@@ -272,7 +264,7 @@ def write_item(item: Any, out: Path, gif: bool = False) -> dict[str, str]:
     paths = {"image": out / f"{item.name}.png", "latent": out / f"{item.name}.latent.pt",
              "compare": out / f"{item.name}.compare.png", "json": out / f"{item.name}.json"}
     with written_together():  # a result's files are replaced together or not at all
-        atomic_save_image(to_pil01(item.image), paths["image"])
+        atomic_save_image(to_pil(item.image), paths["image"])
         save_latent(item.latent, paths["latent"])
         atomic_save_image(compare_strip(item), paths["compare"])
         if gif and item.frames:

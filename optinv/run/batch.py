@@ -13,344 +13,32 @@ an item that fails for any reason is recorded with its one-line reason and the r
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import signal
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from optinv.engine import jobs
 from optinv.io.checkpoints import load_generator
 from optinv.errors import OptinvError
-from optinv.io.fileio import atomic_write_text, first_line
+from optinv.io.fileio import first_line
 from optinv.engine.generator import Generator
-from optinv.io.image_files import load_image
 from optinv.engine.options import check_duplicates
-from optinv.io.names import RESULT_SUFFIXES, duplicate_names, result_files
-from optinv.io.outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, write_item
+from optinv.io.outputs import OutputLock, ensure_out_dir
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+from optinv.run import runner
+from optinv.run.worklist import IMAGE_SUFFIXES, WorkItem, find_inputs, rounds
+from optinv.run.ranks import Ranks, StopFlag, check_torchrun_env, join_ranks, launched_by_torchrun, pick_device
+from optinv.run.manifest import MANIFEST, RecordLog, make_record, one_line, write_manifest
+
 JOBS = ("invert", "pulse", "paint")
-MANIFEST = "manifest.jsonl"
 RANK_LOG = ".manifest.rank{rank}.jsonl"
-RANK_LOG_GLOB = ".manifest.rank*.jsonl"
-CLAIMS_OUTPUTS = ("ok", "nan", "skipped-existing")  # statuses whose record says the files exist
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-# ------------------------------------------------------------------------------ the work list
-@dataclass(frozen=True)
-class WorkItem:
-    """One input file; its outputs go to ``OUT_DIR/<its sub-folder>/<stem>.*``."""
-
-    rel: str      # path relative to INPUT_DIR (posix): the manifest key
-    source: Path
-    stem: str     # output base name, unique within its folder
-
-    @property
-    def subdir(self) -> str:
-        parent = PurePosixPath(self.rel).parent
-        return "" if str(parent) == "." else str(parent)
-
-    def names(self, duplicates: int) -> list[str]:
-        """Output names, in the order the job returns results (pulse: one per duplicate)."""
-        return duplicate_names(self.stem, duplicates)
-
-    def outputs(self, duplicates: int) -> list[dict[str, str]]:
-        """Output files relative to OUT_DIR: what the manifest records."""
-        folder = PurePosixPath(self.subdir)
-        return [{kind: (folder / f"{n}{suffix}").as_posix() for kind, suffix in RESULT_SUFFIXES.items()}
-                for n in self.names(duplicates)]
-
-    def complete(self, out: Path, duplicates: int) -> bool:
-        return all((out / p).is_file() for paths in self.outputs(duplicates) for p in paths.values())
-
-
-def _is_candidate(p: Path) -> bool:
-    """Hidden files are left out: macOS '._x.png' companions are not images."""
-    return not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
-
-
-def _image_files(root: Path, recursive: bool, exclude: Path | None) -> Iterator[Path]:
-    if not recursive:
-        yield from (p for p in root.iterdir() if _is_candidate(p))
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        # never descend into OUT_DIR: last run's outputs would become this run's inputs
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and (here / d).resolve() != exclude]
-        yield from (here / f for f in filenames if _is_candidate(here / f))
-
-
-def find_inputs(input_dir: str | os.PathLike, recursive: bool = False, exclude: Path | None = None,
-                duplicates: int = 1, gif: bool = False, out_dir: Path | None = None) -> list[WorkItem]:
-    """The sorted work list; every rank and every rerun sees the same order. With ``out_dir``, no
-    result takes the name of an input that lives there (an input may be a link into it)."""
-    root = Path(input_dir)
-    if not root.is_dir():
-        raise OptinvError(f"{root}: not a folder")
-    rels = sorted(p.relative_to(root).as_posix() for p in _image_files(root, recursive, exclude))
-    bases = Counter(str(PurePosixPath(r).with_suffix("")).casefold() for r in rels)
-    preferred = []
-    for rel in rels:
-        p = PurePosixPath(rel)
-        # a.png and a.jpg side by side would write the same a.png: name both after their suffix
-        preferred.append(p.stem if bases[str(p.with_suffix("")).casefold()] == 1 else f"{p.stem}_{p.suffix[1:]}")
-    stems = list(preferred)
-    folders: dict[str, list[int]] = {}
-    for i, rel in enumerate(rels):
-        folders.setdefault(str(PurePosixPath(rel).parent), []).append(i)
-    sources = [root / r for r in rels]
-    for folder, idx in folders.items():  # names are planned per output folder, unique by construction
-        reserved = inputs_in(Path(out_dir) / folder, sources) if out_dir is not None else set()
-        for i, name in zip(idx, plan_names([preferred[i] for i in idx], lambda n: _files(n, duplicates, gif),
-                                           reserved=reserved)):
-            stems[i] = name
-    return [WorkItem(rel=rel, source=root / rel, stem=stem) for rel, stem in zip(rels, stems)]
-
-
-def _files(name: str, duplicates: int, gif: bool) -> list[str]:
-    """Every file the outputs of one input called ``name`` write (pulse: each duplicate's)."""
-    return [f for n in duplicate_names(name, duplicates) for f in result_files(n, gif)]
-
-
-def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
-    """Rank r takes every world-th item starting at r: balanced and needs no communication."""
-    return list(items[rank::world])
-
-
-def rounds(todo: Sequence[WorkItem], rank: int, world: int, batch: int) -> Iterator[list[WorkItem]]:
-    """This rank's batches, padded with empty ones so every rank runs the same number of rounds
-    (each round ends in a collective that all ranks must join)."""
-    mine = shard(todo, rank, world)
-    n_rounds = math.ceil(math.ceil(len(todo) / world) / batch)
-    for r in range(n_rounds):
-        yield mine[r * batch: (r + 1) * batch]
-
-
-# ------------------------------------------------------------------------- ranks and devices
-@dataclass
-class Ranks:
-    """Where this process stands among the torchrun workers (a lone process is rank 0 of 1)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int | None = None
-    active: bool = False                       # collectives go through torch.distributed
-    owns_group: bool = False                   # we initialised it, so we destroy it
-    comm_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def sum(self, values: list[int]) -> list[int]:
-        if not self.active:
-            return list(values)
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.int64, device=self.comm_device)
-        dist.all_reduce(t)
-        return [int(v) for v in t.tolist()]
-
-    def barrier(self) -> None:
-        """An all-reduce rather than dist.barrier(): NCCL's barrier has to guess the device."""
-        self.sum([0])
-
-    def share(self, obj: Any) -> Any:
-        """Rank 0's object, on every rank."""
-        if not self.active:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0, device=self.comm_device)
-        return box[0]
-
-    def close(self) -> None:
-        if self.owns_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-            self.owns_group = self.active = False
-
-
-def launched_by_torchrun() -> bool:
-    return all(k in os.environ for k in TORCHRUN_ENV)
-
-
-RENDEZVOUS_ENV = "OPTINV_RENDEZVOUS_SECONDS"
-
-
-def rendezvous_seconds() -> float:
-    """How long a rank waits for the others (``$OPTINV_RENDEZVOUS_SECONDS``, default 300)."""
-    raw = os.environ.get(RENDEZVOUS_ENV, "300")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise OptinvError(f"{RENDEZVOUS_ENV} must be a number of seconds > 0, got {raw!r}")
-    return value
-
-
-def check_torchrun_env() -> None:
-    """RANK, WORLD_SIZE and LOCAL_RANK are integers with 0 ≤ RANK < WORLD_SIZE and 0 ≤ LOCAL_RANK:
-    a rank outside the world would wait for a group it can never join."""
-    values = {}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        raw = os.environ.get(key, "")
-        try:
-            values[key] = int(raw)
-        except ValueError:
-            raise OptinvError(f"{key} must be an integer, got {raw!r} (torchrun sets it)") from None
-    rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
-    if world < 1 or not 0 <= rank < world:
-        raise OptinvError(f"RANK {rank} does not lie in 0..WORLD_SIZE-1 (WORLD_SIZE {world}): start the ranks "
-                          f"with torchrun")
-    if not 0 <= local <= rank:
-        raise OptinvError(f"LOCAL_RANK {local} must lie in 0..RANK ({rank})")
-
-
-def pick_device(name: str | None, local_rank: int | None) -> torch.device:
-    """The job's device; under torchrun each rank takes GPU number LOCAL_RANK."""
-    dev = jobs.resolve_device(name)
-    if dev.type != "cuda" or local_rank is None:
-        return dev
-    if local_rank >= torch.cuda.device_count():
-        raise OptinvError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA device(s): "
-                          f"start at most that many processes per node")
-    dev = torch.device("cuda", local_rank)
-    torch.cuda.set_device(dev)
-    return dev
-
-
-def _rendezvous(backend: str, seconds: float, flag: "StopFlag | None") -> None:
-    """``init_process_group`` on a helper thread while this one watches for SIGINT/SIGTERM: the
-    C++ wait for the other ranks would otherwise hold the signals until it gives up."""
-    import datetime
-
-    import torch.distributed as dist
-
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
-        except BaseException as e:  # noqa: BLE001  (handed to the waiting thread)
-            failed.append(e)
-
-    waiter = threading.Thread(target=run, name="optinv-rendezvous", daemon=True)
-    waiter.start()
-    while waiter.is_alive():
-        waiter.join(0.1)
-        if flag is not None and flag.signum is not None:
-            raise OptinvError(f"stopped by {signal.Signals(flag.signum).name} while waiting for the other ranks")
-    if failed:
-        e = failed[0]
-        if isinstance(e, (RuntimeError, ValueError)):  # torch's DistStoreError is a RuntimeError
-            raise OptinvError(f"the other ranks did not join within {seconds:g} s (WORLD_SIZE "
-                              f"{os.environ['WORLD_SIZE']}, MASTER_ADDR {os.environ['MASTER_ADDR']}): start every "
-                              f"rank with torchrun, or set {RENDEZVOUS_ENV} ({first_line(e, 120)})") from None
-        raise e
-
-
-def join_ranks(device: torch.device, flag: "StopFlag | None" = None) -> Ranks:
-    """Join the torchrun process group (NCCL for CUDA, gloo otherwise), or stay alone; a signal
-    while waiting for the other ranks stops the run in one line."""
-    if not launched_by_torchrun():
-        return Ranks()
-    import torch.distributed as dist
-
-    check_torchrun_env()
-    owns = False
-    if not dist.is_initialized():
-        _rendezvous("nccl" if device.type == "cuda" else "gloo", rendezvous_seconds(), flag)
-        owns = True
-    comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ["LOCAL_RANK"]),
-                 active=True, owns_group=owns, comm_device=comm)
-
-
-# ------------------------------------------------------------------------------------ signals
-class StopFlag:
-    """SIGINT/SIGTERM only set a flag: a batch cannot be stopped midway without losing it, so
-    the run stops after the batch in flight. A second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python only delivers signals to the main thread
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._previous[s] = signal.signal(s, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and self.signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = self.signum or signum
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
-
-# ------------------------------------------------------------------------------------ records
-def make_record(item: WorkItem, status: str, *, error: str | None = None, outputs: Sequence[dict] = (),
-                metrics: Sequence[dict] = (), notes: Sequence[str] = (), rank: int = 0) -> dict[str, Any]:
-    """One manifest line; ``time`` decides which record wins when runs are merged."""
-    return {"input": item.rel, "status": status, "error": error, "outputs": list(outputs),
-            "metrics": list(metrics), "notes": list(notes), "rank": rank, "time": time.time()}
-
-
-def one_line(e: BaseException) -> str:
-    return first_line(e, limit=None)
-
-
-class RecordLog:
-    """This rank's append-only log: a line is on disk (fsynced) before the next item starts."""
-
-    def __init__(self, path: Path) -> None:
-        torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        self._f = open(path, "a", encoding="utf-8")
-        if torn:  # a line cut short by a kill must not swallow the next one
-            self._f.write("\n")
-
-    def append(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(jsonable(record)) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of one manifest or log; a line torn by a kill is skipped, not fatal."""
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("input"), str) and "status" in rec:
-                yield rec
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -426,6 +114,8 @@ class Worker:
 
     def __init__(self, cfg: BatchConfig, g: Generator, device: torch.device, rank: int) -> None:
         self.cfg, self.g, self.device, self.rank = cfg, g, device, rank
+        self.spec = runner.JobSpec(cfg.job, cfg.options, scale=cfg.scale, duplicates=cfg.duplicates)
+        self.decoded: dict[str, Any] = {}
 
     def process(self, items: Sequence[WorkItem], emit: Emit) -> None:
         """Unreadable inputs fail alone; a batch the job refuses is retried item by item."""
@@ -467,28 +157,21 @@ class Worker:
         return f"{type(e).__name__}: {first_line(e)}"
 
     def _unreadable(self, item: WorkItem) -> str | None:
+        """Decode the input once (kept for the job); a bad file fails alone, with its reason."""
         try:
-            load_image(item.source, keep_alpha=self.cfg.job == "paint", crop=self.cfg.options.crop)
+            self.decoded[item.rel] = runner.inputs_for([item.source], self.spec)[0]
         except Exception as e:
             return self.reason(e)
         return None
 
     def _solve(self, items: list[WorkItem], emit: Emit) -> None:
-        results = self._call_job([str(i.source) for i in items])
-        k = self.cfg.outputs_per_item
+        results = runner.dispatch(self.spec, [self.decoded.get(i.rel, str(i.source)) for i in items], self.g,
+                                  str(self.device))
+        k = self.spec.per_input
         if len(results) != k * len(items):
             raise OptinvError(f"the {self.cfg.job} job returned {len(results)} results for {len(items)} inputs")
         for n, item in enumerate(items):
             emit(self._write(item, results[n * k: (n + 1) * k]))
-
-    def _call_job(self, paths: list[str]) -> list[jobs.ItemResult]:
-        c = self.cfg
-        kw = {"model": self.g, "device": str(self.device), "options": c.options}
-        if c.job == "pulse":
-            return jobs.pulse(paths, scale=c.scale, duplicates=c.duplicates, **kw)
-        if c.job == "paint":
-            return jobs.paint(paths, **kw)
-        return jobs.invert(paths, **kw)
 
     def _write(self, item: WorkItem, results: list[jobs.ItemResult]) -> dict[str, Any]:
         folder = self.cfg.out_dir / item.subdir
@@ -497,8 +180,7 @@ class Worker:
         for r, name, rel_paths in zip(results, item.names(self.cfg.outputs_per_item),
                                       item.outputs(self.cfg.outputs_per_item)):
             r.name = name  # the job names results after the file stem; ours are unique per folder
-            r.notes = [self.cfg.wording(n) for n in r.notes]
-            written = write_item(r, folder, gif=self.cfg.gif)
+            (written,) = runner.write([r], folder, self.cfg.gif, self.cfg.wording)
             if "gif" in written:
                 rel_paths = {**rel_paths, "gif": (PurePosixPath(item.subdir) / Path(written["gif"]).name).as_posix()}
             outputs.append(rel_paths)
@@ -519,55 +201,6 @@ def _free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-# -------------------------------------------------------------------------------- the manifest
-def newest_records(out: Path) -> dict[str, dict[str, Any]]:
-    """The newest record per input over the last manifest and every rank's log."""
-    newest: dict[str, dict[str, Any]] = {}
-    for path in (out / MANIFEST, *sorted(out.glob(RANK_LOG_GLOB))):
-        for rec in read_records(path):
-            if rec["status"] == "pending":
-                continue
-            old = newest.get(rec["input"])
-            if old is None or float(rec.get("time") or 0) >= float(old.get("time") or 0):
-                newest[rec["input"]] = rec
-    return newest
-
-
-def rebuilt_record(item: WorkItem, out: Path, per_item: int) -> dict[str, Any]:
-    """For finished outputs whose log line was lost (killed between the write and the log)."""
-    metrics, notes = [], []
-    for paths in item.outputs(per_item):
-        try:
-            saved = json.loads((out / paths["json"]).read_text())
-        except (OSError, ValueError):
-            saved = {}
-        metrics.append(saved.get("metrics", {}))
-        notes.extend(saved.get("notes", []))
-    rec = make_record(item, "skipped-existing", outputs=item.outputs(per_item), metrics=metrics, notes=notes)
-    rec["rank"] = None
-    rec["time"] = (out / item.outputs(per_item)[0]["json"]).stat().st_mtime  # when it was made, not now
-    return rec
-
-
-def final_record(item: WorkItem, rec: dict[str, Any] | None, out: Path, per_item: int) -> dict[str, Any]:
-    """A record may only claim outputs that exist; an item neither done nor failed is pending."""
-    if item.complete(out, per_item):
-        return rec if rec is not None and rec["status"] in CLAIMS_OUTPUTS else rebuilt_record(item, out, per_item)
-    if rec is not None and rec["status"] == "error":
-        return rec
-    return {**make_record(item, "pending"), "rank": None}
-
-
-def write_manifest(out: Path, items: Sequence[WorkItem], per_item: int) -> Path:
-    """Merge every log into manifest.jsonl (atomically), then drop the logs."""
-    newest = newest_records(out)
-    lines = [json.dumps(jsonable(final_record(it, newest.get(it.rel), out, per_item))) + "\n" for it in items]
-    path = atomic_write_text("".join(lines), out / MANIFEST, fsync=True)
-    for log in out.glob(RANK_LOG_GLOB):
-        log.unlink(missing_ok=True)
-    return path
 
 
 # ---------------------------------------------------------------------------------- the run

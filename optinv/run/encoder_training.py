@@ -45,7 +45,7 @@ from optinv.engine.encoder import build_for, iterate, load_encoder, save_encoder
 from optinv.errors import OptinvError
 from optinv.io.fileio import atomic_torch_save, first_line
 from optinv.io.image_files import load_image, save_grid
-from optinv.io.outputs import to_pil01
+from optinv.io.image_files import to_pil
 from optinv.io.ranges import to_unit
 
 
@@ -259,7 +259,7 @@ def loss_inputs(args: argparse.Namespace, g) -> tuple[Any, torch.Tensor | None]:
         files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not files:
             raise SystemExit(f"error: {args.data} holds no .png/.jpg images")
-        reals = torch.stack([to_unit(load_image(p, size=g.size)) for p in tqdm(files, desc="loading --data", leave=False)])
+        reals = torch.stack([load_image(p, size=g.size) for p in tqdm(files, desc="loading --data", leave=False)])
     return lpips, reals
 
 
@@ -297,7 +297,7 @@ def save(run: Run, ckpt: Path, out: Path) -> None:
     with torch.no_grad():
         xs, _ = synthetic_batch(run.g, 8, torch.Generator().manual_seed(99))
         rec = render(run.g, predict(run.g, run.enc, xs, run.enc.passes - 2))
-    save_grid([to_pil01(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
+    save_grid([to_pil(t.cpu()) for t in torch.cat([xs, rec])], out / "recon.png", cols=8, scale=2)
 
 
 def train(run: Run, out: Path, ckpt: Path) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from optinv.engine import metrics
 from optinv.errors import OptinvError
@@ -72,7 +71,7 @@ def load01(path: Path) -> torch.Tensor:
     """An image file as [3, H, W] in [0, 1] (alpha dropped: it has no meaning for a score)."""
     from optinv.io.image_files import load_image
 
-    return (load_image(path, notes=[]) + 1) / 2
+    return load_image(path, notes=[])
 
 
 def _lpips(backbone: str | os.PathLike | None, missing: dict[str, str]):
@@ -104,7 +103,7 @@ def score_pair(pred: torch.Tensor, truth: torch.Tensor, *, scale: int | None = N
                faces: bool = False) -> dict[str, Any]:
     """Every measure for one pair of [3, H, W] images in [0, 1] (None where unavailable)."""
     from optinv.engine.operators import BicubicDownscale
-    from optinv.io.outputs import to_pil01
+    from optinv.io.image_files import to_pil
 
     row: dict[str, Any] = {"psnr": metrics.psnr(pred, truth), "ssim": metrics.ssim(pred, truth),
                            "ms_ssim": metrics.ms_ssim(pred, truth), "lpips": None, "identity_distance": None,
@@ -115,7 +114,7 @@ def score_pair(pred: torch.Tensor, truth: torch.Tensor, *, scale: int | None = N
     if faces:
         from optinv.faces import identity
 
-        a, b = to_pil01(pred), to_pil01(truth)
+        a, b = to_pil(pred), to_pil(truth)
         row["identity_distance"] = identity.distance(a, b)
         row["face_found"] = int(identity.face_found(a))
     if scale:

@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from optinv.edit import edits as E
-from optinv.engine import jobs
 from optinv.engine.bounds import finite_number, truncated_w
 from optinv.io.checkpoints import samples_dir
 from optinv.edit.directions import shipped_directions
@@ -28,12 +27,12 @@ from optinv.io.fileio import latent_stem
 from optinv.engine.generator import Generator
 from optinv.io.image_files import load_image, load_photo
 from optinv.io.latent_formats import read_foreign, sniff
-from optinv.io.latents import check_model, from_foreign, load_latent, model_ref, new_record, save_latent
+from optinv.io.latents import check_model, from_foreign, latent_bytes, load_latent, model_ref, new_record, save_latent
 from optinv.engine.operators import downscale_operator
 from optinv.engine.options import SEED_MAX, JobOptions, check_seed, merged_options
 from optinv.io.outputs import compare_strip, jsonable
-from optinv.io.ranges import to_unit
 from optinv.engine.spaces import SPACES
+from optinv.run import runner
 from optinv.studio.queue import Job, JobQueue
 from optinv.studio.state import LatentEntry, Page, ResultEntry, Upload, png_bytes, remove_file
 
@@ -153,7 +152,7 @@ class Studio:
         else:
             raise OptinvError(f"unknown upload purpose {purpose!r}")
         key = page.add(Upload(name=path.stem, path=path, purpose=purpose), "u")
-        return {"id": key, "name": path.stem, "preview": _data_url(png_bytes(to_unit(t))),
+        return {"id": key, "name": path.stem, "preview": _data_url(png_bytes(t)),
                 "notes": [self.say(n) for n in notes]}
 
     def read_latent(self, path: Path) -> Any:
@@ -234,22 +233,15 @@ class Studio:
         items = []
         for run in range(runs if kind == "paint" else 1):
             o = JobOptions.of(opts, seed=opts.seed + run, callback=callback, preview=preview)
-            if kind == "paint":
-                items += jobs.paint([path], model=self.g, options=o)
-            elif kind == "invert":
-                items += jobs.invert([path], model=self.g, options=o)
-            else:
-                items += jobs.pulse([path], model=self.g, options=o, duplicates=runs)
+            spec = runner.JobSpec(kind, o, duplicates=runs if kind == "pulse" else 1)
+            items += runner.dispatch(spec, runner.inputs_for([path], spec), self.g)
         return [self.keep(page, item, f"_seed{item.metrics['seed']}" if len(items) > 1 and kind == "paint" else "")
                 for item in items]
 
     def keep(self, page: Page, item: Any, suffix: str = "") -> dict[str, Any]:
-        path = self.new_file("result.latent.pt", b"")
-        save_latent(item.latent, path)
         entry = ResultEntry(name=item.name + suffix, job=item.job, image=png_bytes(item.image),
-                            compare=png_bytes(compare_strip(item)), latent=path.read_bytes(), record=item.latent,
-                            metrics=jsonable(item.metrics), notes=[self.say(n) for n in item.notes])
-        path.unlink()
+                            compare=png_bytes(compare_strip(item)), latent=latent_bytes(item.latent),
+                            record=item.latent, metrics=jsonable(item.metrics), notes=[self.say(n) for n in item.notes])
         key = page.add(entry, "r")
         return {"id": key, "name": entry.name, "job": entry.job, "metrics": entry.metrics, "notes": entry.notes,
                 "image": _data_url(entry.image), "compare": _data_url(entry.compare)}

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from optinv.io.latents import LatentRecord
-from optinv.io.outputs import to_pil01
+from optinv.io.image_files import to_pil
 
 MAX_ENTRIES = 64
 MAX_UPLOADS = 8    # files kept per page (each up to 16 MB); the oldest is deleted first
@@ -36,7 +36,7 @@ def remove_file(path: Path) -> None:
 def png_bytes(im: Image.Image | torch.Tensor) -> bytes:
     """A PIL image, or an image tensor [3|4, H, W] in [0, 1], as PNG bytes."""
     if isinstance(im, torch.Tensor):
-        im = to_pil01(im.detach().float().cpu().clamp(0, 1))
+        im = to_pil(im.detach().float().cpu().clamp(0, 1))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()

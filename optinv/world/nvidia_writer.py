@@ -1,7 +1,7 @@
 """Write a rosinality generator as an NVIDIA stylegan2-ada-pytorch snapshot (fixtures, round trips).
 
 The file has NVIDIA's structure (persistent-module records, ``_parameters``/``_buffers``,
-``_init_kwargs``) but a placeholder ``module_src``, so only :mod:`optinv.io.nvidia_pickle` opens it.
+``_init_kwargs``) but a placeholder ``module_src``, so only :mod:`optinv.io.nvidia_unpickler` opens it.
 Training-only: the engine reads NVIDIA files and never writes them.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from optinv.io.fileio import atomic_write
-from optinv.io.nvidia_pickle import (NvidiaConversionError, PathLike, PersistentModule, _blur_kernel, _check_shapes,
-                                     _f32, _rosinality_shapes)
+from optinv.io.nvidia_convert import (_blur_kernel, _check_shapes, _f32, _rosinality_shapes)
+from optinv.io.nvidia_unpickler import NvidiaConversionError, PathLike, PersistentModule
 
 __all__ = ["write_nvidia_style_pickle"]
 
@@ -36,8 +36,8 @@ class _GlobalRef:
 
 
 _RECONSTRUCT_REF = _GlobalRef("torch_utils.persistence", "_reconstruct_persistent_obj")
-_PLACEHOLDER_SRC = ("# Written by optinv.io.nvidia_pickle.write_nvidia_style_pickle: the NVIDIA snapshot layout\n"
-                    "# without NVIDIA's network code. Read it with optinv.io.nvidia_pickle.read_nvidia_pickle.\n")
+_PLACEHOLDER_SRC = ("# Written by optinv.world.nvidia_writer.write_nvidia_style_pickle: the NVIDIA snapshot layout\n"
+                    "# without NVIDIA's network code. Read it with optinv.io.nvidia_unpickler.read_nvidia_pickle.\n")
 
 
 class _NvidiaStylePickler(pickle._Pickler):  # the pure-Python pickler lets us emit a foreign global
@@ -92,7 +92,7 @@ def write_nvidia_style_pickle(state_dict_rosinality: dict[str, torch.Tensor], co
     """Write a rosinality generator as an NVIDIA-layout snapshot (``G_ema`` etc.), for round trips.
 
     The file has NVIDIA's structure (persistent records, ``_parameters``/``_buffers``,
-    ``_init_kwargs``) but a placeholder ``module_src``, so only :mod:`optinv.io.nvidia_pickle` opens it.
+    ``_init_kwargs``) but a placeholder ``module_src``, so only :mod:`optinv.io.nvidia_unpickler` opens it.
     ``config`` needs ``size, style_dim, n_mlp``; ``lr_mlp`` (0.01), ``channels`` (from the
     shapes) and ``w_avg`` (zeros) are optional.
     """
