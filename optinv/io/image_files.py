@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -43,8 +44,13 @@ def _open(path: Path) -> Image.Image:
         raise InputImageError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
         raise InputImageError(f"{path}: empty file")
+    return _decode(path, path)
+
+
+def _decode(fp: Path | IO[bytes], path: Path) -> Image.Image:
+    """Decode a file or an in-memory image (``path`` names it in messages) with the size checks."""
     try:
-        im = Image.open(path)
+        im = Image.open(fp)
         w, h = im.size
         if w * h > MAX_PIXELS and im.format == "JPEG":
             k = 1
@@ -142,6 +148,17 @@ def fit_square(im: Image.Image, path: Path, crop: str, hint: str = CROP_HINT, si
         canvas.paste(im, ((s - w) // 2, (s - h) // 2))
         return canvas
     raise InputImageError(f"{path}: image is {w}×{h}, not square; {hint}")
+
+
+def read_image_bytes(data: bytes, name: str, notes: list[str] | None = None) -> Image.Image:
+    """:func:`read_image` for an image held in memory (an upload, a painted canvas): the same checks and
+    conversions, ``name`` in the messages, no file written."""
+    notes = notes if notes is not None else []
+    if not data:
+        raise InputImageError(f"{name}: empty file")
+    with _pillow_notes(notes):
+        raw = _decode(io.BytesIO(data), Path(name))
+    return _to_8bit_rgba(raw, notes, Path(name))
 
 
 def read_image(path: str | os.PathLike, notes: list[str] | None = None) -> Image.Image:

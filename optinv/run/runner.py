@@ -18,7 +18,7 @@ from optinv.engine.generator import Generator
 from optinv.engine.inputs import Decoded, Source
 from optinv.engine.options import JobOptions, check_duplicates
 from optinv.engine.results import ItemResult
-from optinv.io.image_files import image_to_tensor, read_image
+from optinv.io.image_files import image_to_tensor, read_image, read_image_bytes
 from optinv.io.names import duplicate_names, result_files
 from optinv.io.outputs import existing, inputs_in, plan_names, write_item
 
@@ -84,11 +84,20 @@ def decode(source: str | os.PathLike, spec: JobSpec) -> Decoded:
     return d
 
 
-def inputs_for(sources: Sequence[str | os.PathLike], spec: JobSpec) -> list[Source]:
-    """The job's inputs: decoded files, or with ``align`` the photo files (the aligner reads them)."""
+def decode_bytes(data: bytes, name: str, spec: JobSpec) -> Decoded:
+    """:func:`decode` for an image held in memory (the studio's painted canvas): no file is written."""
+    notes: list[str] = []
+    d = Decoded(Path(name), read_image_bytes(data, name, notes), notes)
+    image_to_tensor(d.image, d.path, keep_alpha=spec.job == "paint", crop=spec.options.crop, notes=[])
+    return d
+
+
+def inputs_for(sources: Sequence[str | os.PathLike | Decoded], spec: JobSpec) -> list[Source]:
+    """The job's inputs: decoded files (already decoded ones pass through), or with ``align`` the
+    photo files (the aligner reads them)."""
     if spec.options.align:
-        return [str(s) for s in sources]
-    return [decode(s, spec) for s in sources]
+        return [s if isinstance(s, Decoded) else str(s) for s in sources]
+    return [s if isinstance(s, Decoded) else decode(s, spec) for s in sources]
 
 
 def dispatch(spec: JobSpec, inputs: Sequence[Source], g: Generator, device: str | None = "auto",

@@ -35,7 +35,8 @@ from optinv.errors import InputImageError, OptinvError
 from optinv.engine.generator import Generator
 from optinv.studio import schema
 from optinv.studio.schema import MAX_DATA_URL, check_body
-from optinv.studio.service import MAX_UPLOAD_BYTES, Studio, safe_name
+from optinv.studio.service import Studio
+from optinv.studio.wire import MAX_UPLOAD_BYTES, safe_name
 from optinv.studio.state import ResultEntry
 
 STATIC = Path(__file__).with_name("static")
