@@ -105,7 +105,7 @@ def _targets(g, seeds):
         z = torch.randn(len(seeds), g.style_dim, generator=torch.Generator().manual_seed(seeds[0]))
         for i, s in enumerate(seeds):
             z[i] = torch.randn(g.style_dim, generator=torch.Generator().manual_seed(s))
-        return g(z).clamp(-1, 1)  # inputs in [-1, 1], as the jobs take tensors
+        return ((g(z) + 1) / 2).clamp(0, 1)  # inputs in [0, 1], as the jobs take tensors
 
 
 def _tuned_invert(g, images, **kw):

@@ -66,7 +66,10 @@ def load_groups(sources: Sequence[Source], size: int | None, keep_alpha: bool, c
 def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, crop: str,
               notes: dict[str, list[str]]) -> tuple[list[torch.Tensor], list[str]]:
     tensors, names = [], []
-    for src in sources:
+    flat: list[Source] = []
+    for src in sources:  # a [N, C, H, W] tensor in the list is N images
+        flat.extend(src.unbind(0) if isinstance(src, torch.Tensor) and src.dim() == 4 else [src])
+    for src in flat:
         if isinstance(src, tuple):  # e.g. an aligned crop, named after its photo
             name, t = src
         elif isinstance(src, torch.Tensor):
@@ -92,8 +95,8 @@ def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, cro
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     for t in tensors:
         if t.dim() != 3 or t.shape[0] not in (3, 4):
-            raise OptinvError(f"an input image tensor must be [C, H, W] with C = 3 (RGB) or 4 (RGBA), got shape "
-                              f"{tuple(t.shape)} (a batch [N, C, H, W] is passed as a list of images)")
+            raise OptinvError(f"an input image tensor must be [C, H, W] (or [N, C, H, W]) with C = 3 (RGB) or 4 "
+                              f"(RGBA), got shape {tuple(t.shape)}")
     stacked = torch.stack(tensors).float()
     if not torch.isfinite(stacked).all():
         raise OptinvError("input contains NaN or Inf values")

@@ -42,7 +42,8 @@ def invert(images: Sequence[Source], model: Model = None, device: str | None = "
     """Find latents whose images match ``images``.
 
     Args:
-        images: files, decoded files or [3, H, W] tensors in [0, 1] (resized to the model's R×R).
+        images: files, decoded files or [3, H, W] tensors in [0, 1] (a [N, 3, H, W] tensor is N images),
+            resized to the model's R×R.
         model: a :class:`Generator`, a file or a shipped model name (None: the embedded default).
         device: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``…
         options / settings: :class:`JobOptions`, or its fields as keywords (``steps=300, space="w"``).
@@ -62,7 +63,7 @@ def invert(images: Sequence[Source], model: Model = None, device: str | None = "
     ((3, 16, 16), 2)
     >>> invert([torch.rand(16, 16)], model=g, device="cpu", steps=1)
     Traceback (most recent call last):
-    optinv.errors.OptinvError: an input image tensor must be [C, H, W] with C = 3 (RGB) or 4 (RGBA), got shape (16, 16) (a batch [N, C, H, W] is passed as a list of images)
+    optinv.errors.OptinvError: an input image tensor must be [C, H, W] (or [N, C, H, W]) with C = 3 (RGB) or 4 (RGBA), got shape (16, 16)
     """
     opts = _options(options, settings)
     g = get_model(model, resolve_device(device))
