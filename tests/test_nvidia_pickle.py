@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from optinv.io.nvidia_convert import nvidia_generator_to_rosinality
-from optinv.io.nvidia_unpickler import (NvidiaConversionError, NvidiaPickleFormatError, PersistentModule, SafeNvidiaUnpickler, UnsafePickleError, module_state_dict, read_nvidia_pickle)
+from optinv.io.nvidia_unpickler import (NvidiaConversionError, NvidiaPickleFormatError, PersistentModule,
+                                        SafeNvidiaUnpickler, UnsafePickleError, module_state_dict, read_nvidia_pickle)
 from optinv.world.nvidia_writer import write_nvidia_style_pickle
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
