@@ -21,6 +21,14 @@ JOB_DEFAULTS: dict[str, dict[str, Any]] = {
               "schedule": "linear1cycledrop", "noise": "trainable", "trainable_noise": 5, "eps": 2e-3},
 }
 
+# ILO's latent search (`ilo_latent` w, the default with `ilo`): one w from w_avg (W+'s schedule), the
+# job's data term alone. Measured on the embedded model (docs/BENCHMARKS.md, "Inverse problems"):
+# the layer stages widen a tight range best. From PULSE's Z+ search ×8 super-resolution reached
+# 27.1 dB against the truth, from W+ 26.8, from W 28.2 (4 renders, the same layer stages).
+ILO_LATENT: dict[str, Any] = {"space": "w", "init": "mean", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
+                              "trainable_noise": 0, "adam_beta2": 0.9}
+ILO_LATENT_RECIPES: dict[str, str] = {"pulse": "100*L2", "paint": "100*L2A"}  # invert keeps its own (no GEOCROSS)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "pulse": {"source": "Menon et al. 2020, adamian98/pulse run.py defaults",
               "space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "steps": 100, "lr": 0.4,
