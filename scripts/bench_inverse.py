@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from optinv import jobs, metrics  # noqa: E402
 from optinv.evaluate import evaluate  # noqa: E402
+from optinv.ilo import ILO_RADIUS, ILO_STEPS  # noqa: E402
 from optinv.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
 from optinv.operators import BicubicDownscale, Grayscale  # noqa: E402
 from optinv.outputs import to_pil01  # noqa: E402
@@ -38,7 +39,8 @@ TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
               "inpaint_eyes": "inpainting, 30 % box over the eyes", "colourise": "colourisation"}
 METHODS = ("PULSE", "W+", "ILO")
 EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
-ILO_LAYERS = "25,25,25"
+ILO_LAYERS = ILO_STEPS    # the job's defaults (main's --ilo-steps / --ilo-radius try others)
+ILO_RADII = ILO_RADIUS
 
 
 def eye_mask(size: int) -> torch.Tensor:
@@ -50,7 +52,8 @@ def eye_mask(size: int) -> torch.Tensor:
 
 
 def method_options(method: str, steps: int) -> dict[str, Any]:
-    """Job options per method; for ILO ``steps`` are its latent steps (its layers come on top)."""
+    """Job options per method; for ILO ``steps`` are its latent steps (its layers come on top), and its
+    latent search is the job's `--ilo` default (one w from w_avg: ``presets.ILO_LATENT``)."""
     pulse = {"space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "lr": 0.4, "schedule": "linear1cycledrop",
              "noise": "trainable", "trainable_noise": 5, "eps": 0.0}
     if method == "PULSE":
@@ -58,14 +61,15 @@ def method_options(method: str, steps: int) -> dict[str, Any]:
     if method == "W+":
         return {"space": "wplus", "recipe": "100*L2", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
                 "init": "mean", "steps": steps, "adam_beta2": 0.9, "eps": 0.0}
-    return {**pulse, "steps": steps, "ilo": True, "ilo_steps": ILO_LAYERS}
+    return {"steps": steps, "eps": 0.0, "ilo": True, "ilo_steps": ILO_LAYERS, "ilo_radius": ILO_RADII}
 
 
 def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
                      steps: int) -> dict[str, int]:
     """Steps per method that take PULSE's time for ``steps``: each method's time per step is the
     median interval between its steps on a short run of this batch (robust to a busy machine and
-    free of setup time); ILO's latent steps are PULSE's time less its layer stages."""
+    free of setup time); ILO's latent steps are PULSE's time less its layer stages, at its own latent
+    search's time per step."""
     probe = 16
 
     def step_seconds(method: str, n: int, layers: str | None = None) -> float:
@@ -83,9 +87,10 @@ def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: d
     t_w = step_seconds("W+", probe)
     layer_steps = [int(x) for x in ILO_LAYERS.split(",")]
     t_layers = step_seconds("ILO", 1, ",".join([str(probe // len(layer_steps))] * len(layer_steps)))
+    t_latent = step_seconds("ILO", probe, "1")
     budget = steps * t_pulse
     return {"PULSE": steps, "W+": max(1, round(budget / t_w)),
-            "ILO": max(1, round((budget - sum(layer_steps) * t_layers) / t_pulse))}
+            "ILO": max(1, round((budget - sum(layer_steps) * t_layers) / t_latent))}
 
 
 def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
@@ -114,6 +119,16 @@ def run_method(g, task: str, method: str, obs: torch.Tensor, names: list[str], e
     return res, (time.perf_counter() - t) / len(names)
 
 
+def hole_psnr(res, truth: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    """PSNR against the truth inside the hole alone (mask 0), on the results as saved (8 bits)."""
+    out = []
+    for k, r in enumerate(res):
+        saved = (r.image.clamp(0, 1) * 255).round() / 255
+        mse = float(metrics.data_error(saved[None], truth[k:k + 1], 1 - mask[k:k + 1])[0])
+        out.append(10 * math.log10(1 / max(mse, 1e-12)))
+    return out
+
+
 def consistency(res, mask: torch.Tensor | None) -> list[float]:
     """PSNR of A(result) against the observation, over the known pixels."""
     out = []
@@ -125,7 +140,7 @@ def consistency(res, mask: torch.Tensor | None) -> list[float]:
 
 
 def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] = TASKS,
-                  picture: Path | None = None, shown: int = 2) -> dict[str, Any]:
+                  picture: Path | None = None, shown: int = 2, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
     """Rows (task × method) of medians over the images, and the picture."""
     from optinv.spaces import gaussian_fit
 
@@ -144,7 +159,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
             obs, extra, mask = observe(task, truth)
             results: dict[str, list] = {}
             budget = equal_time_steps(g, task, obs, names, extra, steps)
-            for method in METHODS:
+            for method in methods:
                 res, secs = run_method(g, task, method, obs, names, extra, budget[method])
                 results[method] = res
                 pdir = Path(tmp) / task / method.replace("+", "plus")
@@ -160,6 +175,8 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
                        "ssim_vs_truth": round(statistics.median(r["ssim"] for r in ev.rows.values()), 4),
                        "ms_ssim_vs_truth": round(statistics.median(r["ms_ssim"] for r in ev.rows.values()), 4),
                        "observation_psnr": round(statistics.median(cons), 2)}
+                if mask is not None:
+                    row["psnr_hole"] = round(statistics.median(hole_psnr(res, truth, mask)), 2)
                 if ev.mean.get("face_found") is not None:
                     row["faces_found"] = f"{sum(r['face_found'] for r in ev.rows.values())}/{len(ev.rows)}"
                     row["identity_distance"] = round(statistics.median(r["identity_distance"] for r in ev.rows.values()), 3)
@@ -170,11 +187,11 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
                 print(f"inverse {task} {method}: {row}", flush=True)
             for k in range(min(shown, len(names))):
                 ob = to_pil01(obs[k]).resize((g.size, g.size), 0)
-                panels += [ob] + [to_pil01(results[m][k].image) for m in METHODS] + [to_pil01(truth[k])]
+                panels += [ob] + [to_pil01(results[m][k].image) for m in methods] + [to_pil01(truth[k])]
     if picture is not None and panels:
-        atomic_save_image(make_grid(panels, cols=2 + len(METHODS), scale=max(1, 128 // g.size)), picture)
+        atomic_save_image(make_grid(panels, cols=2 + len(methods), scale=max(1, 128 // g.size)), picture)
     faces = truth_faces.mean.get("face_found")
-    return {"rows": rows, "images": names, "steps": steps, "ilo_layers": ILO_LAYERS,
+    return {"rows": rows, "images": names, "steps": steps, "ilo_layers": ILO_LAYERS, "ilo_radius": ILO_RADII,
             "truth_faces_found": None if faces is None else f"{sum(r['face_found'] for r in truth_faces.rows.values())}/{len(names)}"}
 
 
@@ -255,11 +272,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--model", default=None)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--ilo-steps", default=ILO_STEPS, help="ILO's layer steps (default: the job's)")
+    ap.add_argument("--ilo-radius", default=ILO_RADIUS, help="ILO's radii (default: the job's)")
+    ap.add_argument("--no-structural", action="store_true")
     args = ap.parse_args(argv)
+    global ILO_LAYERS, ILO_RADII
+    ILO_LAYERS, ILO_RADII = args.ilo_steps, args.ilo_radius
     g = load_generator(args.model, device="cpu")
     images = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
-    data = bench_inverse(g, images, args.steps, tuple(args.tasks.split(",")))
-    data["structural"] = bench_structural(g, images, args.steps)
+    data = bench_inverse(g, images, args.steps, tuple(args.tasks.split(",")), methods=tuple(args.methods.split(",")))
+    if not args.no_structural:
+        data["structural"] = bench_structural(g, images, args.steps)
     print("\n".join(markdown(data)))
 
 
