@@ -1,16 +1,17 @@
 """Intermediate-layer optimisation (ILO; Daras, Dean, Jalal & Dimakis 2021) as a search mode.
 
 A latent alone can only give what the generator's range holds, so a face unlike the training
-faces comes back as a more typical one. ILO widens the range step by step: after the job's
-latent search, it frees the feature maps of one intermediate layer at a time (4×4 first, then
-8×8, …) and searches them together with the latent. Each layer's features may move only
-within an ℓ1 ball around where the layer before puts them (the "range of the previous
-layer"), so the result stays close to something the generator can draw.
+faces comes back as a more typical one. ILO widens the range step by step: after a latent
+search (by default one w from w_avg, the tightest range: :data:`optinv.presets.ILO_LATENT`; or
+the job's own), it frees the feature maps of one intermediate layer at a time (4×4 first, then
+8×8, …) and searches them (with ``joint`` together with the latent, as ILO's code does). Each
+layer's features may move only within an ℓ1 ball around where the layer before puts them (the
+"range of the previous layer"), so the result stays close to something the generator can draw.
 
 The ball's radius is given relative to the ℓ1 norm of the layer's features there, so one
 setting carries across models; ILO's own code gives absolute radii for 1024² FFHQ.
 
-The result is the job's latent plus, at the last layer searched, its features and RGB skip:
+The result is the latent plus, at the last layer searched, its features and RGB skip:
 rendering starts there (:meth:`optinv.generator.Generator.blocks`), so ``optinv generate
 --latent`` re-renders the saved result exactly. The record is stored in the latent file under
 ``ilo`` (plain tensors, loaded with ``weights_only``) with the model it belongs to.
