@@ -192,6 +192,46 @@ def test_ilo_radius_zero_holds_the_features_where_the_layer_before_put_them() ->
     assert not any(m["at_bound"] for m in r.metrics["ilo_layers"])
 
 
+def test_ilo_moves_the_features_alone_unless_joint() -> None:
+    """By default the layer stages leave the latent where its search put it; `ilo_joint` moves it too."""
+    g = tiny_generator(32)
+    torch.manual_seed(3)
+    x = torch.rand(3, 32, 32)
+    kw = dict(model=g, device="cpu", space="wplus", steps=6, progress=False, init="mean")
+    plain = jobs.invert([("a", x)], **kw)[0]
+    alone = jobs.invert([("a", x)], **kw, ilo=True, ilo_steps="5,5")[0]
+    joint = jobs.invert([("a", x)], **kw, ilo=True, ilo_steps="5,5", ilo_joint=True)[0]
+    assert torch.equal(alone.latent["wplus"], plain.latent["wplus"])
+    assert not torch.equal(joint.latent["wplus"], plain.latent["wplus"])
+    assert alone.latent["settings"]["ilo"]["joint"] is False and joint.latent["settings"]["ilo"]["joint"] is True
+    for r in (alone, joint):
+        assert r.metrics["fit_mse"] < plain.metrics["fit_mse"]
+        assert torch.equal(render_latent(g, r.latent)[0], r.image)
+
+
+def test_ilo_searches_one_w_from_w_avg_unless_told_the_jobs_search() -> None:
+    """`ilo_latent` w (default): pulse's latent search becomes W from w_avg with its data term alone;
+    `ilo_latent` job keeps PULSE's Z+; explicit options still win; duplicates would all be one answer."""
+    g = tiny_generator(32)
+    low = torch.rand(3, 8, 8)
+    kw = dict(scale=4, model=g, device="cpu", steps=3, progress=False, ilo=True, ilo_steps="2")
+    w = jobs.pulse([("a", low)], **kw)[0]
+    assert (w.metrics["space"], w.metrics["recipe"]) == ("w", "100*L2")
+    wplus = w.latent["wplus"].reshape(-1, g.n_latent, g.style_dim)
+    assert torch.equal(wplus, wplus[:, :1].expand_as(wplus))  # one w for every layer
+    job = jobs.pulse([("a", low)], **kw, ilo_latent="job")[0]
+    assert (job.metrics["space"], job.metrics["recipe"]) == ("zplus", "100*L2+0.05*GEOCROSS")
+    assert jobs.pulse([("a", low)], **kw, space="wplus")[0].metrics["space"] == "wplus"
+    assert jobs.invert([("a", torch.rand(3, 32, 32))], model=g, device="cpu", steps=2, progress=False, ilo=True,
+                       ilo_steps="1")[0].metrics["space"] == "w"
+    with pytest.raises(OptinvError, match="`ilo_latent` job"):
+        jobs.pulse([("a", low)], **kw, duplicates=2)
+    two = jobs.pulse([("a", low)], **kw, duplicates=2, ilo_latent="job")
+    assert not torch.equal(two[0].image, two[1].image)
+    with pytest.raises(OptinvError, match="unknown `ilo_latent`"):
+        jobs.pulse([("a", low)], **kw, ilo_latent="z")
+
+
 def test_ilo_refuses_more_layers_than_the_model_has(tiny32) -> None:
     with pytest.raises(OptinvError, match="intermediate layers"):
         jobs.invert([("a", torch.rand(3, 32, 32))], model=tiny32, device="cpu", space="w", steps=1, progress=False,

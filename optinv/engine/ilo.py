@@ -1,16 +1,17 @@
 """Intermediate-layer optimisation (ILO; Daras, Dean, Jalal & Dimakis 2021) as a search mode.
 
 A latent alone can only give what the generator's range holds, so a face unlike the training
-faces comes back as a more typical one. ILO widens the range step by step: after the job's
-latent search, it frees the feature maps of one intermediate layer at a time (4×4 first, then
-8×8, …) and searches them together with the latent. Each layer's features may move only
-within an ℓ1 ball around where the layer before puts them (the "range of the previous
-layer"), so the result stays close to something the generator can draw.
+faces comes back as a more typical one. ILO widens the range step by step: after a latent
+search (by default one w from w_avg, the tightest range: :data:`optinv.engine.presets.ILO_LATENT`; or
+the job's own), it frees the feature maps of one intermediate layer at a time (4×4 first, then
+8×8, …) and searches them (with ``joint`` together with the latent, as ILO's code does). Each
+layer's features may move only within an ℓ1 ball around where the layer before puts them (the
+"range of the previous layer"), so the result stays close to something the generator can draw.
 
 The ball's radius is given relative to the ℓ1 norm of the layer's features there, so one
 setting carries across models; ILO's own code gives absolute radii for 1024² FFHQ.
 
-The result is the job's latent plus, at the last layer searched, its features and RGB skip:
+The result is the latent plus, at the last layer searched, its features and RGB skip:
 rendering starts there (:meth:`optinv.engine.generator.Generator.blocks`), so ``optinv generate
 --latent`` re-renders the saved result exactly. The record is stored in the latent file under
 ``ilo`` (plain tensors, loaded with ``weights_only``) with the model it belongs to.
@@ -31,9 +32,10 @@ from optinv.engine.spaces import LatentSpace
 
 ILO_FORMAT = "optinv-ilo"
 ILO_VERSION = 1
-ILO_STEPS = "25,25,25"   # after the job's latent: 4×4, 8×8, 16×16 (ILO's [25, 25, 25, 25] counts the latent round)
-ILO_RADIUS = "0.05"
-ILO_LR = 0.1             # ILO's code: Adam lr 0.1 with a cosine ramp (up 5 %, down 75 %) per layer
+ILO_STEPS = "20,20"   # after the latent: 4×4, 8×8 (docs/BENCHMARKS.md, "Inverse problems": what each lever gave)
+ILO_RADIUS = "0.1"
+ILO_LR = 0.1          # ILO's code: Adam lr 0.1 with a cosine ramp (up 5 %, down 75 %) per layer
+ILO_LATENTS = ("w", "job")  # the latent search before the layers: one w from w_avg (presets.ILO_LATENT), or the job's
 
 
 @dataclass
@@ -41,9 +43,10 @@ class ILOSettings:
     steps: list[int]
     radius: list[float]   # one per layer: fraction of the layer's ℓ1 norm
     lr: float = ILO_LR
+    joint: bool = False   # the layer stages move the latent too (ILO's code); default: the features alone
 
     def record(self) -> dict[str, Any]:
-        return {"steps": list(self.steps), "radius": list(self.radius), "lr": self.lr}
+        return {"steps": list(self.steps), "radius": list(self.radius), "lr": self.lr, "joint": self.joint}
 
 
 def _numbers(text: Any, kind: type, what: str) -> list:
@@ -62,7 +65,7 @@ def _numbers(text: Any, kind: type, what: str) -> list:
     return values
 
 
-def parse_ilo(steps: Any, radius: Any, lr: float) -> ILOSettings:
+def parse_ilo(steps: Any, radius: Any, lr: float, joint: bool = False) -> ILOSettings:
     """``"25,25,25"``, ``"0.05"`` (one radius for every layer, or one per layer) and lr → settings."""
     st = _numbers(steps, int, "ilo_steps")
     if any(s < 0 for s in st) or not any(s > 0 for s in st):
@@ -76,7 +79,7 @@ def parse_ilo(steps: Any, radius: Any, lr: float) -> ILOSettings:
         raise OptinvError(f"`ilo_radius` values must be finite and ≥ 0, got {radius!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise OptinvError(f"`ilo_lr` must be a positive number, got {lr}")
-    return ILOSettings(st, rad, float(lr))
+    return ILOSettings(st, rad, float(lr), bool(joint))
 
 
 def check_layers(g: Generator, s: ILOSettings) -> None:
@@ -167,7 +170,9 @@ def refine(g: Generator, space: LatentSpace, res: Any, problem: Any, objective: 
     """The ILO stages after the job's latent search ``res`` (an :class:`optinv.engine.optimize.Result`).
 
     Returns the final Result (latent tensors named as ``space`` names them, the noise as found)
-    and one ILO record per image for its latent file.
+    and one ILO record per image for its latent file. Without ``ilo.joint`` the latent stays where
+    the search left it and only the features move: a second ramp of the latent's learning rate
+    undid part of a converged search (docs/BENCHMARKS.md, "Inverse problems").
     """
     from optinv.io.checkpoints import model_id
     from optinv.engine.optimize import run
@@ -183,31 +188,38 @@ def refine(g: Generator, space: LatentSpace, res: Any, problem: Any, objective: 
     history, seconds, steps_run = list(res.history), res.seconds, res.steps_run
     cur: ILOSpace | None = None
     last = res
-    for b, (n, r) in enumerate(zip(ilo.steps, ilo.radius)):
-        with torch.no_grad():
-            styles = per_layer(space.to_styles())
-            if cur is None:
-                out, skip = g.stem(styles, noise)
-            else:  # the range of the layer before: its searched features carried one block on
-                out, skip = g.blocks(cur.features, cur.skip, styles, noise, b - 1, b)
-        if n == 0:
-            cur = ILOSpace(g, space, b, out, skip, torch.zeros(batch, device=out.device))
-            continue
-        radius = r * out.abs().flatten(1).sum(1)
-        cur = ILOSpace(g, space, b, out, skip, radius)
-        last = run(g, cur, problem, objective, stage_settings(settings, n, ilo.lr), lpips=lpips, domain=domain,
-                   callback=callback, preview=preview, noise_init=noise)
-        with torch.no_grad():
-            for name, p in cur.named_parameters():
-                p.copy_(last.latent[name].to(p.device))
-        far = cur.moved()
-        for k in range(batch):
-            moved[k].append({"layer": b, "side": sides[b], "channels": int(out.shape[1]), "steps": n,
-                             "radius": r, "moved": round(float(far[k]), 6),
-                             "at_bound": bool(r > 0 and float(far[k]) >= r * (1 - 1e-4))})
-        history += last.history
-        seconds += last.seconds
-        steps_run += last.steps_run
+    held = [] if ilo.joint else [p for p in space.parameters() if p.requires_grad]
+    for p in held:  # the optimiser skips parameters without a gradient
+        p.requires_grad_(False)
+    try:
+        for b, (n, r) in enumerate(zip(ilo.steps, ilo.radius)):
+            with torch.no_grad():
+                styles = per_layer(space.to_styles())
+                if cur is None:
+                    out, skip = g.stem(styles, noise)
+                else:  # the range of the layer before: its searched features carried one block on
+                    out, skip = g.blocks(cur.features, cur.skip, styles, noise, b - 1, b)
+            if n == 0:
+                cur = ILOSpace(g, space, b, out, skip, torch.zeros(batch, device=out.device))
+                continue
+            radius = r * out.abs().flatten(1).sum(1)
+            cur = ILOSpace(g, space, b, out, skip, radius)
+            last = run(g, cur, problem, objective, stage_settings(settings, n, ilo.lr), lpips=lpips, domain=domain,
+                       callback=callback, preview=preview, noise_init=noise)
+            with torch.no_grad():
+                for name, p in cur.named_parameters():
+                    p.copy_(last.latent[name].to(p.device))
+            far = cur.moved()
+            for k in range(batch):
+                moved[k].append({"layer": b, "side": sides[b], "channels": int(out.shape[1]), "steps": n,
+                                 "radius": r, "moved": round(float(far[k]), 6),
+                                 "at_bound": bool(r > 0 and float(far[k]) >= r * (1 - 1e-4))})
+            history += last.history
+            seconds += last.seconds
+            steps_run += last.steps_run
+    finally:
+        for p in held:
+            p.requires_grad_(True)
     assert cur is not None
     base_names = [name for name, _ in space.named_parameters()]
     last.latent = {name: last.latent.get(f"base.{name}", res.latent[name]) for name in base_names}

@@ -24,7 +24,7 @@ from optinv.io.latents import model_id, render_latent
 from optinv.engine.operators import Identity, downscale_operator, job_operator
 from optinv.engine.optimize import Settings
 from optinv.io.names import duplicate_names
-from optinv.engine.options import JobOptions, check_duplicates, check_seed
+from optinv.engine.options import JobOptions, check_duplicates, check_seed, merged_options
 from optinv.faces.photo import align_sources, attach_alignment
 from optinv.engine.results import ItemResult, measure
 from optinv.engine.solve import latent_record, solve
@@ -108,6 +108,9 @@ def pulse(lowres: Sequence[Source], scale: int | None = None, model: Model = Non
         raise OptinvError(f"pulse with `align` needs `scale` (a divisor of {g.size}): the face is cropped to "
                           f"{g.size}/scale pixels, then super-resolved")
     check_seed(opts.seed, duplicates - 1)
+    if duplicates > 1 and opts.ilo and merged_options("pulse", opts, g)["space"] != "zplus":
+        raise OptinvError("`duplicates` with `ilo`: ILO's latent search starts every duplicate at the same latent, so "
+                          "all would be one answer; give `ilo_latent` job (PULSE's search, one z per duplicate)")
     lowres, alignments = align_sources(lowres, g.size // scale if opts.align else 0, opts, notes)
     groups = load_groups(lowres, None, False, opts.crop, notes)
     for _, targets, _ in groups:  # every size is checked before any work

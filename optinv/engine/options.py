@@ -20,11 +20,11 @@ from optinv.errors import OptinvError
 from optinv.engine.generator import Generator
 from optinv.engine.optimize import NOISE_MODES, OPTIMIZERS, SCHEDULES, Settings, check_adam_beta2
 from optinv.engine.precision import PRECISIONS
-from optinv.engine.presets import JOB_DEFAULTS, PRESETS, preset
+from optinv.engine.presets import ILO_LATENT, ILO_LATENT_RECIPES, JOB_DEFAULTS, PRESETS, preset
 from optinv.engine.spaces import SPACES
 from optinv.engine.tuning import MODES as TUNE_MODES
 from optinv.engine.tuning import TuneSettings
-from optinv.engine.ilo import ILO_LR, ILO_RADIUS, ILO_STEPS, parse_ilo
+from optinv.engine.ilo import ILO_LATENTS, ILO_LR, ILO_RADIUS, ILO_STEPS, parse_ilo
 from optinv.engine.operators import OPERATORS
 from optinv.engine.warmstart import INITS
 
@@ -108,6 +108,11 @@ class JobOptions:
                                          "(one value, or one per layer)", show_default=True)
     ilo_lr: float = option(ILO_LR, "with `ilo`: learning rate of the layer stages (ILO's 0.1)", type=float,
                            show_default=True)
+    ilo_joint: bool = option(False, "with `ilo`: the layer stages move the latent too, as ILO's code does (default: "
+                                    "the features alone, the latent as its search left it)", type=bool)
+    ilo_latent: str = option("w", "with `ilo`: the latent search before the layers: w (one w from w_avg, measured "
+                                  "best; explicit options still apply) or job (the job's own search, e.g. PULSE's Z+)",
+                             choices=ILO_LATENTS, show_default=True)
     lpips_net: str = option("vgg", "LPIPS network", cli=False)
     frames: int = option(0, "record about this many frames of the optimisation (0 = none)", cli=False)
     frame_every: int = option(0, "record a frame every k steps (overrides frames)", cli=False)
@@ -164,8 +169,10 @@ class JobOptions:
             raise OptinvError(f"`noise_level` must be a finite number ≥ 0, got {self.noise_level}")
         if self.operator is not None and self.operator not in OPERATORS:
             raise OptinvError(f"unknown `operator` {self.operator!r} (known: {', '.join(OPERATORS)})")
+        if self.ilo_latent not in ILO_LATENTS:
+            raise OptinvError(f"unknown `ilo_latent` {self.ilo_latent!r} (known: {', '.join(ILO_LATENTS)})")
         if self.ilo:
-            parse_ilo(self.ilo_steps, self.ilo_radius, self.ilo_lr)
+            parse_ilo(self.ilo_steps, self.ilo_radius, self.ilo_lr, self.ilo_joint)
             if self.tune:
                 raise OptinvError("`ilo` and `tune` both change what the latent renders with; use one of them")
 
@@ -217,7 +224,8 @@ SETTINGS_KEYS = ("space", "recipe", "steps", "lr", "schedule", "optimizer", "ada
 
 
 def merged_options(job: str, opts: JobOptions, g: Generator) -> dict[str, Any]:
-    """Job defaults < model card recipe < PTI's pivot (with `tune`) < preset < explicit options."""
+    """Job defaults < model card recipe < PTI's pivot (with `tune`) or ILO's latent search (with `ilo`,
+    `ilo_latent` w) < preset < explicit options."""
     merged = dict(JOB_DEFAULTS[job])
     card_recipe = g.card.get("default_recipes", {}).get(job)
     if card_recipe:
@@ -226,6 +234,10 @@ def merged_options(job: str, opts: JobOptions, g: Generator) -> dict[str, Any]:
             merged["recipe"] = card_recipe
     if opts.tune:
         merged.update(PTI_PIVOT)
+    if opts.ilo and opts.ilo_latent == "w":
+        merged.update(ILO_LATENT)
+        if job in ILO_LATENT_RECIPES:
+            merged["recipe"] = ILO_LATENT_RECIPES[job]
     if opts.preset:
         p = preset(opts.preset)
         p.pop("source", None)

@@ -21,6 +21,15 @@ JOB_DEFAULTS: dict[str, dict[str, Any]] = {
               "schedule": "linear1cycledrop", "noise": "trainable", "trainable_noise": 5, "eps": 2e-3},
 }
 
+# ILO's latent search (`ilo_latent` w, the default with `ilo`): one w from w_avg (W+'s schedule), the
+# job's data term alone. Measured on the embedded model (docs/BENCHMARKS.md, "What each ILO lever
+# gave"): the layer stages widen a tight range best. After 88 steps of each search and the same layer
+# stages, ×8 super-resolution reached 27.2 dB against the truth from PULSE's Z+, 27.0 from W+,
+# 27.8 from W; a random w instead of w_avg lost 1.3 dB.
+ILO_LATENT: dict[str, Any] = {"space": "w", "init": "mean", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
+                              "trainable_noise": 0, "adam_beta2": 0.9}
+ILO_LATENT_RECIPES: dict[str, str] = {"pulse": "100*L2", "paint": "100*L2A"}  # invert keeps its own (no GEOCROSS)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "pulse": {"source": "Menon et al. 2020, adamian98/pulse run.py defaults",
               "space": "zplus", "recipe": "100*L2+0.05*GEOCROSS", "steps": 100, "lr": 0.4,
