@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ from .image_files import load_image
 from .options import check_duplicates
 from .names import RESULT_SUFFIXES, duplicate_names, result_files
 from .outputs import OutputLock, ensure_out_dir, inputs_in, jsonable, plan_names, write_item
+from .progress import is_terminal
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 JOBS = ("invert", "pulse", "paint")
@@ -619,7 +621,7 @@ def _progress(cfg: BatchConfig, ranks: Ranks, total: int, initial: int) -> Any:
 def run_batch(cfg: BatchConfig) -> BatchSummary:
     """Run ``cfg.job`` on every image of ``cfg.input_dir`` not yet done in ``cfg.out_dir``."""
     cfg = replace(cfg, input_dir=Path(cfg.input_dir), out_dir=Path(cfg.out_dir),
-                  options=replace(cfg.options, progress=False))  # one bar per run, not per batch
+                  options=replace(cfg.options, progress=False))  # one bar per run on a terminal, not per batch
     cfg.check()
     flag = StopFlag()
     flag.install()
@@ -632,6 +634,8 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
         g = _load_model(cfg, device)
         ensure_out_dir(cfg.out_dir)
         ranks = join_ranks(device, flag)
+        if cfg.progress and ranks.rank == 0 and not is_terminal(sys.stderr):  # in a log, also each batch's steps:
+            cfg = replace(cfg, options=replace(cfg.options, progress=True))  # a 1024² image takes an hour
         return _run(cfg, ranks, Worker(cfg, g, device, ranks.rank), flag)
     finally:
         ranks.close()
