@@ -273,9 +273,11 @@ def import_rosinality(path: str | Path, fir_form: str = "depthwise") -> types.Mo
     return module
 
 
-def rosinality_twin(model: types.ModuleType, g: Generator) -> nn.Module:
-    """rosinality's Generator with ``g``'s config (its channel table replaced by ours) and weights."""
-    wanted = dict(g.channels)
+def rosinality_generator(model: types.ModuleType, state_dict: dict[str, torch.Tensor], size: int, style_dim: int,
+                         n_mlp: int, channels: dict[int, int], lr_mlp: float = 0.01) -> nn.Module:
+    """rosinality's Generator with this config (its channel table replaced by ``channels``), loaded
+    strictly from a state dict in its own layout; frozen, in eval mode."""
+    wanted = {int(k): int(v) for k, v in channels.items()}
 
     class Twin(model.Generator):  # rosinality fixes channels to config-f; this model may not be config-f
         @property
@@ -286,11 +288,17 @@ def rosinality_twin(model: types.ModuleType, g: Generator) -> nn.Module:
         def channels(self, value: dict[int, int]) -> None:
             pass
 
-    twin = Twin(g.size, g.style_dim, g.n_mlp, lr_mlp=g.lr_mlp)
+    twin = Twin(size, style_dim, n_mlp, lr_mlp=lr_mlp)
+    twin.load_state_dict(state_dict, strict=True)
+    return twin.eval().requires_grad_(False)
+
+
+def rosinality_twin(model: types.ModuleType, g: Generator) -> nn.Module:
+    """rosinality's Generator with ``g``'s config and weights (written in its layout and read back)."""
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = torch.load(save_rosinality(g, Path(tmp) / "g.pt"), map_location="cpu", weights_only=True)
-    twin.load_state_dict(ckpt["g_ema"], strict=True)
-    return twin.to(g.input.input.device).eval().requires_grad_(False)
+    twin = rosinality_generator(model, ckpt["g_ema"], g.size, g.style_dim, g.n_mlp, g.channels, g.lr_mlp)
+    return twin.to(g.input.input.device)
 
 
 def renderers(g: Generator, twin: nn.Module) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

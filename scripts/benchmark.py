@@ -1064,7 +1064,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stylemap-res", default=None, help="map sides for the invert section's StyleMap runs "
                     "(default: the engine's)")
     ap.add_argument("--ffhq", default="quality,speed,steps", help="tables of the ffhq section to measure (the others "
-                    "keep their last numbers)")
+                    "keep their last numbers): quality, speed, steps, and jobs (every job at 256² and 1024² beside "
+                    "rosinality's generator: needs --rosinality)")
     ap.add_argument("--rosinality", default=None, help="a checkout of rosinality/stylegan2-pytorch: time its generator "
                     "beside ours on the same weights (section rosinality)")
     from bench_speed import FIR_FORMS
@@ -1178,7 +1179,7 @@ def main(argv: list[str] | None = None) -> None:
         from bench_ffhq import bench_ffhq
 
         parts = set(args.ffhq.split(","))
-        data.update(bench_ffhq(g, images, parts, quick=args.quick))
+        data.update(bench_ffhq(g, images, parts, quick=args.quick, rosinality=args.rosinality))
         data.setdefault("ffhq_commands", {}).update({p: data["command"] for p in parts})
     if "inverse" in only:
         from bench_inverse import bench_inverse

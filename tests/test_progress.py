@@ -83,3 +83,59 @@ def test_terminal_gets_a_bar_and_disabled_gets_nothing():
 def test_bad_interval_falls_back_to_the_default(monkeypatch, value):
     monkeypatch.setenv(P.EVERY_ENV, value)
     assert P.LineProgress(1, stream=io.StringIO()).every == P.DEFAULT_EVERY
+
+
+# ------------------------------------------------------------------------------ the long jobs, in a log
+def _folder_of_images(folder, n: int, size: int = 16):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for k in range(n):
+        pixels = (torch.rand(size, size, 3, generator=rng) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"img{k}.png")
+    return folder
+
+
+def _batch(tmp_path, n_images: int = 2):
+    from optinv.engine import jobs
+    from optinv.run.batch import BatchConfig, run_batch
+
+    return run_batch(BatchConfig(job="invert", input_dir=_folder_of_images(tmp_path / "in", n_images),
+                                 out_dir=tmp_path / "out", model=tiny_generator(16), device="cpu",
+                                 options=jobs.JobOptions(space="wplus", recipe="1*L2", steps=12, batch=1)))
+
+
+def test_batch_in_a_log_writes_lines_for_the_images_and_for_the_steps_of_each(monkeypatch, capsys, tmp_path):
+    """An image at 1024² takes an hour on a CPU: a log that only counted images would say nothing for that long."""
+    monkeypatch.setattr(P, "_clock", FakeClock(4.0))  # every reading 4 s later: a line every third one
+    monkeypatch.setenv(P.EVERY_ENV, "10")
+    assert _batch(tmp_path).ok == 2
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.strip().splitlines()
+    steps = [ln for ln in lines if ln.startswith("optimise: ")]
+    assert len(steps) >= 2 and all("/12 step" in ln and " L2 " in ln for ln in steps)  # each image's steps
+    assert lines[-1].startswith("batch: 2/2 img (100%)") and " in " in lines[-1]
+
+
+def test_batch_on_a_terminal_keeps_one_bar(monkeypatch, tmp_path):
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    assert _batch(tmp_path, 1).ok == 1
+    assert "batch" in term.getvalue() and "optimise" not in term.getvalue()
+
+
+def test_train_encoder_in_a_log_writes_plain_lines(monkeypatch, capsys, tmp_path):
+    from optinv.run import encoder_training
+    from optinv.io.checkpoints import save_generator
+
+    monkeypatch.setattr(P, "_clock", FakeClock(4.0))
+    monkeypatch.setenv(P.EVERY_ENV, "10")
+    model = save_generator(tiny_generator(16, style_dim=16, seed=4), tmp_path / "tiny16.pt")
+    encoder_training.main([str(tmp_path / "run"), "--model", str(model), "--width", "16", "--batch", "4",
+                           "--image-every", "2", "--kimg", "1", "--max-steps", "4"])
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("encoder wplus: ")]
+    assert lines and lines[-1].startswith("encoder wplus: 4/250 step") and " latent " in lines[-1]

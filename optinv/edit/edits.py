@@ -80,8 +80,15 @@ def render(g: Generator, items: Sequence[Editable], noise_from: Editable | None 
     check_styles(g, styles, "the edited latent", maps=spatial)
     src = [noise_from or e for e in items]
     noise = [torch.stack([s.noise[i] for s in src]).to(dev) for i in range(g.num_layers)]
+
+    def one(k: int) -> torch.Tensor:
+        st = styles[k:k + 1] if isinstance(styles, torch.Tensor) else [s[k:k + 1] for s in styles]
+        return g.synthesis(st, noise=[n[k:k + 1] for n in noise])
+
+    # one image at a time, as every latent is rendered: a batched convolution may round differently in
+    # the last bit (seen at 1024²), and a picture of a latent must be what `generate --latent` renders
     with torch.no_grad():
-        return to_unit(g.synthesis(styles, noise=noise)).clamp(0, 1)
+        return to_unit(torch.cat([one(k) for k in range(len(items))])).clamp(0, 1)
 
 
 def check_editable(g: Generator, e: Editable) -> None:
@@ -178,14 +185,20 @@ def vertical_mask(size: int = 64, softness: float = 0.1) -> torch.Tensor:
     return ramp[:, None].expand(size, size).clone()
 
 
+# The side of a blended map: the mask at 64² (the layers above it get it upsampled, a ramp of at least
+# 1/64 of the image). Maps at each layer's own side were 5.7 GB per latent for config-f at 1024².
+BLEND_MAX_SIDE = 64
+
+
 def blend_maps(a: Editable, b: Editable, mask: torch.Tensor, layers: Sequence[int] | None = None,
                feature_sizes: Sequence[int] | None = None) -> Editable:
     """Per-pixel blend of two codes' style maps: mask 0 → a, 1 → b (resized to each map).
 
     W+ codes are 1×1 maps upsampled first (to ``feature_sizes``, the layer's own resolution,
-    when both inputs are W+). An all-zero mask returns a's maps exactly, all-one b's.
+    at most ``BLEND_MAX_SIDE``: the generator upsamples a map to its layer as it would have been
+    upsampled here). An all-zero mask returns a's maps exactly, all-one b's.
     """
-    base = feature_sizes or [1] * a.n_layers
+    base = [min(s, BLEND_MAX_SIDE) for s in feature_sizes or [1] * a.n_layers]
     sizes = [max(x.shape[-1], y.shape[-1], base[i]) for i, (x, y) in enumerate(zip(a.as_maps(), b.as_maps()))]
     ma, mb = a.as_maps(sizes), b.as_maps(sizes)
     layers = set(range(len(ma)) if layers is None else layers)

@@ -107,8 +107,9 @@ def domain_term(enc: Encoder) -> Callable:
 
 def require(enc: Encoder | None, why: str) -> Encoder:
     if enc is None:
-        raise OptinvError(f"{why} needs an encoder: this model's card lists none; pass `encoder` FILE "
-                          f"(`optinv train-encoder` trains one)")
+        raise OptinvError(f"{why} needs an encoder: this model's card lists none; pass `encoder` FILE, or train one "
+                          f"for this model: `optinv train-encoder RUN_DIR --model MODEL`, then the same with "
+                          f"`--export FILE` writes it")
     return enc
 
 

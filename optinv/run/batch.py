@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from optinv.engine.generator import Generator
 from optinv.engine.options import check_duplicates
 from optinv.io.outputs import OutputLock, ensure_out_dir
 
+from optinv.engine.progress import is_terminal
 from optinv.run import runner
 from optinv.run.worklist import IMAGE_SUFFIXES, WorkItem, find_inputs, rounds
 from optinv.run.ranks import Ranks, StopFlag, check_torchrun_env, join_ranks, launched_by_torchrun, pick_device
@@ -252,7 +254,7 @@ def _progress(cfg: BatchConfig, ranks: Ranks, total: int, initial: int) -> Any:
 def run_batch(cfg: BatchConfig) -> BatchSummary:
     """Run ``cfg.job`` on every image of ``cfg.input_dir`` not yet done in ``cfg.out_dir``."""
     cfg = replace(cfg, input_dir=Path(cfg.input_dir), out_dir=Path(cfg.out_dir),
-                  options=replace(cfg.options, progress=False))  # one bar per run, not per batch
+                  options=replace(cfg.options, progress=False))  # one bar per run on a terminal, not per batch
     cfg.check()
     flag = StopFlag()
     flag.install()
@@ -265,6 +267,8 @@ def run_batch(cfg: BatchConfig) -> BatchSummary:
         g = _load_model(cfg, device)
         ensure_out_dir(cfg.out_dir)
         ranks = join_ranks(device, flag)
+        if cfg.progress and ranks.rank == 0 and not is_terminal(sys.stderr):  # in a log, also each batch's steps:
+            cfg = replace(cfg, options=replace(cfg.options, progress=True))  # a 1024² image takes an hour
         return _run(cfg, ranks, Worker(cfg, g, device, ranks.rank), flag)
     finally:
         ranks.close()

@@ -37,12 +37,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.io.checkpoints import load_generator
 from optinv.engine.encoder import build_for, iterate, load_encoder, save_encoder, widen_to_iterative
 from optinv.errors import OptinvError
+from optinv.engine.progress import progress
 from optinv.io.fileio import atomic_torch_save, first_line
 from optinv.io.image_files import load_image, save_grid
 from optinv.io.image_files import to_pil
@@ -259,7 +259,13 @@ def loss_inputs(args: argparse.Namespace, g) -> tuple[Any, torch.Tensor | None]:
         files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not files:
             raise SystemExit(f"error: {args.data} holds no .png/.jpg images")
-        reals = torch.stack([load_image(p, size=g.size) for p in tqdm(files, desc="loading --data", leave=False)])
+        bar = progress(len(files), desc="loading --data", unit="img")
+        images = []
+        for p in files:
+            images.append(load_image(p, size=g.size))
+            bar.update(1)
+        bar.close()
+        reals = torch.stack(images)
     return lpips, reals
 
 
@@ -307,7 +313,7 @@ def train(run: Run, out: Path, ckpt: Path) -> None:
         run.history.append({"from": run.step, "to": run.step, **recipe_of(args)})
     total = int(math.ceil(args.kimg * 1000 / args.batch))
     stop = min(total, run.step + args.max_steps) if args.max_steps else total
-    bar = tqdm(total=total, initial=run.step, unit="step", desc=f"encoder {args.kind}", dynamic_ncols=True)
+    bar = progress(total, desc=f"encoder {args.kind}", initial=run.step, leave=True)  # a line now and then in a log
     t_last = time.time()
     with open(out / "log.jsonl", "a") as log:
         while run.step < stop:
