@@ -235,7 +235,7 @@ def write_weights(size: int, folder: Path) -> Path:
     g = config_f(size)
     with torch.no_grad():
         g.w_avg.copy_(g.mean_latent(1000))
-    from optinv.checkpoints import save_rosinality
+    from optinv.io.checkpoints import save_rosinality
 
     return save_rosinality(g, folder / f"config_f_{size}.pt")
 
@@ -263,12 +263,12 @@ class _Clock:
 
 def _ours_child(weights: str, batch: int, precision: str, steps: int, job: str) -> Row:
     """One of our jobs on the weights file: ``steps`` clean steps timed (plus the ones around them)."""
-    import optinv.solve as solve_module
-    from optinv import jobs
-    from optinv.checkpoints import load_generator
-    from optinv.memory import estimate, resident_bytes
-    from optinv.operators import Identity
-    from optinv.spaces import parse_map_sizes
+    import optinv.engine.solve as solve_module
+    from optinv.engine import jobs
+    from optinv.io.checkpoints import load_generator
+    from optinv.engine.memory import estimate, resident_bytes
+    from optinv.engine.operators import Identity
+    from optinv.engine.spaces import parse_map_sizes
 
     g = load_generator(weights)
     space, tune = JOBS[job], JOBS[job] == "tune"
@@ -311,8 +311,8 @@ def _rosinality_child(weights: str, batch: int, steps: int, checkout: str, fir: 
     import gc
 
     from bench_speed import import_rosinality, rosinality_generator
-    from optinv.checkpoints import infer_rosinality_config
-    from optinv.memory import resident_bytes
+    from optinv.io.checkpoints import infer_rosinality_config
+    from optinv.engine.memory import resident_bytes
 
     model = import_rosinality(checkout, fir)
     ckpt = torch.load(weights, map_location="cpu", weights_only=True)
@@ -348,7 +348,7 @@ MEMORY_LIMIT_GIB = 15  # address space a row may add to what it maps at start (t
 
 def _job_row(spec: dict[str, Any]) -> Row:
     """One row, in this (fresh) process, under an address-space limit."""
-    from optinv.memory import _meminfo
+    from optinv.engine.memory import _meminfo
 
     limit = spec.get("memory_limit_gib", MEMORY_LIMIT_GIB)
     cap = _meminfo("/proc/self/status").get("VmSize", 0) + int(limit * 2 ** 30)
@@ -400,10 +400,10 @@ def bench_jobs(rosinality: str | None, sizes: tuple[int, int] = (256, 1024), big
     """The memory and time tables of every job beside rosinality's W+ step, on the same weights."""
     import tempfile
 
-    from optinv.checkpoints import load_generator
-    from optinv.spaces import gaussian_fit
+    from optinv.io.checkpoints import load_generator
+    from optinv.engine.spaces import gaussian_fit
 
-    from optinv.fileio import CACHE_ENV
+    from optinv.io.fileio import CACHE_ENV
 
     with tempfile.TemporaryDirectory(prefix="optinv-ffhq-") as tmp:
         folder = Path(tmp)
@@ -523,7 +523,7 @@ def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq
     fir = data.get("ffhq_jobs_fir", ROSINALITY_FIR)
     rosinality_setup = (
         "config-f (seeded random weights: FFHQ's cannot be downloaded here, their shapes can) written once in "
-        "rosinality's layout; every row loads that file: ours through optinv.checkpoints, theirs strictly into the "
+        "rosinality's layout; every row loads that file: ours through optinv.io.checkpoints, theirs strictly into the "
         "Generator of rosinality/stylegan2-pytorch's model.py (its compiled ops replaced by scripts/bench_speed.py's "
         f"stand-ins, upfirdn2d {fir}: "
         + ("the arrangement of its own CPU path, op/upfirdn2d.py's upfirdn2d_native" if fir == "per-channel"
@@ -540,7 +540,7 @@ def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq
                   f"{MEMORY_LIMIT_GIB} GiB beyond what it maps at start (the machine has 23 GiB, shared): one that "
                   "needs more fails alone and says so. "
                   "`peak_gib`: the process's peak resident memory (ru_maxrss); `model_loaded_gib`: resident after "
-                  "loading the model; `step_gib`: the difference; `estimate_gib`: what optinv.memory predicts "
+                  "loading the model; `step_gib`: the difference; `estimate_gib`: what optinv.engine.memory predicts "
                   "before the job; `peak_vs_rosinality`: this row's peak ÷ rosinality's at the same batch (the "
                   "target: ≤ 1). " + cmd("jobs"), ""]
         lines += _table(data["ffhq_memory"])

@@ -45,7 +45,7 @@ def test_markdown_has_the_section_each_table_and_the_command():
 # ------------------------------------------------------------------------------ every job beside rosinality's
 def _weights(tmp_path):
     from conftest import tiny_generator
-    from optinv.checkpoints import save_rosinality
+    from optinv.io.checkpoints import save_rosinality
 
     return save_rosinality(tiny_generator(32), tmp_path / "tiny32.pt")
 
