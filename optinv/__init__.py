@@ -12,8 +12,8 @@ _JOBS = ("invert", "pulse", "paint", "encode", "JobOptions")
 
 
 def __getattr__(name: str):
-    """``optinv.invert`` & co. are :mod:`optinv.engine.jobs`' functions, imported on first use (so the
-    command line starts without loading the engine)."""
+    """``optinv.invert`` & co. are :mod:`optinv.engine.jobs`' functions, imported on first use: a command
+    that does not run a job (``info``, ``convert``, ``edit``…) never loads the optimisation code."""
     if name in _JOBS:
         from optinv.engine import jobs
 
