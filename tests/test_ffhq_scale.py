@@ -3,7 +3,7 @@
 The generator has FFHQ's shape where it matters here (1024², 18 latent layers, config-f's layer
 list) but 16 channels up to 32², 8 up to 256², 4 above, and 16-dimensional styles: a W+ step
 takes about half a second on one core, and writing the 1024² PNGs costs as much as the steps.
-It is saved once per session in rosinality's ``.pt`` layout and as an NVIDIA ``.pkl`` (written
+It is saved once per test run in rosinality's ``.pt`` layout and as an NVIDIA ``.pkl`` (written
 by ``optinv.world.nvidia_writer``); the jobs alternate between the two files, and every latent
 is re-rendered with the *other* file: the two must be the same model.
 """
