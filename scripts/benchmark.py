@@ -927,7 +927,7 @@ def write_markdown(data: dict) -> None:
           "scripts/make_samples.py); the job's defaults (stop once within eps 2e-3). `faces_in_*`: how many of the "
           "results and of the renders dlib's detector (the `faces` extra) finds a face in; it misses many of the "
           "renderer's cartoon faces, so compare the two columns, not either with 8. PSNR is against the 256² "
-          "render. `ILO`: the same job with `--ilo` (the latent, then the 4²–16² feature maps in ℓ1 balls). Pictures: "
+          "render. `ILO`: the same job with `--ilo` and its defaults (one w from w_avg, then the 4² and 8² feature maps in ℓ1 balls). Pictures: "
           "[pulse_x32.png](pulse_x32.png), [pulse_x32_ilo.png](pulse_x32_ilo.png), [pulse_x64.png](pulse_x64.png) "
           "(input | result | result downscaled | render).")
     table(data.get("invert_hires", []), "W+ against StyleMap on the 256² model (4 held-out seeds rendered at 256²)",

@@ -15,7 +15,7 @@ from PIL import Image
 
 from optinv.errors import OptinvError
 from optinv.io.names import input_name
-from optinv.io.image_files import image_to_tensor, load_image
+from optinv.io.image_files import image_to_tensor, read_image
 
 
 
@@ -75,16 +75,13 @@ def _load_all(sources: Sequence[Source], size: int | None, keep_alpha: bool, cro
         elif isinstance(src, torch.Tensor):
             t = src
             name = f"image{len(names):03d}"
-        elif isinstance(src, Decoded):
+        else:  # a file is decoded here; a decoded one was read by the runner
+            if not isinstance(src, Decoded):
+                read_notes: list[str] = []
+                src = Decoded(Path(src), read_image(src, read_notes), read_notes)
             n = list(src.notes)
             t = image_to_tensor(src.image, src.path, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
             name = src.name
-            if n:
-                notes[name] = n
-        else:
-            n: list[str] = []
-            t = load_image(src, size=size, keep_alpha=keep_alpha, crop=crop, notes=n)
-            name = Path(src).stem
             if n:
                 notes[name] = n
         tensors.append(t)

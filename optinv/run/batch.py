@@ -121,6 +121,12 @@ class Worker:
 
     def process(self, items: Sequence[WorkItem], emit: Emit) -> None:
         """Unreadable inputs fail alone; a batch the job refuses is retried item by item."""
+        try:
+            self._process(items, emit)
+        finally:
+            self.decoded.clear()  # decoded images are kept for this round only
+
+    def _process(self, items: Sequence[WorkItem], emit: Emit) -> None:
         valid = []
         for item in items:
             error = self._unreadable(item)

@@ -79,15 +79,17 @@ def decode(source: str | os.PathLike, spec: JobSpec) -> Decoded:
     """Read an input file once and check it as its job will use it (a bad file fails here, in one
     line, before any work); the job converts the decoded image without reading the file again."""
     notes: list[str] = []
-    d = Decoded(Path(source), read_image(source, notes), notes)
-    image_to_tensor(d.image, d.path, keep_alpha=spec.job == "paint", crop=spec.options.crop, notes=[])
-    return d
+    return _checked(Decoded(Path(source), read_image(source, notes), notes), spec)
 
 
 def decode_bytes(data: bytes, name: str, spec: JobSpec) -> Decoded:
     """:func:`decode` for an image held in memory (the studio's painted canvas): no file is written."""
     notes: list[str] = []
-    d = Decoded(Path(name), read_image_bytes(data, name, notes), notes)
+    return _checked(Decoded(Path(name), read_image_bytes(data, name, notes), notes), spec)
+
+
+def _checked(d: Decoded, spec: JobSpec) -> Decoded:
+    """``d``, once its job's conversion accepts it (alpha for paint, square or ``crop``)."""
     image_to_tensor(d.image, d.path, keep_alpha=spec.job == "paint", crop=spec.options.crop, notes=[])
     return d
 

@@ -71,7 +71,7 @@ class Runs:
             up = page.get(str(src.get("upload")), Upload)
             if up is None:
                 raise OptinvError("choose a sample or upload an image first")
-            source = up.path
+            source = up.path if opts.align or up.decoded is None else up.decoded  # the aligner reads the photo
         steps = merged_options(kind, opts, self.g)["steps"]
         return self.queue.submit(page_id, kind, lambda job: self._work(job, page, kind, source, opts, runs, steps))
 

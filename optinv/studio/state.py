@@ -47,6 +47,7 @@ class Upload:
     name: str          # the file's own name (what messages show)
     path: Path         # where it was saved (what the engine reads)
     purpose: str       # invert | pulse | paint | latent
+    decoded: Any = None  # the image as read at upload (an engine.inputs.Decoded): the job converts it, not the file
 
 
 @dataclass

@@ -10,7 +10,8 @@ from typing import Any
 from optinv.edit import edits as E
 from optinv.errors import InputImageError, OptinvError
 from optinv.io.fileio import latent_stem
-from optinv.io.image_files import load_image, load_photo
+from optinv.engine.inputs import Decoded
+from optinv.io.image_files import image_to_tensor, load_photo, read_image
 from optinv.io.latent_formats import read_foreign, sniff
 from optinv.io.latents import check_model, from_foreign, load_latent
 from optinv.engine.operators import downscale_operator
@@ -51,14 +52,15 @@ class Uploads:
             key = page.add(Upload(name=path.stem, path=path, purpose=purpose), "u")
             return {"id": key, "name": path.stem, "preview": data_url(png_bytes(photo)),
                     "notes": [self.say(n) for n in notes]}
-        if purpose == "pulse":
-            t = load_image(path, notes=notes)
-            downscale_operator(self.g.size, t.shape[-1], "the low-res input")
-        elif purpose in ("invert", "paint"):
-            t = load_image(path, size=self.g.size, notes=notes)
-        else:
+        if purpose not in ("pulse", "invert", "paint"):
             raise OptinvError(f"unknown upload purpose {purpose!r}")
-        key = page.add(Upload(name=path.stem, path=path, purpose=purpose), "u")
+        decoded = Decoded(path, read_image(path, notes), list(notes))  # read once; the job converts this
+        if purpose == "pulse":
+            t = image_to_tensor(decoded.image, path, notes=notes)
+            downscale_operator(self.g.size, t.shape[-1], "the low-res input")
+        else:
+            t = image_to_tensor(decoded.image, path, size=self.g.size, notes=notes)
+        key = page.add(Upload(name=path.stem, path=path, purpose=purpose, decoded=decoded), "u")
         return {"id": key, "name": path.stem, "preview": data_url(png_bytes(t)),
                 "notes": [self.say(n) for n in notes]}
 
