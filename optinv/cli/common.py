@@ -165,6 +165,10 @@ class FiniteFloat(click.ParamType):
 FINITE = FiniteFloat()
 SEED = click.IntRange(0, SEED_MAX)
 
+latent_model_option = click.option("--model", "-m", default=None,
+                                   help="generator (default: the one the latent names)")
+out_dir_option = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
+
 overwrite_option = click.option(
     "--overwrite", is_flag=True,
     help="redo results whose output files already exist (default: keep them and skip that work)")

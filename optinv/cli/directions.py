@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 import torch
 
-from optinv.cli.common import handle_errors, may_write, model_for, overwrite_option, same_model
+from optinv.cli.common import (handle_errors, latent_model_option, may_write, model_for, overwrite_option,
+                               same_model)
 from optinv.errors import OptinvError
 
-common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
 
 
 @click.group()
@@ -24,7 +24,7 @@ def directions():
 @click.argument("listing", type=click.Path(exists=False))
 @click.option("--label", required=True, help="the JSON key holding the label (0/1 → logistic, else ridge)")
 @click.option("--out", "-o", "dest", required=True, type=click.Path(dir_okay=False), help="directions file to write")
-@common_model
+@latent_model_option
 @overwrite_option
 @handle_errors
 def directions_fit(listing, label, dest, model, overwrite):

@@ -9,7 +9,8 @@ from typing import Sequence
 import click
 import torch
 
-from optinv.cli.common import FINITE, Planned, handle_errors, locked_out_dir, overwrite_option, same_model
+from optinv.cli.common import (FINITE, Planned, handle_errors, latent_model_option, locked_out_dir, out_dir_option,
+                               overwrite_option, same_model)
 from optinv.errors import OptinvError
 from optinv.io.fileio import latent_stem, name_part, written_together
 
@@ -48,8 +49,6 @@ def _inputs(*specs: str) -> list[str]:
 
 
 MAX_ROW = 256  # images in an interpolation row: all are rendered together and saved as one picture
-common_model = click.option("--model", "-m", default=None, help="generator (default: the one the latent names)")
-common_out = click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False))
 
 
 @click.command()
@@ -64,8 +63,8 @@ common_out = click.option("--out", "-o", default="out", show_default=True, type=
 @click.option("--layers", default=None, help="layers to edit, e.g. 0-6 (default: all)")
 @click.option("--paste-back", is_flag=True,
               help="also write each edit put back into the photo (a latent from invert --align)")
-@common_model
-@common_out
+@latent_model_option
+@out_dir_option
 @overwrite_option
 @handle_errors
 def edit(latent, direction, alphas, path_edits, paths, layers, paste_back, model, out, overwrite):
@@ -128,8 +127,8 @@ def _edit_along_direction(latent: str, direction: str, alphas: tuple[float, ...]
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option("--steps", "-k", type=int, default=7, show_default=True, help="images in the row (ends included)")
-@common_model
-@common_out
+@latent_model_option
+@out_dir_option
 @overwrite_option
 @handle_errors
 def interpolate(a, b, steps, model, out, overwrite):
@@ -154,8 +153,8 @@ def interpolate(a, b, steps, model, out, overwrite):
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option("--layers", required=True, help="layers taken from B, e.g. 0-3 (coarse) or 6-9 (fine)")
-@common_model
-@common_out
+@latent_model_option
+@out_dir_option
 @overwrite_option
 @handle_errors
 def mix(a, b, layers, model, out, overwrite):
@@ -180,8 +179,8 @@ def mix(a, b, layers, model, out, overwrite):
 @click.option("--mask", default="vertical", show_default=True,
               help="'vertical' (top from A, bottom from B, smooth ramp) or a grayscale PNG (white = B)")
 @click.option("--layers", default=None, help="layers to blend (default: all)")
-@common_model
-@common_out
+@latent_model_option
+@out_dir_option
 @overwrite_option
 @handle_errors
 def blend(a, b, mask, layers, model, out, overwrite):
