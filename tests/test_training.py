@@ -100,3 +100,39 @@ def test_laplacian_pyramid_loss_is_zero_on_equal_images_and_sees_edges() -> None
     blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(b, (1, 1, 1, 1), mode="replicate"), 3, 1)
     assert train_generator.laplacian_pyramid_l1(b, b).item() == 0.0
     assert train_generator.laplacian_pyramid_l1(blurred, b) > 0
+
+
+def _edge(offset: int = 0, width: int = 32) -> torch.Tensor:
+    """A vertical step from −1 to 1 at column 16 + offset."""
+    img = -torch.ones(1, 3, width, width)
+    img[..., 16 + offset:] = 1.0
+    return img
+
+
+def test_edge_energy_prefers_a_shifted_step_to_a_ramp_or_a_halo() -> None:
+    """The term behind the 256² model's sharpening: a clean step one pixel off costs less than
+    the L2-safe ramp at the right place, and an overshooting rim costs more than the clean step."""
+    target = _edge()
+    shifted = _edge(offset=1)
+    ramp = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(target, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    halo = target.clone()
+    halo[..., 16:18] = 1.6
+    halo[..., 14:16] = -1.6
+    cost = lambda x: train_generator.edge_energy_l1(x, target).item()  # noqa: E731
+    assert cost(target) < 1e-3
+    assert cost(shifted) < cost(ramp)
+    assert cost(shifted) < cost(halo)
+    # while plain L2 rewards the hedge: the ramp is closer than the shifted step
+    assert (ramp - target).pow(2).mean() < (shifted - target).pow(2).mean()
+
+
+def test_train_from_trains_only_the_top_blocks(tmp_path: Path) -> None:
+    run(tmp_path / "full", "--kimg", "1", "--max-steps", "1")
+    run(tmp_path / "top", "--kimg", "1", "--max-steps", "2", "--init", str(tmp_path / "full"),
+        "--train-from", "16", "--edge-weight", "1", "--ema-kimg", "0.001")
+    before = torch.load(tmp_path / "full" / "latest.pt", weights_only=True)["g_ema"]  # what --init starts from
+    after = torch.load(tmp_path / "top" / "latest.pt", weights_only=True)["g"]
+    moved = {k for k in after if after[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("convs.2.", "convs.3.", "to_rgbs.1.")) for k in moved), sorted(moved)
+    with pytest.raises(SystemExit, match="train-from"):
+        run(tmp_path / "bad", "--kimg", "1", "--max-steps", "1", "--train-from", "12")
