@@ -253,3 +253,39 @@ def test_optinv_train_encoder_trains_and_exports_from_the_command_line(tiny_mode
     res = CliRunner().invoke(main, [*common, "--export", str(out)])
     assert res.exit_code == 0, res.output
     assert load_encoder(out) is not None
+
+
+@pytest.mark.parametrize("kind", ["wplus", "stylemap"])
+def test_a_grown_generator_uses_its_parents_encoder_with_the_new_layers_extended(tmp_path: Path, kind: str) -> None:
+    from optinv.engine import warmstart
+    from optinv.errors import OptinvError
+    from optinv.world.grow import grow_generator
+
+    small = tiny_generator(16, style_dim=16, seed=2)
+    small.card = {"name": "small16"}
+    big = grow_generator(small, 32, {**small.channels, 32: 8})
+    enc = build_for(small, kind, width=16, passes=2 if kind == "wplus" else 1)
+    torch.nn.init.normal_(enc.heads[-1].linear.weight, std=0.1)  # the fine head (Map2Style in both kinds)
+    enc_file = save_encoder(enc, tmp_path / "enc.pt", card={"generator": "small16"})
+    with pytest.raises(OptinvError, match="was not grown from small16"):
+        warmstart.find_encoder(big, kind, str(enc_file))
+    big.card["grown_from"] = "small16"
+    grown = warmstart.find_encoder(big, kind, str(enc_file))
+    assert grown.layers == big.n_latent and grown.n_latent == small.n_latent
+    x = torch.rand(2, 3, 32, 32)
+    own = warmstart.encode(enc, x, small)
+    codes = warmstart.encode(grown, x, big)
+    if kind == "wplus":
+        assert codes.shape == (2, big.n_latent, 16)
+        assert torch.equal(codes[:, small.n_latent:], codes[:, small.n_latent - 1:small.n_latent].expand(-1, 2, -1))
+    else:
+        assert len(codes) == big.n_latent and all(torch.equal(c, own[-1]) for c in codes[small.n_latent:])
+        assert all(torch.equal(a, b) for a, b in zip(codes[:small.n_latent], own))  # same image in, same codes
+    again = load_encoder(save_encoder(grown, tmp_path / "grown.pt"))
+    assert again.layers == big.n_latent
+    # the grown generator's own job runs from it
+    out = jobs.invert(x[:1], model=big, options=jobs.JobOptions(space=kind, init="encoder", encoder=str(enc_file),
+                                                                 steps=2, progress=False))
+    assert out[0].image.shape == (3, 32, 32)
+    with pytest.raises(OptinvError, match="belongs to another model"):
+        warmstart.find_encoder(small, kind, str(tmp_path / "grown.pt"))

@@ -109,7 +109,7 @@ class Encoder(nn.Module):
     """kind 'wplus' → [B, L, D]; kind 'stylemap' → list of L maps ([B, D, h, h], fine as 1×1)."""
 
     def __init__(self, size: int, n_latent: int, style_dim: int, kind: str = "wplus", width: int = 64,
-                 passes: int = 1):
+                 passes: int = 1, layers: int | None = None):
         super().__init__()
         if kind not in ("wplus", "stylemap"):
             raise ValueError(f"encoder kind must be 'wplus' or 'stylemap', got {kind!r}")
@@ -118,6 +118,12 @@ class Encoder(nn.Module):
         self.config = {"size": size, "n_latent": n_latent, "style_dim": style_dim, "kind": kind, "width": width}
         if passes > 1:  # one-pass files keep their old config
             self.config["passes"] = passes
+        layers = layers or n_latent
+        if layers < n_latent:
+            raise ValueError(f"layers ({layers}) must be at least n_latent ({n_latent})")
+        if layers != n_latent:
+            self.config["layers"] = layers
+        self.layers = layers
         self.kind, self.n_latent, self.style_dim, self.size, self.passes = kind, n_latent, style_dim, size, passes
         self.backbone = Backbone(size, width)
         c = self.backbone.width
@@ -156,18 +162,39 @@ class Encoder(nn.Module):
                 previous = F.interpolate(previous, size=(self.size, self.size), mode="area")
             feats = dict(zip(("coarse", "medium", "fine"),
                              self.refine_backbone(torch.cat([to_signed(img), to_signed(previous)], 1))))
-            return codes + torch.stack([head(feats[grp]) for head, grp in zip(self.refine_heads, self.groups)], 1)
+            delta = torch.stack([head(feats[grp]) for head, grp in zip(self.refine_heads, self.groups)], 1)
+            return codes + self._extend(delta)
         feats = dict(zip(("coarse", "medium", "fine"), self.backbone(to_signed(img))))
         outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
         if self.kind == "wplus":
-            return torch.stack(outs, 1) + self.w_avg
-        return [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
+            return self._extend(torch.stack(outs, 1) + self.w_avg)
+        maps = [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
+        return maps + [maps[-1]] * (self.layers - self.n_latent)
+
+    def _extend(self, codes: torch.Tensor) -> torch.Tensor:
+        """[B, n_latent, D] → [B, layers, D]: the blocks a generator grew on top take the last code."""
+        extra = self.layers - self.n_latent
+        return torch.cat([codes, codes[:, -1:].expand(-1, extra, -1)], 1) if extra else codes
 
 
 def build_for(g: Generator, kind: str, width: int = 64, passes: int = 1) -> Encoder:
     enc = Encoder(g.size, g.n_latent, g.style_dim, kind, width, passes)
     enc.w_avg.copy_(g.w_avg.detach().cpu())
     return enc
+
+
+def grow_encoder(enc: Encoder, layers: int) -> Encoder:
+    """The same encoder for a generator grown from its own (more layers on top, same style space).
+
+    The grown blocks only sharpen what the lower ones draw, and a model grown from another keeps
+    its lower layers, so the encoder's codes stay valid there and the new layers start from the
+    last one's code, as a w repeated across W+ would. Its input is resized to the size it was
+    trained at; the optimiser recovers the finest detail the encoder cannot see.
+    """
+    grown = Encoder(**{**enc.config, "layers": layers}).to(enc.w_avg.device)
+    grown.load_state_dict(enc.state_dict())
+    grown.card = dict(getattr(enc, "card", {}), grown_to_layers=layers)
+    return grown.eval().requires_grad_(False)
 
 
 def widen_to_iterative(one_pass: Encoder, passes: int) -> Encoder:

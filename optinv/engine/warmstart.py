@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from optinv.io.checkpoints import SAMPLES_MODELS
-from optinv.engine.encoder import Encoder, iterate, load_encoder
+from optinv.engine.encoder import Encoder, grow_encoder, iterate, load_encoder
 from optinv.errors import OptinvError
 from optinv.engine.generator import Generator
 from optinv.io.ranges import to_unit
@@ -36,13 +36,32 @@ def _card_encoder_path(g: Generator, kind: str) -> Path | None:
 def find_encoder(g: Generator, space: str, explicit: str | None = None) -> Encoder | None:
     """The encoder for this space: an explicit file, else the card's (StyleMap → W+ fallback)."""
     if explicit:
-        return load_encoder(explicit, device=g.w_avg.device)
+        return fit_to_generator(load_encoder(explicit, device=g.w_avg.device), g, explicit)
     kinds = ["stylemap", "wplus"] if space == "stylemap" else ["wplus"]
     for kind in kinds:
         p = _card_encoder_path(g, kind)
         if p is not None:
-            return load_encoder(p, device=g.w_avg.device)
+            return fit_to_generator(load_encoder(p, device=g.w_avg.device), g, p)
     return None
+
+
+def fit_to_generator(enc: Encoder, g: Generator, source: str | Path) -> Encoder:
+    """The encoder as this generator needs it, or a one-line error when it belongs to another.
+
+    An encoder of the model a generator was grown from (``grown_from`` in the generator's card)
+    serves it with its codes extended to the grown layers (``encoder.grow_encoder``).
+    """
+    if enc.style_dim != g.style_dim or enc.layers > g.n_latent:
+        raise OptinvError(f"encoder {Path(source).name} predicts {enc.layers} layers of {enc.style_dim}-d styles; "
+                          f"this generator takes {g.n_latent} of {g.style_dim}: it belongs to another model")
+    if enc.layers == g.n_latent:
+        return enc
+    parent = g.card.get("grown_from")
+    if parent is None or parent != enc.card.get("generator"):
+        raise OptinvError(f"encoder {Path(source).name} predicts {enc.layers} layers; this generator takes "
+                          f"{g.n_latent} and was not grown from {enc.card.get('generator', 'its model')}: "
+                          f"train one for it with `optinv train-encoder`")
+    return grow_encoder(enc, g.n_latent)
 
 
 def _maps_to_sizes(maps: list[torch.Tensor], sizes: list[int]) -> list[torch.Tensor]:
