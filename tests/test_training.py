@@ -136,3 +136,22 @@ def test_train_from_trains_only_the_top_blocks(tmp_path: Path) -> None:
     assert moved and all(k.startswith(("convs.2.", "convs.3.", "to_rgbs.1.")) for k in moved), sorted(moved)
     with pytest.raises(SystemExit, match="train-from"):
         run(tmp_path / "bad", "--kimg", "1", "--max-steps", "1", "--train-from", "12")
+
+
+def test_growing_an_exported_model_records_its_parent_and_starts_from_its_image(tmp_path: Path) -> None:
+    run(tmp_path / "small", "--kimg", "1", "--max-steps", "1")
+    parent = tmp_path / "parent16.pt"
+    train_generator.main([str(tmp_path / "small"), "--export", str(parent)])
+    big_args = ["--size", "32", "--channels", "16,16,8,8", "--style-dim", "48", "--n-mlp", "2", "--batch", "4",
+                "--workers", "0", "--sample-every", "1000", "--save-every", "1000"]
+    train_generator.main([str(tmp_path / "big"), *big_args, "--kimg", "1", "--max-steps", "1", "--lr", "0",
+                          "--init", str(parent)])
+    child = tmp_path / "child32.pt"
+    train_generator.main([str(tmp_path / "big"), "--export", str(child)])
+    small, big = load_generator(parent), load_generator(child)
+    assert big.size == 32 and big.card["grown_from"] == "parent16"
+    z = torch.randn(2, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # the new toRGB starts at zero: the grown model draws the parent's image, upsampled
+        a = torch.nn.functional.avg_pool2d(big(z, randomize_noise=False), 2)
+        b = small(z, randomize_noise=False)
+    assert (a - b).abs().mean() < 0.05
