@@ -204,3 +204,18 @@ def test_saved_latent_rerenders_exactly(tiny32: Generator) -> None:
                                recipe="1*L2+0.05*GEOCROSS" if space != "w" else "1*L2")
         r = jobs.solve("invert", g, targets_from(g, 2), ["a", "b"], Identity(), opts)[1]
         assert torch.equal(jobs.render_latent(g, r.latent)[0], r.image)
+
+
+def test_preview_is_the_image_before_the_finer_blocks() -> None:
+    from optinv.world.grow import grow_generator
+
+    small = tiny_generator(16, style_dim=16, seed=3)
+    big = grow_generator(small, 32, {**small.channels, 32: 8})  # the new block's toRGB starts at zero
+    w = big.mapping(torch.randn(2, 16, generator=torch.Generator().manual_seed(1)))[:, None].expand(-1, big.n_latent, -1)
+    with torch.no_grad():
+        assert torch.equal(big.preview(w, 32), big.synthesis(w))
+        preview = big.preview(w, 16)
+        assert preview.shape == (2, 3, 16, 16)
+        assert torch.allclose(preview, small.synthesis(w[:, :small.n_latent]), atol=1e-5)  # the parent's image
+    with pytest.raises(ValueError, match="preview side"):
+        big.preview(w, 12)

@@ -411,6 +411,23 @@ class Generator(nn.Module):
         out, skip = self.stem(styles, noise)
         return self.blocks(out, skip, styles, noise, 0)[1]
 
+    def preview(self, styles: StyleInput, side: int) -> torch.Tensor:
+        """The image as the blocks up to ``side``² draw it (their RGB skip), skipping the rest.
+
+        The blocks above only add detail finer than ``side``² to this image, so a consumer that
+        looks at ``side``² anyway (a 64² reconstructor, a 32² attribute predictor) gets nearly the
+        same picture for a fraction of the cost: at 256², the 64² preview costs about a third.
+        """
+        if side >= self.size:
+            return self.synthesis(styles)
+        if side not in self.layer_sides():
+            raise ValueError(f"preview side must be one of {self.layer_sides()}, got {side}")
+        if isinstance(styles, torch.Tensor):
+            styles = styles.unbind(1)
+        noise = self.noise_list()
+        out, skip = self.stem(styles, noise)
+        return self.blocks(out, skip, styles, noise, 0, self.layer_sides().index(side))[1]
+
     # Intermediate layers (ILO searches them): "layer" b is the state after the 4×4 stem (b = 0)
     # or after upsampling block b (side 4·2^b); a state is (features [B, C, s, s], RGB skip [B, 3, s, s]).
     def layer_sides(self) -> list[int]:

@@ -32,14 +32,18 @@ def path_set(state: DiscoverState, domain: Domain, g, predictor: AttributePredic
     return PathSet(paths, domain.space, domain.mean, domain.std, names, signs, effects, model_id(g), card)
 
 
+RECONSTRUCTOR_SIDE = 64  # new_state's reconstructor reads at most 64² (train.new_state)
+
+
 def discover_paths(g, settings: DiscoverSettings, space: str, out: str | os.PathLike,
                    checkpoint: str | os.PathLike | None = None, predictor: AttributePredictor | None = None,
                    max_seconds: float | None = None, progress: bool = True, every: int = 50,
                    lr_paths: float | None = None) -> tuple[Path, PathSet]:
     """Train (resuming ``checkpoint`` when it exists), then write the named paths to ``out``."""
     g = g.requires_grad_(False)
-    domain = generator_domain(g, space)
+    side = min(g.size, RECONSTRUCTOR_SIDE)  # what the reconstructor sees: no need to draw finer
+    domain = generator_domain(g, space, side=side)
     state = discover(domain, settings, checkpoint, resume=True, every=every, max_seconds=max_seconds,
-                     progress=progress, model_id=model_id(g), image_size=g.size, lr_paths=lr_paths)
+                     progress=progress, model_id=model_id(g), image_size=side, lr_paths=lr_paths)
     ps = path_set(state, domain, g, predictor)
     return save_paths(ps, out), ps

@@ -50,13 +50,20 @@ def w_statistics(g, n: int = 8192, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return w.mean(0).float(), w.std(0).clamp_min(1e-6).float()
 
 
-def generator_domain(g, space: str, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> Domain:
-    """The domain of a generator in ``space`` z (Gaussian) or w (standardised, every layer the same w)."""
+def generator_domain(g, space: str, stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     side: int | None = None) -> Domain:
+    """The domain of a generator in ``space`` z (Gaussian) or w (standardised, every layer the same w).
+
+    ``side``: render the generator's ``side``² preview (``Generator.preview``) instead of its full
+    image, for consumers that look no finer: discovery's reconstructor sees 64².
+    """
+    side = min(side or g.size, g.size)
     if space not in SPACES:
         raise OptinvError(f"`space` must be one of {', '.join(SPACES)}, got {space!r}")
     dev = g.w_avg.device
     if space == "z":
-        return Domain(g.style_dim, lambda n: torch.randn(n, g.style_dim, device=dev), lambda x: g(x), "z")
+        return Domain(g.style_dim, lambda n: torch.randn(n, g.style_dim, device=dev),
+                      lambda x: g.preview(g.mapping(x)[:, None, :].expand(-1, g.n_latent, -1), side), "z")
     mean, std = stats if stats is not None else w_statistics(g)
     mean, std = mean.to(dev), std.to(dev)
 
@@ -66,7 +73,7 @@ def generator_domain(g, space: str, stats: tuple[torch.Tensor, torch.Tensor] | N
 
     def render(x: torch.Tensor) -> torch.Tensor:
         w = mean + std * x
-        return g.synthesis(w[:, None, :].expand(-1, g.n_latent, -1))
+        return g.preview(w[:, None, :].expand(-1, g.n_latent, -1), side)
 
     return Domain(g.style_dim, sample, render, "w", mean.cpu(), std.cpu())
 
