@@ -34,9 +34,14 @@ from optinv.engine.ilo import ILO_RADIUS, ILO_STEPS  # noqa: E402
 from optinv.engine.operators import BicubicDownscale, Grayscale  # noqa: E402
 from optinv.io.image_files import to_pil  # noqa: E402
 
-TASKS = ("sr8", "sr16", "inpaint_eyes", "colourise")
-TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16",
+TASKS = ("sr8", "sr16", "sr32", "inpaint_eyes", "colourise")
+TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16", "sr32": "super-resolution ×32",
               "inpaint_eyes": "inpainting, 30 % box over the eyes", "colourise": "colourisation"}
+
+
+def default_tasks(size: int) -> tuple[str, ...]:
+    """Every task whose observation is at least 4×4 at this size (×32 needs a 128² model or larger)."""
+    return tuple(t for t in TASKS if not t.startswith("sr") or size // int(t[2:]) >= 4)
 METHODS = ("PULSE", "W+", "ILO")
 EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
 ILO_LAYERS = ILO_STEPS    # the job's defaults (main's --ilo-steps / --ilo-radius try others)
@@ -97,8 +102,8 @@ def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: d
 def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
     """(observation [N, 3, h, w] in [0, 1], the job's extra arguments, known-pixel mask or None)."""
     size = truth.shape[-1]
-    if task in ("sr8", "sr16"):
-        k = 8 if task == "sr8" else 16
+    if task.startswith("sr"):
+        k = int(task[2:])
         return BicubicDownscale(k)(truth), {"scale": k}, None
     if task == "inpaint_eyes":
         m = eye_mask(size)
@@ -140,11 +145,12 @@ def consistency(res, mask: torch.Tensor | None) -> list[float]:
     return out
 
 
-def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] = TASKS,
+def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] | None = None,
                   picture: Path | None = None, shown: int = 2, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
     """Rows (task × method) of medians over the images, and the picture."""
     from optinv.engine.spaces import gaussian_fit
 
+    tasks = tasks or default_tasks(g.size)
     gaussian_fit(g)  # PULSE's fit of the mapping, computed once and cached: not part of any method's time
     truth = torch.stack([load_image(p, size=g.size) for p in images])
     names = [p.stem for p in images]
@@ -193,6 +199,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
         atomic_save_image(make_grid(panels, cols=2 + len(methods), scale=max(1, 128 // g.size)), picture)
     faces = truth_faces.mean.get("face_found")
     return {"rows": rows, "images": names, "steps": steps, "ilo_layers": ILO_LAYERS, "ilo_radius": ILO_RADII,
+            "model": g.card.get("name", "?"), "size": g.size,
             "truth_faces_found": None if faces is None else f"{sum(r['face_found'] for r in truth_faces.rows.values())}/{len(names)}"}
 
 
@@ -249,15 +256,18 @@ def bench_structural(g, images: list[Path], steps: int = 150,
     return rows
 
 
-def markdown(data: dict[str, Any] | None) -> list[str]:
-    """The "Inverse problems" section of docs/BENCHMARKS.md."""
+def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = True,
+             picture: str = "inverse_problems.png") -> list[str]:
+    """The "Inverse problems" section of docs/BENCHMARKS.md (one model's table)."""
     if not data or not data.get("rows"):
         return []
     from md_table import markdown_table
 
-    rows = data["rows"]
-    lines = ["## Inverse problems: PULSE, W+ and ILO at equal wall time", "",
-             f"{len(data['images'])} held-out renders ({', '.join(data['images'])}), the embedded 64² model. "
+    rows, size = data["rows"], data.get("size", 64)
+    small = (f", the procedural faces at {size}² being small for it" if size < 128 else "")
+    lines = [f"{heading} Inverse problems on the {size}² model: PULSE, W+ and ILO at equal wall time", "",
+             f"{len(data['images'])} held-out renders ({', '.join(data['images'])}), "
+             f"`{data.get('model', 'synthfaces64')}` ({size}²). "
              f"Every method gets the wall time of {data['steps']} PULSE steps: PULSE (Z+, 100·L2 + 0.05·GEOCROSS, "
              f"lr 0.4, linear1cycledrop, 5 trainable noise layers, no early stop), W+ (100·L2, lr 0.1, β2 0.9, "
              f"cosine ramp, w_avg start), ILO (the job with `--ilo` and its defaults: its latent search one w from "
@@ -272,11 +282,11 @@ def markdown(data: dict[str, Any] | None) -> list[str]:
              "(medians over images; the results as 8-bit PNGs): PSNR, SSIM and MS-SSIM against the truth; "
              "`observation_psnr`: the result through the task's operator against the observation (known pixels "
              "only for inpainting); `psnr_hole`: against the truth inside the box alone; `faces_found`: dlib's detector on the results (enlarged to 256²) — on the "
-             f"truth it finds {data.get('truth_faces_found', '?')}, the procedural faces at 64² being small for it; "
+             f"truth it finds {data.get('truth_faces_found', '?')}{small}; "
              "`identity_distance`: dlib descriptor, result ↔ truth (< 0.6 = same person). LPIPS: not measured "
              "(no backbone offline). Inpainting: the mask covers rows 19–67 % and columns 19–81 % (eyes and nose); "
              "colourisation: the observation is the BT.601 luminance. Picture: "
-             "[observation | PULSE | W+ | ILO | truth](inverse_problems.png), two images per task.", ""]
+             f"[observation | PULSE | W+ | ILO | truth]({picture}), two images per task.", ""]
     lines += markdown_table(rows)
     by = {(r["task"], r["method"]): r for r in rows}
     gains = [f"{task} {by[(task, 'ILO')]['psnr_vs_truth'] - by[(task, 'PULSE')]['psnr_vs_truth']:+.2f} dB"
@@ -288,7 +298,10 @@ def markdown(data: dict[str, Any] | None) -> list[str]:
                   "PULSE's Z+ draws a sharper, less likely one. The cost is sharpness: dlib finds fewer faces in "
                   "ILO's super-resolved results than in PULSE's (see `faces_found` and the picture), and ILO's "
                   "budget follows the measured step times, so a mis-timed probe moves it (below: 20 fewer latent "
-                  "steps cost ×8 about 0.5 dB)."]
+                  "steps cost ×8 about 0.5 dB)."] if size < 128 else [
+                  "", f"ILO against PULSE, PSNR to the truth: {', '.join(gains)}."]
+    if not levers:
+        return lines
     lines += ["", "### What each ILO lever gave", "",
               "Diagnostic runs before the defaults changed (`python scripts/ilo_levers.py e1` … `e9`, 4 renders, "
               "one thread): one latent search, then each layer-stage variant from that same latent; PSNR against "
@@ -314,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--tasks", default=None, help=f"comma-separated, of {', '.join(TASKS)} (default: all that fit the model)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--ilo-steps", default=ILO_STEPS, help="ILO's layer steps (default: the job's)")
@@ -325,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     ILO_LAYERS, ILO_RADII = args.ilo_steps, args.ilo_radius
     g = load_generator(args.model, device="cpu")
     images = sorted((ROOT / "samples" / "images").glob("*.png"))[:args.images]
-    data = bench_inverse(g, images, args.steps, tuple(args.tasks.split(",")), methods=tuple(args.methods.split(",")))
+    tasks = tuple(args.tasks.split(",")) if args.tasks else None
+    data = bench_inverse(g, images, args.steps, tasks, methods=tuple(args.methods.split(",")))
     if not args.no_structural:
         data["structural"] = bench_structural(g, images, args.steps)
     print("\n".join(markdown(data)))

@@ -1036,7 +1036,8 @@ def write_markdown(data: dict) -> None:
     from bench_ffhq import markdown as ffhq_markdown
     from bench_inverse import markdown as inverse_markdown
 
-    lines += inverse_markdown(data.get("inverse"))
+    lines += inverse_markdown(data.get("inverse"), levers=False)  # the default model's (256²)
+    lines += inverse_markdown(data.get("inverse_64"), picture="inverse_problems_64.png")  # 64²: levers, structural
     lines += discover_markdown(data.get("discover"))
     lines += ffhq_markdown(data, data.get("sections", {}).get("ffhq", {}).get("command",
                                                                             "python scripts/benchmark.py --only ffhq"))
@@ -1184,15 +1185,16 @@ def main(argv: list[str] | None = None) -> None:
     if "inverse" in only:
         from bench_inverse import bench_inverse
 
-        kept = data.get("inverse", {}).get("structural")
-        data["inverse"] = bench_inverse(g, sample_images(2 if args.quick else 4), 80 if args.quick else 150,
-                                        picture=DOCS / "inverse_problems.png")
+        key, picture = ("inverse", "inverse_problems.png") if g.size >= 128 else ("inverse_64", "inverse_problems_64.png")
+        kept = data.get(key, {}).get("structural")
+        data[key] = bench_inverse(g, sample_images(2 if args.quick else 4), 80 if args.quick else 150,
+                                  picture=DOCS / picture)
         if kept:
-            data["inverse"]["structural"] = kept
+            data[key]["structural"] = kept
     if "structural" in only:
         from bench_inverse import bench_structural
 
-        data.setdefault("inverse", {})["structural"] = bench_structural(g, sample_images(2 if args.quick else 4),
+        data.setdefault("inverse" if g.size >= 128 else "inverse_64", {})["structural"] = bench_structural(g, sample_images(2 if args.quick else 4),
                                                                         80 if args.quick else 150)
     for name in only & set(SECTIONS):
         data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}

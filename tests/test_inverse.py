@@ -320,3 +320,16 @@ def test_benchmark_mask_covers_thirty_percent_and_tables_render() -> None:
     text = "\n".join(b.markdown({"rows": rows, "images": ["a"], "steps": 10, "ilo_layers": "25,25,25",
                                  "structural": [{"recipe": "1*L2", "psnr": 1.0}]}))
     assert "| x | ILO | 1.0 |" in text and "| 1*L2 | 1.0 |" in text
+
+
+def test_benchmark_tasks_follow_the_model_size() -> None:
+    from tests.conftest import load_script
+
+    b = load_script("bench_inverse")
+    assert "sr32" not in b.default_tasks(64) and "sr16" in b.default_tasks(64)  # ×32 of 64² would be 2×2
+    assert {"sr8", "sr16", "sr32", "inpaint_eyes", "colourise"} <= set(b.default_tasks(256))
+    obs, extra, mask = b.observe("sr32", torch.rand(1, 3, 256, 256))
+    assert obs.shape == (1, 3, 8, 8) and extra == {"scale": 32} and mask is None
+    text = "\n".join(b.markdown({"rows": [{"task": "x", "method": "ILO"}], "images": ["a"], "steps": 1,
+                                 "ilo_layers": "20,20", "model": "m256", "size": 256}, levers=False))
+    assert "256² model" in text and "`m256` (256²)" in text and "ILO lever" not in text
