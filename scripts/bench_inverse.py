@@ -42,7 +42,7 @@ TASK_NAMES = {"sr8": "super-resolution ×8", "sr16": "super-resolution ×16", "s
 def default_tasks(size: int) -> tuple[str, ...]:
     """Every task whose observation is at least 4×4 at this size (×32 needs a 128² model or larger)."""
     return tuple(t for t in TASKS if not t.startswith("sr") or size // int(t[2:]) >= 4)
-METHODS = ("PULSE", "W+", "ILO")
+METHODS = ("PULSE", "W+", "ILO", "ILO-Z+")  # ILO-Z+: `--ilo --ilo-latent job` (PULSE's search, then the layers)
 EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
 ILO_LAYERS = ILO_STEPS    # the job's defaults (main's --ilo-steps / --ilo-radius try others)
 ILO_RADII = ILO_RADIUS
@@ -66,7 +66,10 @@ def method_options(method: str, steps: int) -> dict[str, Any]:
     if method == "W+":
         return {"space": "wplus", "recipe": "100*L2", "lr": 0.1, "schedule": "cosine-ramp", "noise": "fixed",
                 "init": "mean", "steps": steps, "adam_beta2": 0.9, "eps": 0.0}
-    return {"steps": steps, "eps": 0.0, "ilo": True, "ilo_steps": ILO_LAYERS, "ilo_radius": ILO_RADII}
+    ilo = {"ilo": True, "ilo_steps": ILO_LAYERS, "ilo_radius": ILO_RADII}
+    if method == "ILO-Z+":
+        return {**pulse, **ilo, "steps": steps, "ilo_latent": "job"}
+    return {"steps": steps, "eps": 0.0, **ilo}
 
 
 def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: dict[str, Any],
@@ -95,8 +98,9 @@ def equal_time_steps(g, task: str, obs: torch.Tensor, names: list[str], extra: d
     t_layers = step_seconds("ILO", 1, ",".join([str(probe // len(layer_steps))] * len(layer_steps)))
     t_latent = step_seconds("ILO", probe, "1")
     budget = steps * t_pulse
-    return {"PULSE": steps, "W+": max(1, round(budget / t_w)),
-            "ILO": max(1, round((budget - sum(layer_steps) * t_layers) / t_latent))}
+    layers = sum(layer_steps) * t_layers
+    return {"PULSE": steps, "W+": max(1, round(budget / t_w)), "ILO": max(1, round((budget - layers) / t_latent)),
+            "ILO-Z+": max(1, round((budget - layers) / t_pulse))}  # its latent steps are PULSE's
 
 
 def observe(task: str, truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
@@ -187,7 +191,7 @@ def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...
                 if ev.mean.get("face_found") is not None:
                     row["faces_found"] = f"{sum(r['face_found'] for r in ev.rows.values())}/{len(ev.rows)}"
                     row["identity_distance"] = round(statistics.median(r["identity_distance"] for r in ev.rows.values()), 3)
-                if method == "ILO":
+                if method.startswith("ILO"):
                     moved = [m["moved"] for r in res for m in r.metrics["ilo_layers"]]
                     row["ilo_moved_median"] = round(statistics.median(moved), 4)
                 rows.append(row)
@@ -273,7 +277,10 @@ def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = Tr
              f"cosine ramp, w_avg start), ILO (the job with `--ilo` and its defaults: its latent search one w from "
              f"w_avg — the job's data term alone, lr 0.1, β2 0.9, cosine ramp — then the 4² and 8² feature maps for "
              f"{data['ilo_layers']} steps in ℓ1 balls of {data.get('ilo_radius', '?')} × each layer's norm, lr 0.1, "
-             "the latent held where its search left it). Each method's time per step is the lower quartile of "
+             "the latent held where its search left it)" + (
+                 ", ILO-Z+ (`--ilo --ilo-latent job`: PULSE's Z+ search with PULSE's settings, then the same layer "
+                 "stages)" if any(r["method"] == "ILO-Z+" for r in rows) else "") +
+             ". Each method's time per step is the lower quartile of "
              "the intervals between its steps on a short run of the same batch; `latent_steps` is what that time buys "
              "(ILO: its latent steps, the layer steps coming on top; `steps`: all steps run). "
              "`s_per_image`: measured wall time (one core, batch of all images) on a machine shared with other "
@@ -286,7 +293,8 @@ def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = Tr
              "`identity_distance`: dlib descriptor, result ↔ truth (< 0.6 = same person). LPIPS: not measured "
              "(no backbone offline). Inpainting: the mask covers rows 19–67 % and columns 19–81 % (eyes and nose); "
              "colourisation: the observation is the BT.601 luminance. Picture: "
-             f"[observation | PULSE | W+ | ILO | truth]({picture}), two images per task.", ""]
+             f"[observation | {' | '.join(dict.fromkeys(r['method'] for r in rows))} | truth]({picture}), "
+             "two images per task.", ""]
     lines += markdown_table(rows)
     by = {(r["task"], r["method"]): r for r in rows}
     gains = [f"{task} {by[(task, 'ILO')]['psnr_vs_truth'] - by[(task, 'PULSE')]['psnr_vs_truth']:+.2f} dB"
@@ -299,7 +307,12 @@ def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = Tr
                   "ILO's super-resolved results than in PULSE's (see `faces_found` and the picture), and ILO's "
                   "budget follows the measured step times, so a mis-timed probe moves it (below: 20 fewer latent "
                   "steps cost ×8 about 0.5 dB)."] if size < 128 else [
-                  "", f"ILO against PULSE, PSNR to the truth: {', '.join(gains)}."]
+                  "", f"ILO against PULSE, PSNR to the truth: {', '.join(gains)}."] + ([
+                  "", "ILO-Z+ against PULSE: " + ", ".join(
+                      f"{task} {by[(task, 'ILO-Z+')]['psnr_vs_truth'] - by[(task, 'PULSE')]['psnr_vs_truth']:+.2f} dB"
+                      for task in dict.fromkeys(r["task"] for r in rows)
+                      if (task, "ILO-Z+") in by and (task, "PULSE") in by) + "."]
+                  if any(r["method"] == "ILO-Z+" for r in rows) else [])
     if not levers:
         return lines
     lines += ["", "### What each ILO lever gave", "",
