@@ -4,7 +4,7 @@
 
 Timings (printed as JSON, recorded in docs/BENCHMARKS.md):
 - frame: a direction slider moved → the new image shown in the page (request, render, PNG,
-  decode), one move at a time, on the embedded 64² model;
+  decode), one move at a time, on the embedded default model;
 - first progress: "Run" clicked → the first step's numbers shown (job queued, set up, step 0).
 """
 
@@ -29,10 +29,11 @@ from optinv.studio.headless import Browser, why_no_browser
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def stroke(page, rows=(11, 15), cols=(25, 41)) -> None:
-    """A blue stroke over the top of the head (the hair) of the selected sample."""
+def stroke(page, size: int, rows=(11, 15), cols=(25, 41)) -> None:
+    """A blue stroke over the top of the head (the hair) of the selected sample (laid out on a
+    64-unit grid over the canvas, the brush scaled to the model's ``size``)."""
     page.eval_on_selector("#brush-color", "e => { e.value = '#1030ff'; e.dispatchEvent(new Event('input')); }")
-    page.fill("#brush-size", "6")
+    page.fill("#brush-size", str(round(6 * size / 64)))
     box = page.locator("#paint-canvas").bounding_box()
     px = box["width"] / 64
     for row in rows:
@@ -73,7 +74,8 @@ def main() -> None:
     if reason:
         raise SystemExit(f"studio_docs: {reason}")
     torch.set_num_threads(args.threads)
-    server = launch(get_model(None, torch.device("cpu")), wording=to_flags)
+    g = get_model(None, torch.device("cpu"))
+    server = launch(g, wording=to_flags)
     browser = Browser()
     try:
         page = browser.new_page()
@@ -85,7 +87,7 @@ def main() -> None:
         page.wait_for_timeout(300)
         page.fill("#paint-keep", "30")
         page.dispatch_event("#paint-keep", "input")
-        stroke(page)
+        stroke(page, g.size)
         for _ in range(3):  # Run → first progress, three times (short runs)
             run_tab(page, "paint", 5)
         run_tab(page, "paint", 60)
@@ -100,7 +102,7 @@ def main() -> None:
             page.screenshot(path=str(DOCS / "studio_invert.png"), full_page=True)
 
         page.click("nav [data-tab=pulse]")
-        page.select_option("#tab-pulse .source-sample", "1000000_x8.png")
+        page.select_option("#tab-pulse .source-sample", "1000000_x32.png" if g.size >= 256 else "1000000_x8.png")
         page.fill("#tab-pulse .opt-runs", "2")
         run_tab(page, "pulse", 100)
         if shots:
