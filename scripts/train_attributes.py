@@ -32,11 +32,15 @@ def render_set(seeds: range, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(ys, dtype=torch.float32)
 
 
+WORK_SIZE = 64  # images are kept at most this large: the predictor reads 32², and 256² sets would fill memory
+
+
 @torch.no_grad()
 def model_set(g, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, g.style_dim, generator=gen)
-    x = torch.cat([g(z[i:i + 32]).clamp(-1, 1) for i in range(0, n, 32)])
+    side = min(g.size, WORK_SIZE)
+    x = torch.cat([F.interpolate(g(z[i:i + 32]).clamp(-1, 1), size=side, mode="area") for i in range(0, n, 32)])
     y = torch.tensor([attribute_vector(lab) for lab in teacher_labels(z)], dtype=torch.float32)
     return x, y
 
@@ -64,11 +68,12 @@ def main() -> None:
     torch.manual_seed(0)
     g = load_generator(args.model).requires_grad_(False)
     t0 = time.time()
-    xr, yr = render_set(range(0, args.renders), g.size)
+    side = min(g.size, WORK_SIZE)
+    xr, yr = render_set(range(0, args.renders), side)
     xg, yg = model_set(g, args.model_images, seed=1)
     x, y = torch.cat([xr, xg]), torch.cat([yr, yg])
     # held out for the record: renders of held-out seeds and G(z) of another z seed
-    xv, yv = render_set(range(1_000_000, 1_000_300), g.size)
+    xv, yv = render_set(range(1_000_000, 1_000_300), side)
     xgv, ygv = model_set(g, 300, seed=2)
     print(f"data {len(x)} in {time.time() - t0:.0f}s", flush=True)
     p = AttributePredictor()
