@@ -851,28 +851,40 @@ def update_readme(data: dict) -> None:
     own = own_invert_rows(data)
     inv = {(r["space"], r["steps"]): r for r in own}
     last = max((r["steps"] for r in own), default=0)
-    lines = [start, "", f"Embedded model, {len(sample_images(100))} held-out renders available; numbers from "
-             f"`python scripts/benchmark.py` on {data['machine']} (each section's command and date: docs/BENCHMARKS.md).", "",
-             "| job | setting | result |", "|---|---|---|"]
+    sections = data.get("sections", {})
+
+    def model(section: str) -> str:  # "synthfaces64 (64², 430.11 kimg)" → "synthfaces64"
+        return sections.get(section, {}).get("model", "?").split(" (")[0]
+
+    lines = [start, "", f"Embedded models, {len(sample_images(100))} held-out renders available; numbers from "
+             f"`python scripts/benchmark.py` on {data['machine']} (each section's command, date and model: "
+             "docs/BENCHMARKS.md).", "", "| job | model | setting | result |", "|---|---|---|---|"]
     for space in ("w", "wplus", "zplus", "stylemap"):
         r = inv.get((space, last))
         if r:
-            lines.append(f"| invert | {space}, {last} steps | median PSNR {r['median_psnr']} dB, SSIM {r.get('median_ssim', '')} |")
+            lines.append(f"| invert | {model('invert')} | {space}, {last} steps | median PSNR {r['median_psnr']} dB, "
+                         f"SSIM {r.get('median_ssim', '')} |")
     for r in data.get("pulse", []):
-        lines.append(f"| pulse | ×{r['scale']}, {r['steps']} steps | {r['within_eps_2e-3'] * 100:.0f}% within eps 2e-3; "
-                     f"PSNR vs high-res {r['median_psnr_vs_highres']} dB |")
+        lines.append(f"| pulse | {model('pulse')} | ×{r['scale']}, {r['steps']} steps | "
+                     f"{r['within_eps_2e-3'] * 100:.0f}% within eps 2e-3; PSNR vs high-res {r['median_psnr_vs_highres']} dB |")
+    for r in data.get("pulse_hires", []):
+        if r.get("method", "PULSE") == "PULSE":
+            lines.append(f"| pulse | {model('pulse_hires')} | ×{r['scale']}, {r['steps']} steps | "
+                         f"{r['within_eps_2e-3'] * 100:.0f}% within eps 2e-3; PSNR vs high-res "
+                         f"{r['median_psnr_vs_highres']} dB |")
     for r in data.get("paint", []):
-        lines.append(f"| paint | {r['images']} RGBA refs | alpha-weighted MSE {r['mean_alpha_weighted_mse']} |")
+        lines.append(f"| paint | {model('paint')} | {r['images']} RGBA refs | alpha-weighted MSE "
+                     f"{r['mean_alpha_weighted_mse']} |")
     for r in data.get("encoder", []):
         passes = f", {r['passes']} passes" if r.get("passes", 1) > 1 else ""
-        lines.append(f"| encode | {r['space']} encoder alone{passes} | median PSNR {r['median_psnr']} dB, "
-                     f"{r['ms_per_image']} ms/image |")
+        lines.append(f"| encode | {model('encoder')} | {r['space']} encoder alone{passes} | median PSNR "
+                     f"{r['median_psnr']} dB, {r['ms_per_image']} ms/image |")
     for r in data.get("warm_start", []):
         if "warm_steps_to_reach_cold_500" not in r or "first pass" in r["encoder"]:  # older format / ablation rows
             continue
-        lines.append(f"| invert | {r['space']}, warm start ({r['encoder']}), lr {r['lr']}, 100 steps | "
-                     f"{r['warm_psnr_at_100']} dB; cold 1000 steps: {r['cold_best_psnr']} dB, reached by the warm "
-                     f"start at step {r['warm_steps_to_reach_it']} |")
+        lines.append(f"| invert | {model('encoder')} | {r['space']}, warm start ({r['encoder']}), lr {r['lr']}, 100 "
+                     f"steps | {r['warm_psnr_at_100']} dB; cold 1000 steps: {r['cold_best_psnr']} dB, reached by the "
+                     f"warm start at step {r['warm_steps_to_reach_it']} |")
     lines += ["", "![inversion](docs/invert_stylemap.png) ![pulse](docs/pulse_x8.png)", "", end]
     a, b = text.index(start), text.index(end) + len(end)
     readme.write_text(text[:a] + "\n".join(lines) + text[b:])
@@ -883,8 +895,10 @@ def write_markdown(data: dict) -> None:
 
     lines = ["# Benchmarks", "",
              f"Written by `scripts/benchmark.py` on {data['machine']} ({data['threads']} torch threads, "
-             f"torch {data['torch']}). Model: `{data['model']}`. The command that last wrote each section:", ""]
-    lines += [f"- {name}: `{r['command']}` ({r['date']})" for name, r in sorted(data.get("sections", {}).items())]
+             f"torch {data['torch']}). The command that last wrote each section, its date and the model it "
+             "measured (sections without one name the model in each row):", ""]
+    lines += [f"- {name}: `{r['command']}` ({r['date']}{'; ' + r['model'] if r.get('model') else ''})"
+              for name, r in sorted(data.get("sections", {}).items())]
     lines.append("")
 
     def table(rows: list[dict], title: str, note: str = "") -> None:
@@ -1046,6 +1060,21 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
+HIRES_SECTIONS = {"pulse_hires", "invert_hires"}  # measured on --hires-model
+PER_ROW_SECTIONS = {"world", "resolution_speed", "ffhq", "generator", "throughput"}  # each row names its model
+
+
+def model_label(g) -> str:
+    return f"{g.card.get('name', '?')} ({g.size}², {g.card.get('training', {}).get('kimg', '?')} kimg)"
+
+
+def section_model(name: str, g, hires) -> dict:
+    """The model a section measured, as its record says (none where each row names its own)."""
+    if name in PER_ROW_SECTIONS:
+        return {}
+    return {"model": model_label(hires if name in HIRES_SECTIONS else g)}
+
+
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires",
             "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
@@ -1086,7 +1115,7 @@ def main(argv: list[str] | None = None) -> None:
                  "date": time.strftime("%Y-%m-%d")})
     g = load_generator(args.model, device="cpu")
     if only - {"world"}:  # the world table names its own model per row; the header is every other section's
-        data["model"] = f"{g.card.get('name', '?')} ({g.size}², {g.card.get('training', {}).get('kimg', '?')} kimg)"
+        data["model"] = model_label(g)
     n = args.images or (4 if args.quick else 8)
     images = sample_images(n)
     if "world" in only:
@@ -1196,8 +1225,10 @@ def main(argv: list[str] | None = None) -> None:
 
         data.setdefault("inverse" if g.size >= 128 else "inverse_64", {})["structural"] = bench_structural(g, sample_images(2 if args.quick else 4),
                                                                         80 if args.quick else 150)
+    hires = load_generator(args.hires_model, device="cpu") if only & HIRES_SECTIONS else None
     for name in only & set(SECTIONS):
-        data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"]}
+        data.setdefault("sections", {})[name] = {"command": data["command"], "date": data["date"],
+                                                 **section_model(name, g, hires)}
     start = json.loads(before)  # keep what other runs wrote meanwhile; overlay only what this run changed
     fresh = json.loads(json_path.read_text()) if json_path.exists() else {}
     sections = {**fresh.get("sections", {}), **{n: data["sections"][n] for n in only & set(SECTIONS)}}

@@ -236,7 +236,10 @@ def write_bench(rows: list[dict], command: str) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     fresh = {r["job"] for r in rows}  # a partial run (one --only part) replaces only its own rows
     data["photos"] = [r for r in data.get("photos", []) if r["job"] not in fresh and not _same_kind(r, rows)] + rows
-    data.setdefault("sections", {})["photos"] = {"command": command, "date": time.strftime("%Y-%m-%d")}
+    from optinv.io.checkpoints import load_generator
+
+    data.setdefault("sections", {})["photos"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
+                                                "model": benchmark.model_label(load_generator(None))}
     path.write_text(json.dumps(data, indent=2) + "\n")
     benchmark.write_markdown(data)
 

@@ -148,7 +148,10 @@ def record(row: dict, command: str) -> None:
     path = DOCS / "benchmarks.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data["studio"] = [r for r in data.get("studio", []) if r["conditions"] != row["conditions"]] + [row]
-    data.setdefault("sections", {})["studio"] = {"command": command, "date": time.strftime("%Y-%m-%d")}
+    from optinv.io.checkpoints import load_generator
+
+    data.setdefault("sections", {})["studio"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
+                                                "model": benchmark.model_label(load_generator(None))}
     path.write_text(json.dumps(data, indent=2) + "\n")
     benchmark.write_markdown(data)
 
