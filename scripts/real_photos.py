@@ -228,7 +228,7 @@ def _same_kind(old: dict, rows: list[dict]) -> bool:
     return any(tuning(old) == tuning(r) and old["photo"].split(" ")[0] == r["photo"].split(" ")[0] for r in rows)
 
 
-def write_bench(rows: list[dict], command: str) -> None:
+def write_bench(rows: list[dict], command: str, model: str | None = None) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     import benchmark
 
@@ -239,7 +239,7 @@ def write_bench(rows: list[dict], command: str) -> None:
     from optinv.io.checkpoints import load_generator
 
     data.setdefault("sections", {})["photos"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
-                                                "model": benchmark.model_label(load_generator(None))}
+                                                "model": benchmark.model_label(load_generator(model))}
     path.write_text(json.dumps(data, indent=2) + "\n")
     benchmark.write_markdown(data)
 
@@ -267,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     if rows:
         for r in rows:
             print(r)
-        write_bench(rows, " ".join(["python scripts/real_photos.py", *(argv if argv is not None else sys.argv[1:])]))
+        write_bench(rows, " ".join(["python scripts/real_photos.py", *(argv if argv is not None else sys.argv[1:])]),
+                    args.model)
 
 
 if __name__ == "__main__":
