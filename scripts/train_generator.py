@@ -56,7 +56,7 @@ from optinv.io.ranges import to_unit
 from optinv.world.teacher import render_teacher
 
 RESUMED_ARGS = ("size", "style_dim", "n_mlp", "lr_mlp", "batch", "mode", "seed", "data", "loss", "style_init",
-                "init_record", "train_from", "edge_weight", "grown_from")
+                "init_record", "train_from", "edge_weight", "grown_from", "encoders")
 
 
 def worker_steps(start: int):
@@ -344,7 +344,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--minutes", type=float, default=0.0, help="stop after this much wall time in this call (0: no cap)")
     ap.add_argument("--export", help="write the EMA generator in optinv format to this file and exit")
     ap.add_argument("--half", action="store_true", help="with --export: store weights as float16 (half the size)")
-    ap.set_defaults(init_record=None, grown_from=None)  # from the --init model: its training record and parent, kept across resumes
+    ap.set_defaults(init_record=None, grown_from=None, encoders=None)  # from the --init model: its training record and parent, kept across resumes
     return ap.parse_args(argv)
 
 
@@ -391,6 +391,7 @@ def build(args: argparse.Namespace, dev: torch.device) -> Run:
             # a grown model serves its parent's encoders and says so (optinv.engine.warmstart)
             args.grown_from = source.card.get("grown_from") or (
                 source.card.get("name") if source.size < args.size else None)
+            args.encoders = source.card.get("encoders") if args.grown_from else None  # the parent's, still valid
             if source.size < args.size:  # progressive growing: new blocks start as the upsampled image
                 print(f"growing {source.size}² → {args.size}² (new toRGB at zero: starts as the upsampled image)")
                 source = grow_generator(source.float(), args.size, channels, synthfaces.N_PARAMS)
@@ -436,6 +437,7 @@ def build_card(args, kimg: float, seconds: float, history: list[str], device: st
                      "loss": args.loss, "style_init": args.style_init, "adv_weight": args.adv_weight,
                      "edge_weight": args.edge_weight, "train_from": args.train_from, "init": args.init, "commands": history, "device": device},
         **({"grown_from": args.grown_from} if getattr(args, "grown_from", None) else {}),
+        **({"encoders": args.encoders} if getattr(args, "encoders", None) else {}),
         "held_out_seeds": "renderer seeds >= 1000000 (samples/images) and torch seeds >= 1e9 were never "
                           "rendered for training",
         "default_recipes": {"invert": "1*L2", "pulse": "100*L2+0.05*GEOCROSS", "paint": "100*L2A+0.05*GEOCROSS"},

@@ -142,6 +142,11 @@ def test_growing_an_exported_model_records_its_parent_and_starts_from_its_image(
     run(tmp_path / "small", "--kimg", "1", "--max-steps", "1")
     parent = tmp_path / "parent16.pt"
     train_generator.main([str(tmp_path / "small"), "--export", str(parent)])
+    from optinv.io.checkpoints import save_generator
+
+    named = load_generator(parent)
+    named.card["encoders"] = {"wplus": "parent16.enc_wplus.pt"}
+    save_generator(named, parent)
     big_args = ["--size", "32", "--channels", "16,16,8,8", "--style-dim", "48", "--n-mlp", "2", "--batch", "4",
                 "--workers", "0", "--sample-every", "1000", "--save-every", "1000"]
     train_generator.main([str(tmp_path / "big"), *big_args, "--kimg", "1", "--max-steps", "1", "--lr", "0",
@@ -150,6 +155,7 @@ def test_growing_an_exported_model_records_its_parent_and_starts_from_its_image(
     train_generator.main([str(tmp_path / "big"), "--export", str(child)])
     small, big = load_generator(parent), load_generator(child)
     assert big.size == 32 and big.card["grown_from"] == "parent16"
+    assert big.card["encoders"] == {"wplus": "parent16.enc_wplus.pt"}  # the parent's encoders serve it
     z = torch.randn(2, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # the new toRGB starts at zero: the grown model draws the parent's image, upsampled
         a = torch.nn.functional.avg_pool2d(big(z, randomize_noise=False), 2)
