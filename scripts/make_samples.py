@@ -3,7 +3,9 @@
 
   python scripts/make_samples.py            # (re)writes samples/images, samples/lowres, samples/paint
 
-×8 and ×16 files are made from the 64² renders, ×32 and ×64 from 256² renders of the same seeds.
+Everything is made at the embedded default's 256²: ×8, ×16, ×32 and ×64 files (32², 16², 8², 4²)
+are bicubic downscales of the 256² renders; paint references are 64². For the 64² model
+(``--model synthfaces64``) the ×32 files are its ×8 and the ×64 files its ×16.
 
 Seeds start at 1,000,000: the generator was trained on renders of params(z) for Gaussian z,
 never on these renderer seeds. Low-res files use the same bicubic operator as `optinv pulse`.
@@ -50,11 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "samples"))
     ap.add_argument("--count", type=int, default=16)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--paint-size", type=int, default=16)
-    ap.add_argument("--hires-size", type=int, default=256, help="render size behind the ×32 and ×64 files")
-    ap.add_argument("--hires-count", type=int, default=8, help="seeds that get ×32 and ×64 files")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--paint-size", type=int, default=64)
+    ap.add_argument("--factors", default="8,16,32,64", help="low-res factors (each must divide --size)")
     args = ap.parse_args(argv)
+    factors = [int(f) for f in args.factors.split(",")]
+    if any(args.size % f for f in factors):
+        raise SystemExit(f"error: every factor must divide --size {args.size}")
     out = Path(args.out)
     for sub in ("images", "lowres", "paint"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -63,18 +67,14 @@ def main(argv: list[str] | None = None) -> None:
         img, _labels = synthfaces.render(seed, args.size)
         img.save(out / "images" / f"{seed}.png")
         arr = np.asarray(img)
-        for factor in (8, 16):
+        for factor in factors:
             Image.fromarray(downscale_u8(arr, factor)).save(out / "lowres" / f"{seed}_x{factor}.png")
-        if i < args.hires_count:  # PULSE's factors for the 256² model: 8×8 and 4×4 from a 256² render
-            big = np.asarray(synthfaces.render(seed, args.hires_size)[0])
-            for factor in (32, 64):
-                Image.fromarray(downscale_u8(big, factor)).save(out / "lowres" / f"{seed}_x{factor}.png")
     names = list(HAIR_PAINTS)
     for i in range(6):
         seed = FIRST_SEED + i
         colour = names[i % len(names)]
         paint_reference(seed, args.size, args.paint_size, HAIR_PAINTS[colour]).save(out / "paint" / f"{seed}_{colour}_hair.png")
-    print(f"wrote {args.count} images, {2 * args.count + 2 * min(args.hires_count, args.count)} low-res files and "
+    print(f"wrote {args.count} images, {len(factors) * args.count} low-res files and "
           f"6 paint references under {out}")
 
 

@@ -25,6 +25,12 @@ from optinv.studio.headless import Browser, why_no_browser  # noqa: E402
 SAMPLE = ROOT / "samples" / "images" / "1000000.png"
 
 
+def model_size() -> int:
+    from optinv.io.checkpoints import load_generator
+
+    return load_generator(None).size  # the embedded default the studio opens
+
+
 @pytest.fixture(scope="module")
 def studio_url():
     import torch
@@ -82,11 +88,13 @@ def test_page_loads_with_no_request_leaving_localhost(page, studio_url):
 
 
 def test_blue_stroke_over_the_hair_and_a_30_step_paint_run(page):
+    n = model_size()
+    k = n / 64  # the strokes are laid out on a 64-unit grid over the canvas
     page.select_option("#paint-guide", "1000000.png")
-    page.wait_for_function("() => { const c = document.querySelector('#paint-canvas').getContext('2d');"
-                           " return c.getImageData(32, 32, 1, 1).data[3] > 0; }")
+    page.wait_for_function(f"() => {{ const c = document.querySelector('#paint-canvas').getContext('2d');"
+                           f" return c.getImageData({n // 2}, {n // 2}, 1, 1).data[3] > 0; }}")
     page.eval_on_selector("#brush-color", "e => { e.value = '#0000ff'; e.dispatchEvent(new Event('input')); }")
-    page.fill("#brush-size", "6")
+    page.fill("#brush-size", str(round(6 * k)))
     box = page.locator("#paint-canvas").bounding_box()
     px = box["width"] / 64
     for row in (11, 15):  # the top of the head: hair in this sample
@@ -95,10 +103,10 @@ def test_blue_stroke_over_the_hair_and_a_30_step_paint_run(page):
         for col in range(25, 41, 3):
             page.mouse.move(box["x"] + col * px, box["y"] + row * px)
         page.mouse.up()
-    alpha = np.array(page.evaluate("() => Array.from(studio.paint.layer.getContext('2d')"
-                                   ".getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 3))"))
-    painted = alpha.reshape(64, 64) > 0
-    assert 60 < painted.sum() < 600
+    alpha = np.array(page.evaluate(f"() => Array.from(studio.paint.layer.getContext('2d')"
+                                   f".getImageData(0, 0, {n}, {n}).data.filter((_, i) => i % 4 === 3))"))
+    painted = alpha.reshape(n, n) > 0
+    assert 60 * k * k < painted.sum() < 600 * k * k
 
     tab = page.locator("#tab-paint")
     tab.locator(".opt-steps").fill("30")
@@ -127,7 +135,7 @@ def test_a_slider_move_changes_the_rendered_image(page):
     slider.evaluate("e => { e.value = 4; e.dispatchEvent(new Event('input')); }")
     page.wait_for_function("() => +document.querySelector('#edit-image').dataset.frames >= 2")
     second = np.array(page.evaluate(grab), np.float64)
-    assert first.shape == second.shape == (64 * 64 * 4,)
+    assert first.shape == second.shape == (model_size() ** 2 * 4,)
     assert np.abs(first - second).mean() > 1.0
     assert "frame" in page.inner_text("#edit-timing")
 

@@ -76,7 +76,7 @@ def job_options(f):
     from optinv.engine.options import cli_fields
 
     opts = [
-        click.option("--model", "-m", default=None, help="generator file or shipped model name (default: embedded synthfaces64)"),
+        click.option("--model", "-m", default=None, help="generator file or shipped model name (default: embedded synthfaces256)"),
         click.option("--out", "-o", default="out", show_default=True, type=click.Path(file_okay=False), help="output folder"),
         *[_click_option(field) for field in cli_fields()],
         click.option("--gif", is_flag=True, help="also write NAME.gif of the optimisation"),

@@ -9,7 +9,7 @@ from optinv.errors import OptinvError
 
 
 @click.command()
-@click.option("--model", "-m", default=None, help="generator file or shipped model name (default: embedded synthfaces64)")
+@click.option("--model", "-m", default=None, help="generator file or shipped model name (default: embedded synthfaces256)")
 @click.option("--port", "-p", type=int, default=8765, show_default=True, help="port (0: any free port)")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on; 0.0.0.0 lets every machine that can reach this one use the studio")

@@ -41,7 +41,7 @@ def samples_dir(checkout: Path | None = None, prefixes: list[str] | None = None)
 
 
 SAMPLES_MODELS = samples_dir() / "models"
-DEFAULT_MODEL = "synthfaces64"
+DEFAULT_MODEL = "synthfaces256"
 
 
 def card_name(g: Generator, default: str = "model") -> str:
