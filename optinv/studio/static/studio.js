@@ -48,10 +48,14 @@ $$("nav [role=tab]").forEach((b) => b.addEventListener("click", () => selectTab(
 // ------------------------------------------------------------------ a brush on a model-resolution canvas
 function brushCanvas(display, opts) {
   // opts: size(), opacity(), color(), eraser(), underlay(ctx) draws what is under the paint; onChange()
-  const n = display.width;
+  let n, layer, stroke, scratch, lctx, sctx, xctx;
   const make = () => { const c = document.createElement("canvas"); c.width = c.height = n; return c; };
-  const layer = make(), stroke = make(), scratch = make();
-  const lctx = layer.getContext("2d"), sctx = stroke.getContext("2d"), xctx = scratch.getContext("2d");
+  function allocate(side) {  // the canvas and its layers at side × side (a new side clears the paint)
+    n = display.width = display.height = side;
+    layer = make(); stroke = make(); scratch = make();
+    lctx = layer.getContext("2d"); sctx = stroke.getContext("2d"); xctx = scratch.getContext("2d");
+  }
+  allocate(display.width);
   const dctx = display.getContext("2d");
   const undo = [];
   let drawing = false, last = null;
@@ -109,7 +113,10 @@ function brushCanvas(display, opts) {
   display.addEventListener("pointerup", end);
   display.addEventListener("pointercancel", end);
   return {
-    layer, redraw,
+    get layer() { return layer; },
+    get side() { return n; },
+    redraw,
+    resize(side) { if (side !== n) { allocate(side); undo.length = 0; redraw(); } },
     undo() { if (undo.length) { lctx.putImageData(undo.pop(), 0, 0); redraw(); if (opts.onChange) opts.onChange(); } },
     clear() { undo.push(lctx.getImageData(0, 0, n, n)); lctx.clearRect(0, 0, n, n); redraw(); if (opts.onChange) opts.onChange(); },
   };
@@ -364,6 +371,11 @@ window.addEventListener("pagehide", () => {
 (async () => {
   studio.info = await (await fetch("/api/info")).json();
   $("#model").textContent = `${studio.info.model} · ${studio.info.size}×${studio.info.size}`;
+  // paint at the model's resolution (the reference is sent at that size), the brush scaled to match
+  const brush = $("#brush-size"), scale = studio.info.size / paintBrush.side;
+  brush.max = Math.round(+brush.max * scale); brush.value = Math.round(+brush.value * scale);
+  brush.dispatchEvent(new Event("input"));
+  paintBrush.resize(studio.info.size);
   studio.info.samples.images.forEach((s) => $("#paint-guide").add(new Option(s, s)));
   $$(".tab.job").forEach(jobTab);
   buildSliders();
