@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-from optinv.edit import edits as E
 from optinv.engine import jobs
 from optinv.engine import tuning as T
 from optinv.io.latents import render_inputs

@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import math
 import platform
 import sys
 import time
