@@ -107,12 +107,14 @@ def l2_options(space: str, steps: int, batch: int, init: str = "mean", schedule:
 
 
 def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None = None,
-                 picture: bool = True, time_reference: str | None = "wplus") -> tuple[list[dict], dict]:
+                 picture: bool = True, time_reference: str | None = "wplus",
+                 reference_cpu_per_step: float | None = None) -> tuple[list[dict], dict]:
     """One run per space for max(checkpoints) steps (fixed lr, so stopping early = a shorter run);
     per-image best-so-far PSNR is read off at each checkpoint. Returns rows and the curves.
 
-    When ``time_reference`` is among the spaces, every other space also gets rows at the reference's
-    time (`at_time_of`): the step whose CPU seconds equal the reference's at each checkpoint."""
+    When ``time_reference`` is among the spaces (or its CPU seconds per step are given, measured in
+    an earlier call on the same images), every other space also gets rows at the reference's time
+    (`at_time_of`): the step whose CPU seconds equal the reference's at each checkpoint."""
     import math
 
     from optinv.engine.spaces import gaussian_fit
@@ -147,11 +149,12 @@ def bench_invert(g, images, checkpoints, spaces, batch, stylemap_res: str | None
             print(f"invert {space} {c}: {row}", flush=True)
         if picture:
             save_strips(res[:4], DOCS / f"invert_{space}.png")
-    if time_reference in cpu_per_step:
+    reference = cpu_per_step.get(time_reference, reference_cpu_per_step)
+    if reference:
         for space in spaces:
             if space == time_reference:
                 continue
-            ratio = cpu_per_step[time_reference] / cpu_per_step[space]
+            ratio = reference / cpu_per_step[space]
             for c in checkpoints:
                 at = max(1, min(steps, round(c * ratio)))
                 rows.append({"space": space, "steps": at, "at_time_of": f"{time_reference} {c}",
@@ -343,9 +346,12 @@ def bench_invert_hires(model: str, n: int, checkpoints: list[int], map_sides: li
     label = f"{g.card.get('name', '?')} ({g.size}²)"
     default = ",".join(map(str, DEFAULT_MAP_SIDES))
     rows = []
-    for sides in map_sides:
+    wplus_cpu = next((r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus" and "at_time_of" not in r), None)
+    for sides in sorted(map_sides, key=lambda s: s is not None):  # W+ (with the default sides) first
         spaces = ["wplus", "stylemap"] if sides is None else ["stylemap"]
-        got, _ = bench_invert(g, images, checkpoints, spaces, batch=len(images), stylemap_res=sides, picture=False)
+        got, _ = bench_invert(g, images, checkpoints, spaces, batch=len(images), stylemap_res=sides, picture=False,
+                              reference_cpu_per_step=wplus_cpu)
+        wplus_cpu = next((r["cpu_s_per_step"] for r in got if r["space"] == "wplus"), wplus_cpu)
         rows += [{"model": label, "maps": "" if r["space"] == "wplus" else (sides or default), **r} for r in got]
     if None not in map_sides:  # W+ ran earlier: each row's CPU cost against its step
         wplus = next((r["cpu_s_per_step"] for r in earlier if r["space"] == "wplus"), None)

@@ -54,3 +54,22 @@ def test_optimizer_section_passes_each_candidate_to_the_job(monkeypatch) -> None
     assert {(sp, init) for sp, init, *_ in seen} == {(s, i) for s in ("wplus", "stylemap") for i in ("mean", "encoder")}
     assert all(sch == "cosine-ramp" and steps == 7 for *_, sch, steps in seen)
     assert rows[0]["median_psnr"] == 30.0 and rows[0]["start"] == "w_avg"
+
+
+def test_a_stylemap_run_alone_gets_rows_at_an_earlier_wplus_time() -> None:
+    """invert_hires runs each map-side choice in its own call: W+'s CPU time per step from the
+    first call must still give the later ones their equal-time rows."""
+    import torch
+
+    from conftest import tiny_generator
+
+    g = tiny_generator(16, style_dim=16, seed=1)
+    images = list(torch.rand(2, 3, 16, 16))
+    rows, _ = benchmark.bench_invert(g, images, [2, 4], ["stylemap"], batch=2, picture=False)
+    assert not any("at_time_of" in r for r in rows)  # no reference: equal-step rows only
+    own = rows[0]["cpu_s_per_step"]
+    rows, _ = benchmark.bench_invert(g, images, [2, 4], ["stylemap"], batch=2, picture=False,
+                                     reference_cpu_per_step=own / 2)  # a reference twice as fast
+    timed = [r for r in rows if "at_time_of" in r]
+    assert [r["at_time_of"] for r in timed] == ["wplus 2", "wplus 4"]
+    assert all(1 <= r["steps"] <= 4 for r in timed) and timed[0]["steps"] <= timed[1]["steps"]
