@@ -512,6 +512,9 @@ def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq
     def cmd(part: str) -> str:
         return f"Command: `{cmds.get(part, command)}`."
 
+    def section(title: str, rows: list[dict] | None, note: str) -> list[str]:
+        return [f"### {title}", "", note, ""] + _table(rows) if rows else []
+
     lines = ["## FFHQ scale", "",
              f"Code: scripts/bench_ffhq.py (`python scripts/benchmark.py --only ffhq --ffhq quality,speed,steps,jobs "
              f"--rosinality PATH` measures the tables named; `python scripts/bench_ffhq.py --only steps` prints one "
@@ -534,50 +537,40 @@ def markdown(data: dict, command: str = "python scripts/benchmark.py --only ffhq
         "low-rank delta, rank 4, with the locality term, so each renders the pivot and a nearby sample as a "
         "batch of 2 and a third image without gradients). rosinality W+: its projector's step (render, MSE, "
         "backward, Adam on W+), weights frozen, fixed noise.")
-    if data.get("ffhq_memory"):
-        lines += ["### Every job at 1024²: peak memory beside rosinality's generator", "",
+    lines += section("Every job at 1024²: peak memory beside rosinality's generator", data.get("ffhq_memory"),
                   rosinality_setup + " fp32; the batch-4 rows run one step (the first step's peak is the job's); a row may map "
                   f"{MEMORY_LIMIT_GIB} GiB beyond what it maps at start (the machine has 23 GiB, shared): one that "
                   "needs more fails alone and says so. "
                   "`peak_gib`: the process's peak resident memory (ru_maxrss); `model_loaded_gib`: resident after "
                   "loading the model; `step_gib`: the difference; `estimate_gib`: what optinv.engine.memory predicts "
                   "before the job; `peak_vs_rosinality`: this row's peak ÷ rosinality's at the same batch (the "
-                  "target: ≤ 1). " + cmd("jobs"), ""]
-        lines += _table(data["ffhq_memory"])
-    if data.get("ffhq_time"):
-        lines += ["### Every job at 256² and 1024²: seconds per step beside rosinality's", "",
+                  "target: ≤ 1). " + cmd("jobs"))
+    lines += section("Every job at 256² and 1024²: seconds per step beside rosinality's", data.get("ffhq_time"),
                   "The batch-1 rows of the same run (set-up as above; bf16 rows: ours in bf16 autocast). "
                   "`s_per_step`: wall seconds, `cpu_s_per_step`: process CPU seconds (the steadier figure on a "
                   "shared machine), each the median of 2 steps after the first (`first_step_s`: wall seconds of "
                   "the first, one-off costs included); `rosinality_cpu_s_over_this`: rosinality's fp32 W+ step ÷ "
                   "this row's, in CPU seconds (the target: ≥ 2.5 for W+ in fp32 at 1024²). A tuning step fits "
                   "the generator to two images: compare it with the W+ rows rather than with rosinality's. "
-                  + cmd("jobs"), ""]
-        lines += _table(data["ffhq_time"])
-    if data.get("ffhq_speed"):
-        lines += ["### Forward + backward against the machine's own GEMM rate", "",
+                  + cmd("jobs"))
+    lines += section("Forward + backward against the machine's own GEMM rate", data.get("ffhq_speed"),
                   "config-f 256² (random weights), batch 1, forward + backward to W+, fp32 and bf16 autocast in "
                   "alternating rounds; FLOPs counted by torch (conv, mm), divided by the median process-CPU seconds "
                   "(steadier than wall time on a shared machine), against an n = 2048 `torch.mm` in the same dtype "
                   "measured before and after (the better one). `fraction_of_gemm`: the goal is ≥ 0.5. "
-                  + cmd("speed"), ""]
-        lines += _table(data["ffhq_speed"])
-    if data.get("ffhq_quality"):
-        lines += ["### bf16 at equal steps: held-out renders", "",
+                  + cmd("speed"))
+    lines += section("bf16 at equal steps: held-out renders", data.get("ffhq_quality"),
                   "W+ inversion (L2, Adam lr 0.05 fixed, β2 0.9, w_avg start, fixed noise) of held-out renders of "
                   "the embedded model; PSNR of the saved result (re-rendered in fp32) against the render; "
                   "`*_diff_vs_fp32_db`: per image, this run minus fp32 (`worst` = the lowest). Step times: the "
-                  "same step for both precisions, interleaved (CPU seconds). " + cmd("quality"), ""]
-        lines += _table(data["ffhq_quality"])
-    if data.get("ffhq_steps"):
-        lines += ["### The invert job at 1024² and 256²: time and memory per step", "",
+                  "same step for both precisions, interleaved (CPU seconds). " + cmd("quality"))
+    lines += section("The invert job at 1024² and 256²: time and memory per step", data.get("ffhq_steps"),
                   "config-f (random weights: FFHQ's weights cannot be downloaded here, their shapes can), W+, L2, "
                   "each row in a fresh process, 3 steps, all in the row's precision: `s_per_step` is the second "
                   "step (forward, backward, Adam; the first carries one-off costs: `first_step_s`), `peak_gib` the process's peak resident memory (ru_maxrss), "
                   "`model_loaded_gib` its resident memory before the job, `estimate_gib` what optinv.engine.memory "
                   "predicts for the job (a batch whose estimate exceeds the memory available is refused before it "
-                  "starts). " + cmd("steps"), ""]
-        lines += _table(data["ffhq_steps"])
+                  "starts). " + cmd("steps"))
     if data.get("ffhq_notes"):
         lines += [f"- {n}" for n in data["ffhq_notes"]] + [""]
     return lines

@@ -28,7 +28,6 @@ from optinv.world import synthfaces
 ROOT = Path(__file__).resolve().parents[1]
 
 DOCS = ROOT / "docs"
-ZOOM = 2  # nearest-neighbour enlargement of each cell (set from the model's size in main)
 
 
 def pil_row(images: torch.Tensor) -> list[Image.Image]:
@@ -49,15 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     DOCS.mkdir(exist_ok=True)
     g = load_generator(args.model)
-    global ZOOM
-    ZOOM = max(1, 128 // g.size)  # 64² cells shown at 128², 256² cells as they are
+    zoom = max(1, 128 // g.size)  # 64² cells shown at 128², 256² cells as they are
     # samples vs renders
     z = torch.randn(16, g.style_dim, generator=torch.Generator().manual_seed(2024))
     with torch.no_grad():
         samples = to_unit(g(z))
     renders = [synthfaces.render(1_000_100 + i, g.size)[0] for i in range(16)]
-    left = labelled(make_grid(renders, cols=4, scale=ZOOM), "renders (optinv.synthfaces)")
-    right = labelled(make_grid(pil_row(samples), cols=4, scale=ZOOM), f"samples of {g.card.get('name')} (z seed 2024)")
+    left = labelled(make_grid(renders, cols=4, scale=zoom), "renders (optinv.synthfaces)")
+    right = labelled(make_grid(pil_row(samples), cols=4, scale=zoom), f"samples of {g.card.get('name')} (z seed 2024)")
     both = Image.new("RGB", (left.width + right.width + 10, left.height), "white")
     both.paste(left, (0, 0))
     both.paste(right, (left.width + 10, 0))
@@ -76,18 +74,18 @@ def main(argv: list[str] | None = None) -> None:
             rows = []
             for e in inv["stylemap"][:3]:
                 rows += pil_row(E.render(g, [E.apply_direction(e, vec, a) for a in alphas]))
-            labelled(make_grid(rows, cols=len(alphas), scale=ZOOM),
+            labelled(make_grid(rows, cols=len(alphas), scale=zoom),
                      f"{name}: alpha {', '.join(f'{a:g}' for a in alphas)} (StyleMap inversions)").save(DOCS / f"edit_{name}.png")
     a, b = inv["stylemap"][0], inv["stylemap"][1]
     ts = [i / 6 for i in range(7)]
-    labelled(make_grid(pil_row(E.render(g, E.interpolate(a, b, ts))), cols=7, scale=ZOOM),
+    labelled(make_grid(pil_row(E.render(g, E.interpolate(a, b, ts))), cols=7, scale=zoom),
              "interpolation between two StyleMap inversions").save(DOCS / "interpolation.png")
     coarse = E.parse_layers(f"0-{max(0, g.n_latent // 3 - 1)}", g.n_latent)
     cells = [Image.new("RGB", (g.size, g.size), "white")] + pil_row(E.render(g, inv["wplus"]))
     for src in inv["wplus"]:
         cells += pil_row(E.render(g, [src]))
         cells += pil_row(E.render(g, [E.mix(dst, src, coarse) for dst in inv["wplus"]]))
-    labelled(make_grid(cells, cols=5, scale=ZOOM),
+    labelled(make_grid(cells, cols=5, scale=zoom),
              f"style mixing: row image's layers {coarse[0]}-{coarse[-1]} into each column image").save(DOCS / "mix.png")
     mask = E.vertical_mask(g.size)
     sm = inv["stylemap"]
@@ -95,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in sm:
         cells += pil_row(E.render(g, [row]))
         cells += pil_row(E.render(g, [E.blend_maps(col, row, mask, feature_sizes=g.layer_sizes()) for col in sm]))
-    labelled(make_grid(cells, cols=5, scale=ZOOM),
+    labelled(make_grid(cells, cols=5, scale=zoom),
              "StyleMap blend: top from the column image, bottom from the row image").save(DOCS / "stylemap_blend.png")
     print(f"wrote pictures to {DOCS}")
 

@@ -187,17 +187,23 @@ def laplacian_pyramid_l1(img: torch.Tensor, target: torch.Tensor, levels: int | 
     return sum((x - y).abs().mean() for x, y in zip(a, b)) / levels
 
 
-LAPLACE4 = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+def _window_mean(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-weighted local mean (the window both edge measures are taken over)."""
+    import kornia
+
+    size = 2 * math.ceil(2 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(x, (size, size), (sigma, sigma), border_type="reflect")
 
 
 def local_edge_energy(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """RMS of the 4-neighbour Laplacian over a Gaussian window: how crisp the edges near each pixel are."""
+    """RMS of the 4-neighbour Laplacian over a Gaussian window: how crisp the edges near each pixel are
+    (the kernel of world_quality's detail ratio, so the term asks for what that ratio measures)."""
     import kornia
 
-    k = LAPLACE4.to(img)[None].expand(1, 3, 3)
-    lap = kornia.filters.filter2d(img, k, border_type="reflect").pow(2).sum(1, keepdim=True)
-    size = 2 * math.ceil(2 * sigma) + 1
-    return kornia.filters.gaussian_blur2d(lap, (size, size), (sigma, sigma), border_type="reflect").add(1e-8).sqrt()
+    from world_quality import LAPLACE4
+
+    lap = kornia.filters.filter2d(img, LAPLACE4.to(img)[None], border_type="reflect").pow(2).sum(1, keepdim=True)
+    return _window_mean(lap, sigma).add(1e-8).sqrt()
 
 
 def local_variation(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
@@ -205,9 +211,7 @@ def local_variation(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     import kornia
 
     grad = kornia.filters.spatial_gradient(img, mode="diff", normalized=False)
-    mag = grad.pow(2).sum(2).add(1e-8).sqrt().sum(1, keepdim=True)
-    size = 2 * math.ceil(2 * sigma) + 1
-    return kornia.filters.gaussian_blur2d(mag, (size, size), (sigma, sigma), border_type="reflect")
+    return _window_mean(grad.pow(2).sum(2).add(1e-8).sqrt().sum(1, keepdim=True), sigma)
 
 
 def edge_energy_l1(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

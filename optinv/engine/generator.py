@@ -392,14 +392,19 @@ class Generator(nn.Module):
 
     # ----------------------------------------------------------------- image side
     def synthesis(self, styles: StyleInput, noise: Sequence[torch.Tensor | None] | None = None,
-                  randomize_noise: bool = False) -> torch.Tensor:
+                  randomize_noise: bool = False, side: int | None = None) -> torch.Tensor:
         """Render from W+ ``[B, n_latent, D]`` or from a list of n_latent per-layer styles.
 
         Each list entry is a vector ``[B, D]`` or a style map ``[B, D, h, w]`` (any h, w;
         resized bilinearly to the feature size of the layer that uses it).
         ``noise``: list of per-layer tensors, or None to use the stored buffers (or fresh
-        random noise when ``randomize_noise``).
+        random noise when ``randomize_noise``). ``side``: stop at that layer's RGB (see ``preview``).
         """
+        last = None
+        if side is not None and side < self.size:
+            if side not in self.layer_sides():
+                raise ValueError(f"preview side must be one of {self.layer_sides()}, got {side}")
+            last = self.layer_sides().index(side)
         if isinstance(styles, torch.Tensor):
             if styles.dim() != 3 or styles.shape[1] != self.n_latent:
                 raise ValueError(f"W+ styles must be [B, {self.n_latent}, {self.style_dim}], got {tuple(styles.shape)}")
@@ -409,7 +414,7 @@ class Generator(nn.Module):
         if noise is None:
             noise = [None] * self.num_layers if randomize_noise else self.noise_list()
         out, skip = self.stem(styles, noise)
-        return self.blocks(out, skip, styles, noise, 0)[1]
+        return self.blocks(out, skip, styles, noise, 0, last)[1]
 
     def preview(self, styles: StyleInput, side: int) -> torch.Tensor:
         """The image as the blocks up to ``side``² draw it (their RGB skip), skipping the rest.
@@ -418,15 +423,7 @@ class Generator(nn.Module):
         looks at ``side``² anyway (a 64² reconstructor, a 32² attribute predictor) gets nearly the
         same picture for a fraction of the cost: at 256², the 64² preview costs about a third.
         """
-        if side >= self.size:
-            return self.synthesis(styles)
-        if side not in self.layer_sides():
-            raise ValueError(f"preview side must be one of {self.layer_sides()}, got {side}")
-        if isinstance(styles, torch.Tensor):
-            styles = styles.unbind(1)
-        noise = self.noise_list()
-        out, skip = self.stem(styles, noise)
-        return self.blocks(out, skip, styles, noise, 0, self.layer_sides().index(side))[1]
+        return self.synthesis(styles, side=side)
 
     # Intermediate layers (ILO searches them): "layer" b is the state after the 4×4 stem (b = 0)
     # or after upsampling block b (side 4·2^b); a state is (features [B, C, s, s], RGB skip [B, 3, s, s]).

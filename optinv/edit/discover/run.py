@@ -11,7 +11,8 @@ from optinv.io.checkpoints import model_id
 from optinv.edit.discover.attributes import AttributePredictor
 from optinv.edit.discover.measure import name_paths, path_effects
 from optinv.edit.discover.pathsfile import PathSet, save_paths
-from optinv.edit.discover.train import DiscoverSettings, DiscoverState, Domain, discover, generator_domain
+from optinv.edit.discover.train import (RECONSTRUCTOR_SIDE, DiscoverSettings, DiscoverState, Domain, discover,
+                                        generator_domain)
 
 
 def path_set(state: DiscoverState, domain: Domain, g, predictor: AttributePredictor | None = None,
@@ -30,9 +31,6 @@ def path_set(state: DiscoverState, domain: Domain, g, predictor: AttributePredic
             "last_accuracy": sum(h["accuracy"] for h in state.history[-50:]) / max(1, len(state.history[-50:])),
             "effects_at": t}
     return PathSet(paths, domain.space, domain.mean, domain.std, names, signs, effects, model_id(g), card)
-
-
-RECONSTRUCTOR_SIDE = 64  # new_state's reconstructor reads at most 64² (train.new_state)
 
 
 def discover_paths(g, settings: DiscoverSettings, space: str, out: str | os.PathLike,

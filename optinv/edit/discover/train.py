@@ -78,6 +78,7 @@ def generator_domain(g, space: str, stats: tuple[torch.Tensor, torch.Tensor] | N
     return Domain(g.style_dim, sample, render, "w", mean.cpu(), std.cpu())
 
 
+RECONSTRUCTOR_SIDE = 64  # the reconstructor reads pairs of images at most this large
 MAX_BATCH = 1024  # samples per training step; 10**8 would fill any memory before the first step
 
 
@@ -159,7 +160,7 @@ def new_state(settings: DiscoverSettings, dim: int, image_size: int = 64) -> Dis
     settings.check()
     torch.manual_seed(settings.seed)
     paths = build_paths(settings.paths_config(dim), seed=settings.seed)
-    r = Reconstructor(settings.k, settings.reconstructor_width, size=min(64, image_size))
+    r = Reconstructor(settings.k, settings.reconstructor_width, size=min(RECONSTRUCTOR_SIDE, image_size))
     return DiscoverState(settings, paths, r, torch.optim.Adam(paths.parameters(), lr=settings.lr_paths),
                          torch.optim.Adam(r.parameters(), lr=settings.lr_reconstructor))
 
