@@ -65,6 +65,8 @@ TERMS: dict[str, Term] = {t.name: t for t in [
          lambda c: pixel.dssim(c.pred, c.target), data=True),
     Term("MSSSIM", "1 − MS-SSIM through the forward operator (structure at several scales)",
          lambda c: pixel.dmsssim(c.pred, c.target), data=True),
+    Term("EDGE", "match of local edge energy and variation: crisp edges near the target's, no halos",
+         lambda c: pixel.edge_match(c.pred, c.target), data=True),
     Term("GEOCROSS", "PULSE's geodesic cross loss between layer latents", lambda c: regularizers.geocross(c.w), "vectors"),
     Term("NOISE", "autocorrelation of trainable noise maps (rosinality)", lambda c: regularizers.noise_autocorrelation(c.noises), "noise"),
     Term("WAVG", "squared distance of each layer latent to w_avg", lambda c: regularizers.distance_to_mean(c.w, c.w_avg)),

@@ -45,6 +45,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
+from losses import pixel
 from optinv.world import synthfaces
 from optinv.io.checkpoints import load_generator, save_generator
 from optinv.world.discriminator import Discriminator
@@ -187,48 +188,6 @@ def laplacian_pyramid_l1(img: torch.Tensor, target: torch.Tensor, levels: int | 
     return sum((x - y).abs().mean() for x, y in zip(a, b)) / levels
 
 
-def _window_mean(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian-weighted local mean (the window both edge measures are taken over)."""
-    import kornia
-
-    size = 2 * math.ceil(2 * sigma) + 1
-    return kornia.filters.gaussian_blur2d(x, (size, size), (sigma, sigma), border_type="reflect")
-
-
-def local_edge_energy(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """RMS of the 4-neighbour Laplacian over a Gaussian window: how crisp the edges near each pixel are
-    (the kernel of world_quality's detail ratio, so the term asks for what that ratio measures)."""
-    import kornia
-
-    from world_quality import LAPLACE4
-
-    lap = kornia.filters.filter2d(img, LAPLACE4.to(img)[None], border_type="reflect").pow(2).sum(1, keepdim=True)
-    return _window_mean(lap, sigma).add(1e-8).sqrt()
-
-
-def local_variation(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Gradient magnitude over a Gaussian window: the same for a ramp and a step, more for a halo."""
-    import kornia
-
-    grad = kornia.filters.spatial_gradient(img, mode="diff", normalized=False)
-    return _window_mean(grad.pow(2).sum(2).add(1e-8).sqrt().sum(1, keepdim=True), sigma)
-
-
-def edge_energy_l1(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Match local edge energy and local variation: crisp steps near where the target has them, no halos.
-
-    Regression to a target whose edges it cannot place to the pixel makes a generator hedge with a
-    ramp (the L2-optimal answer under position uncertainty). Local Laplacian energy is higher for
-    a step than for a ramp but indifferent to where within the window the step sits, so it removes
-    the hedge without asking for pixel-exact placement. Energy alone is also met by an overshoot
-    (a bright rim around the hair); local variation is equal for a ramp and a clean step and larger
-    for a rim, so matching both leaves the clean step.
-    """
-    energy = (local_edge_energy(img) - local_edge_energy(target)).abs().mean()
-    variation = (local_variation(img) - local_variation(target)).abs().mean()
-    return energy + variation
-
-
 def distill_loss(img: torch.Tensor, target: torch.Tensor, kind: str, edge_weight: float = 0.0
                  ) -> tuple[torch.Tensor, dict]:
     l2 = (img - target).pow(2).mean()
@@ -236,7 +195,7 @@ def distill_loss(img: torch.Tensor, target: torch.Tensor, kind: str, edge_weight
         lap = laplacian_pyramid_l1(img, target)
         loss, stats = lap + l2, {"lap": lap.item(), "l2": l2.item()}
         if edge_weight:
-            edges = edge_energy_l1(img, target)
+            edges = pixel.edge_match(img, target).mean()
             loss, stats["edges"] = loss + edge_weight * edges, edges.item()
         return loss, stats
     l1 = (img - target).abs().mean()

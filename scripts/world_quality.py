@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from losses.pixel import LAPLACE4
 from optinv.engine import metrics
 from optinv.io.checkpoints import load_generator
 from optinv.engine.generator import Generator
@@ -33,7 +34,6 @@ from optinv.io.ranges import to_signed, to_unit
 from optinv.world.teacher import render_teacher
 
 HELD_OUT_SEED = 10**9 + 7
-LAPLACE4 = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def high_freq_energy(images: torch.Tensor) -> torch.Tensor:
@@ -82,11 +82,11 @@ def held_out_renders(images: list[Path], size: int) -> list:
     return out
 
 
-def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict:
-    """W+ inversion (L2, w_avg start, the invert job's schedule) of held-out renders."""
+def inversion_detail(g: Generator, images: list[Path], steps: int = 300, recipe: str = "1*L2") -> dict:
+    """W+ inversion (``recipe``, w_avg start, the invert job's schedule) of held-out renders."""
     from optinv.engine import jobs
 
-    opts = jobs.JobOptions(space="wplus", recipe="1*L2", steps=steps, init="mean", eps=0.0,
+    opts = jobs.JobOptions(space="wplus", recipe=recipe, steps=steps, init="mean", eps=0.0,
                            batch=len(images), progress=False)
     t = time.time()
     results = jobs.invert(held_out_renders(images, g.size), model=g, device="cpu", options=opts)
@@ -95,7 +95,7 @@ def inversion_detail(g: Generator, images: list[Path], steps: int = 300) -> dict
     out = torch.stack([r.image for r in results])
     kept = (high_freq_energy(out) / high_freq_energy(target)).tolist()
     p = [r.metrics["psnr"] for r in results]
-    return {"images": len(images), "steps": steps, "psnr_median": round(statistics.median(p), 2),
+    return {"images": len(images), "steps": steps, "recipe": recipe, "psnr_median": round(statistics.median(p), 2),
             "detail_kept_median": round(statistics.median(kept), 3), "s_per_step": round(seconds / steps, 4)}
 
 
@@ -121,11 +121,18 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     return path
 
 
-def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64) -> dict:
+def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64,
+            recipes: tuple[str, ...] = ("1*L2",)) -> dict:
+    """One row; the inversion measure once per recipe (the first unprefixed, the others as
+    ``inv_<recipe>_…``)."""
     row = {"model": g.card.get("name", "?"), "kimg": g.card.get("training", {}).get("kimg")}
-    row.update(detail_and_fidelity(g, n))
+    if n:
+        row.update(detail_and_fidelity(g, n))
     if images and steps:
-        row.update({f"inv_{k}": v for k, v in inversion_detail(g, images, steps).items()})
+        for i, recipe in enumerate(recipes):
+            prefix = "inv_" if i == 0 else f"inv_{recipe}_"
+            row.update({f"{prefix}{k}": v for k, v in inversion_detail(g, images, steps, recipe).items()
+                        if i == 0 or k != "recipe"})
     return row
 
 
@@ -134,13 +141,14 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--images", type=int, default=8, help="held-out renders from samples/images")
     ap.add_argument("--steps", type=int, default=300, help="W+ inversion steps (0: skip)")
-    ap.add_argument("--z", type=int, default=64, help="held-out z for detail and fidelity")
+    ap.add_argument("--z", type=int, default=64, help="held-out z for detail and fidelity (0: skip)")
+    ap.add_argument("--recipes", default="1*L2", help="inversion recipes, ';'-separated (each one run)")
     ap.add_argument("--grid", type=Path, help="also write 8×8 samples beside renders of the same z here")
     args = ap.parse_args()
     g = load_generator(args.model, device="cpu")
     root = Path(__file__).resolve().parents[1]
     images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
-    print(json.dumps(measure(g, images, args.steps, args.z), indent=2))
+    print(json.dumps(measure(g, images, args.steps, args.z, tuple(args.recipes.split(";"))), indent=2))
     if args.grid:
         print(f"wrote {samples_beside_renders(g, args.grid)}", file=sys.stderr)
 

@@ -289,3 +289,75 @@ def test_a_grown_generator_uses_its_parents_encoder_with_the_new_layers_extended
     assert out[0].image.shape == (3, 32, 32)
     with pytest.raises(OptinvError, match="belongs to another model"):
         warmstart.find_encoder(small, kind, str(tmp_path / "grown.pt"))
+
+
+@pytest.mark.parametrize("kind,passes", [("wplus", 1), ("wplus", 2), ("stylemap", 1)])
+def test_growing_to_a_larger_input_starts_as_the_parent_and_reads_the_new_detail(kind: str, passes: int) -> None:
+    """grow_encoder(..., input_size): the detail branch and the new layers' heads start as the parent's
+    answer (codes extended, input area-downscaled), and the branch does see what the downscale drops."""
+    from optinv.engine.encoder import grow_encoder
+
+    small = tiny_generator(16, style_dim=16, seed=2)
+    enc = build_for(small, kind, width=16, passes=passes)
+    for p in enc.parameters():  # a trained-looking encoder (an untrained refiner would hide differences)
+        torch.nn.init.normal_(p, std=0.05)
+    extended = grow_encoder(enc, small.n_latent + 2)
+    grown = grow_encoder(enc, small.n_latent + 2, input_size=64)
+    assert grown.config["input_size"] == 64 and grown.config["top_heads"]
+    x = torch.rand(2, 3, 64, 64)
+
+    def flat(codes):
+        return codes if isinstance(codes, torch.Tensor) else torch.cat([c.flatten(1) for c in codes], 1)
+
+    with torch.no_grad():
+        assert torch.allclose(flat(grown(x)), flat(extended(x)), atol=1e-6)
+        if passes > 1:
+            prev, codes = torch.rand(2, 3, 64, 64), extended(x)
+            assert torch.allclose(grown(x, prev, codes), extended(x, prev, codes), atol=1e-6)
+        torch.nn.init.normal_(grown.detail.out.weight, std=1.0)
+        checker = (torch.arange(64)[:, None] + torch.arange(64)[None]) % 2  # invisible at 16² (area mean 0.5)
+        flat_grey, fine = torch.full((1, 3, 64, 64), 0.5), checker.float().expand(1, 3, 64, 64)
+        assert torch.allclose(extended(flat_grey)[0] if kind == "wplus" else flat(extended(flat_grey)),
+                              extended(fine)[0] if kind == "wplus" else flat(extended(fine)), atol=1e-6)
+        assert (flat(grown(flat_grey)) - flat(grown(fine))).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="power-of-two"):
+        grow_encoder(enc, small.n_latent, input_size=48)
+
+
+def test_train_encoder_grows_a_parents_encoder_for_a_grown_generator(tmp_path: Path) -> None:
+    """`--init PARENT.pt` on a generator grown from the parent: the run grows the encoder to the
+    generator's layers and input, trains it (first pass included), resumes, and exports an encoder
+    the grown generator uses as it is."""
+    from optinv.engine import warmstart
+    from optinv.world.grow import grow_generator
+
+    small = tiny_generator(16, style_dim=16, seed=2)
+    small.card = {"name": "small16"}
+    big = grow_generator(small, 32, {**small.channels, 32: 8})
+    big.card = {"name": "big32", "grown_from": "small16"}
+    model = save_generator(big, tmp_path / "big.pt")
+    parent = save_encoder(build_for(small, "wplus", width=16, passes=2), tmp_path / "parent.pt",
+                          card={"generator": "small16"})
+    run = tmp_path / "run"
+    args = [str(run), "--model", str(model), "--kind", "wplus", "--passes", "2", "--width", "16", "--batch", "2",
+            "--init", str(parent), "--threads", "1", "--save-every", "1"]
+    train_encoder.main([*args, "--max-steps", "2"])
+    state = torch.load(run / "latest.pt", weights_only=True)
+    assert state["step"] == 2 and state["config"]["input_size"] == 32 and state["config"]["layers"] == big.n_latent
+    trained = build_for(small, "wplus", width=16, passes=2)
+    trained.load_state_dict({k: v for k, v in state["enc"].items() if not k.startswith(("detail", "refine_detail",
+                                                                                           "top_heads", "refine_top"))})
+    first = load_encoder(parent)
+    assert not torch.equal(trained.backbone.stem[0].weight, first.backbone.stem[0].weight)  # the first pass trains
+    train_encoder.main([*args, "--max-steps", "1"])
+    assert torch.load(run / "latest.pt", weights_only=True)["step"] == 3
+    out = tmp_path / "enc32.pt"
+    train_encoder.main([str(run), "--export", str(out)])
+    enc = warmstart.find_encoder(load_generator_from(model), "wplus", str(out))
+    assert enc.input_size == 32 and enc.layers == big.n_latent and enc.card["generator"] == "big32"
+
+
+def load_generator_from(path: Path):
+    from optinv.io.checkpoints import load_generator
+
+    return load_generator(path)

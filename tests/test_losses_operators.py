@@ -65,6 +65,28 @@ def test_pixel_losses_are_per_image() -> None:
     assert torch.allclose(both[1], pixel.l2(a[1:2], b[1:2])[0])
 
 
+def test_edge_measures_match_the_convolution_definitions() -> None:
+    """The matrix-product blur and shifted-sum Laplacian equal kornia's convolutions (reflect borders,
+    central differences), on a non-square batch."""
+    import kornia
+
+    x = torch.rand(2, 3, 24, 40)
+    lap = kornia.filters.filter2d(x, pixel.LAPLACE4[None], border_type="reflect").pow(2).sum(1, keepdim=True)
+    blur = lambda v: kornia.filters.gaussian_blur2d(v, (7, 7), (1.5, 1.5), border_type="reflect")  # noqa: E731
+    assert torch.allclose(pixel.local_edge_energy(x), blur(lap).add(1e-8).sqrt(), atol=1e-5)
+    grad = kornia.filters.spatial_gradient(x, mode="diff", normalized=False)
+    assert torch.allclose(pixel.local_variation(x), blur(grad.pow(2).sum(2).add(1e-8).sqrt().sum(1, keepdim=True)),
+                          atol=1e-5)
+
+
+def test_edge_term_is_per_image_and_zero_on_the_target() -> None:
+    target = torch.rand(3, 3, 16, 16)
+    pred = target.clone()
+    pred[1] = torch.nn.functional.avg_pool2d(target[1:2], 3, 1, 1)  # only image 1 is blurred
+    cost = pixel.edge_match(pred, target)
+    assert cost.shape == (3,) and cost[0] < 1e-3 and cost[2] < 1e-3 and cost[1] > 0.1
+
+
 def test_noise_regularizer_prefers_white_noise() -> None:
     torch.manual_seed(0)
     white = [torch.randn(1, 1, 16, 16)]

@@ -56,8 +56,11 @@ class Backbone(nn.Module):
         self.lat_fine, self.lat_mid = nn.Conv2d(width, width * 2, 1), nn.Conv2d(width * 2, width * 2, 1)
         self.width = width * 2
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, detail: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``detail``: features a ``DetailStem`` read from a larger input, added to the stem's."""
         h = self.stem(x)
+        if detail is not None:
+            h = h + detail
         feats = []
         for block in self.down:
             h = block(h)
@@ -66,6 +69,32 @@ class Backbone(nn.Module):
         mid = self.lat_mid(mid) + F.interpolate(coarse, size=mid.shape[-2:], mode="bilinear", align_corners=False)
         fine = self.lat_fine(fine) + F.interpolate(mid, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         return coarse, mid, fine
+
+
+class DetailStem(nn.Module):
+    """A larger input (``factor``× the backbone's side) → features added to the backbone's stem.
+
+    How an encoder trained at 64² learns to read 256² inputs without forgetting: the backbone
+    still sees the area-downscaled image, and this branch adds what the downscale threw away.
+    Its last layer starts at zero, so a freshly grown encoder answers exactly as its parent.
+    """
+
+    def __init__(self, cin: int, cout: int, factor: int, width: int = 16):
+        super().__init__()
+        if factor < 2 or factor & (factor - 1):
+            raise ValueError(f"the input must be a power-of-two multiple of the encoder's side (got ×{factor})")
+        layers: list[nn.Module] = [nn.Conv2d(cin, width, 3, padding=1), nn.LeakyReLU(0.2)]
+        c = width
+        while factor > 1:
+            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c, factor = c * 2, factor // 2
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Conv2d(c, cout, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x))
 
 
 class Map2Style(nn.Module):
@@ -80,8 +109,11 @@ class Map2Style(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.linear = nn.Linear(cin, style_dim)
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x).mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.convs(x).mean(dim=(2, 3)))
+        return self.linear(self.pooled(x))
 
 
 class Map2Map(nn.Module):
@@ -109,7 +141,8 @@ class Encoder(nn.Module):
     """kind 'wplus' → [B, L, D]; kind 'stylemap' → list of L maps ([B, D, h, h], fine as 1×1)."""
 
     def __init__(self, size: int, n_latent: int, style_dim: int, kind: str = "wplus", width: int = 64,
-                 passes: int = 1, layers: int | None = None):
+                 passes: int = 1, layers: int | None = None, input_size: int | None = None,
+                 top_heads: bool = False):
         super().__init__()
         if kind not in ("wplus", "stylemap"):
             raise ValueError(f"encoder kind must be 'wplus' or 'stylemap', got {kind!r}")
@@ -124,6 +157,13 @@ class Encoder(nn.Module):
         if layers != n_latent:
             self.config["layers"] = layers
         self.layers = layers
+        self.input_size = input_size or size
+        if self.input_size != size:
+            self.config["input_size"] = self.input_size
+        if top_heads and layers == n_latent:
+            raise ValueError("top_heads needs layers beyond n_latent")
+        if top_heads:
+            self.config["top_heads"] = True
         self.kind, self.n_latent, self.style_dim, self.size, self.passes = kind, n_latent, style_dim, size, passes
         self.backbone = Backbone(size, width)
         c = self.backbone.width
@@ -136,6 +176,10 @@ class Encoder(nn.Module):
             else:
                 heads.append(Map2Style(c, style_dim, max(1, sides[grp])))
         self.heads = nn.ModuleList(heads)
+        factor = self.input_size // size
+        n_top = layers - n_latent if top_heads else 0
+        self.detail = DetailStem(3, width // 2, factor) if factor > 1 else None
+        self.top_heads = nn.ModuleList(nn.Linear(c, style_dim) for _ in range(n_top))
         self.register_buffer("w_avg", torch.zeros(style_dim))
         if passes > 1:
             self.refine_backbone = Backbone(size, width, in_channels=6)
@@ -143,6 +187,8 @@ class Encoder(nn.Module):
             for head in self.refine_heads:  # an untrained refiner corrects nothing
                 nn.init.zeros_(head.linear.weight)
                 nn.init.zeros_(head.linear.bias)
+            self.refine_detail = DetailStem(6, width // 2, factor) if factor > 1 else None
+            self.refine_top_heads = nn.ModuleList(nn.Linear(c, style_dim) for _ in range(n_top))
 
     @property
     def iterative(self) -> bool:
@@ -150,30 +196,44 @@ class Encoder(nn.Module):
 
     def forward(self, img: torch.Tensor, previous: torch.Tensor | None = None,
                 codes: torch.Tensor | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """img [B, 3, size, size] in [0, 1] (resized if needed) → latent codes. Given the current
-        W+ ``codes`` and their rendering ``previous`` (in [0, 1]), an iterative encoder returns
-        the refined codes instead."""
-        if img.shape[-1] != self.size:
-            img = F.interpolate(img, size=(self.size, self.size), mode="area")
+        """img [B, 3, S, S] in [0, 1] (resized to the input size if needed) → latent codes. Given the
+        current W+ ``codes`` and their rendering ``previous`` (in [0, 1]), an iterative encoder
+        returns the refined codes instead."""
+        img = self._at_input_size(img)
         if previous is not None:
             if not self.iterative or codes is None:
                 raise ValueError("a refinement pass needs an iterative encoder, the current codes and their image")
-            if previous.shape[-1] != self.size:
-                previous = F.interpolate(previous, size=(self.size, self.size), mode="area")
-            feats = dict(zip(("coarse", "medium", "fine"),
-                             self.refine_backbone(torch.cat([to_signed(img), to_signed(previous)], 1))))
-            delta = torch.stack([head(feats[grp]) for head, grp in zip(self.refine_heads, self.groups)], 1)
+            pair = to_signed(torch.cat([img, self._at_input_size(previous)], 1))
+            feats = self._features(self.refine_backbone, self.refine_detail, pair)
+            delta = torch.stack(self._read(feats, self.refine_heads, self.refine_top_heads), 1)
             return codes + self._extend(delta)
-        feats = dict(zip(("coarse", "medium", "fine"), self.backbone(to_signed(img))))
-        outs = [head(feats[grp]) for head, grp in zip(self.heads, self.groups)]
+        feats = self._features(self.backbone, self.detail, to_signed(img))
+        outs = self._read(feats, self.heads, self.top_heads)
         if self.kind == "wplus":
             return self._extend(torch.stack(outs, 1) + self.w_avg)
         maps = [o + self.w_avg[:, None, None] if o.dim() == 4 else (o + self.w_avg)[:, :, None, None] for o in outs]
-        return maps + [maps[-1]] * (self.layers - self.n_latent)
+        return maps + [maps[-1]] * (self.layers - len(maps))
+
+    def _at_input_size(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[-1] != self.input_size:
+            img = F.interpolate(img, size=(self.input_size, self.input_size), mode="area")
+        return img
+
+    def _features(self, backbone: Backbone, detail: DetailStem | None, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        small = x if detail is None else F.interpolate(x, size=(self.size, self.size), mode="area")
+        extra = None if detail is None else detail(x)
+        return dict(zip(("coarse", "medium", "fine"), backbone(small, extra)))
+
+    def _read(self, feats: dict[str, torch.Tensor], heads: nn.ModuleList, top: nn.ModuleList) -> list[torch.Tensor]:
+        """One code per head; the grown layers' heads are linear readouts of the last (finest) head's
+        pooled features: a few parameters each, and a copy of its readout is the parent's answer."""
+        outs = [head(feats[grp]) for head, grp in zip(heads[:-1], self.groups)]
+        last = heads[-1].pooled(feats[self.groups[-1]])
+        return outs + [heads[-1].linear(last)] + [linear(last) for linear in top]
 
     def _extend(self, codes: torch.Tensor) -> torch.Tensor:
-        """[B, n_latent, D] → [B, layers, D]: the blocks a generator grew on top take the last code."""
-        extra = self.layers - self.n_latent
+        """[B, n, D] → [B, layers, D]: grown blocks without their own heads take the last code."""
+        extra = self.layers - codes.shape[1]
         return torch.cat([codes, codes[:, -1:].expand(-1, extra, -1)], 1) if extra else codes
 
 
@@ -183,18 +243,35 @@ def build_for(g: Generator, kind: str, width: int = 64, passes: int = 1) -> Enco
     return enc
 
 
-def grow_encoder(enc: Encoder, layers: int) -> Encoder:
+def grow_encoder(enc: Encoder, layers: int, input_size: int | None = None) -> Encoder:
     """The same encoder for a generator grown from its own (more layers on top, same style space).
 
     The grown blocks only sharpen what the lower ones draw, and a model grown from another keeps
     its lower layers, so the encoder's codes stay valid there and the new layers start from the
-    last one's code, as a w repeated across W+ would. Its input is resized to the size it was
-    trained at; the optimiser recovers the finest detail the encoder cannot see.
+    last one's code, as a w repeated across W+ would. Without ``input_size`` its input is resized
+    to the size it was trained at. With it (a larger power-of-two multiple), the result is the
+    start of training at that input: a ``DetailStem`` reads the full-size image, and the new
+    layers get their own heads, copies of the last one, so before training the answer is
+    unchanged (``optinv train-encoder --init`` grows a parent's encoder this way).
     """
-    grown = Encoder(**{**enc.config, "layers": layers}).to(enc.w_avg.device)
-    grown.load_state_dict(enc.state_dict())
-    grown.card = dict(getattr(enc, "card", {}), grown_to_layers=layers)
-    return grown.eval().requires_grad_(False)
+    if input_size is None:
+        grown = Encoder(**{**enc.config, "layers": layers}).to(enc.w_avg.device)
+        grown.load_state_dict(enc.state_dict())
+        grown.card = dict(getattr(enc, "card", {}), grown_to_layers=layers)
+        return grown.eval().requires_grad_(False)
+    if enc.layers != enc.n_latent or enc.input_size != enc.size:
+        raise ValueError("grow an encoder from its own trained size, not from a grown one")
+    grown = Encoder(**{**enc.config, "layers": layers, "input_size": input_size, "top_heads": layers > enc.n_latent})
+    missing, unexpected = grown.load_state_dict(enc.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("detail.", "refine_detail.", "top_heads.", "refine_top_heads."))
+                                  for k in missing), (missing, unexpected)
+    for linear in grown.top_heads:
+        linear.load_state_dict(enc.heads[-1].linear.state_dict())
+    if grown.iterative:
+        for linear in grown.refine_top_heads:
+            linear.load_state_dict(enc.refine_heads[-1].linear.state_dict())
+    grown.card = dict(getattr(enc, "card", {}))
+    return grown.to(enc.w_avg.device)
 
 
 def widen_to_iterative(one_pass: Encoder, passes: int) -> Encoder:

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 
 from losses.perceptual import LPIPSLoss, make_lpips
 from optinv.io.checkpoints import load_generator
-from optinv.engine.encoder import build_for, iterate, load_encoder, save_encoder, widen_to_iterative
+from optinv.engine.encoder import (Encoder, build_for, grow_encoder, iterate, load_encoder, save_encoder,
+                                   widen_to_iterative)
 from optinv.errors import OptinvError
 from optinv.engine.progress import progress
 from optinv.io.fileio import atomic_torch_save, first_line
@@ -65,14 +66,26 @@ def synthetic_batch(g, batch: int, gen: torch.Generator, mixing: float = 0.5) ->
 
 
 def predict(g, enc, x: torch.Tensor, prior_passes: int = 0):
-    """The encoder's codes for x. An iterative encoder runs its (frozen) first pass and
-    ``prior_passes`` refinement rounds without gradients, then the refinement pass being trained."""
+    """The encoder's codes for x. An iterative encoder runs its first pass and ``prior_passes``
+    refinement rounds without gradients, then the refinement pass being trained. A grown encoder
+    (``trains_first_pass``) keeps the first pass's gradient when no round comes between: its new
+    detail branch and heads learn to give the refiner a better start."""
     if not enc.iterative:
         return enc(x)
+    if trains_first_pass(enc) and prior_passes == 0:
+        codes = enc(x)
+        with torch.no_grad():
+            previous = render(g, codes).clamp(0, 1)
+        return enc(x, previous, codes)
     with torch.no_grad():
         codes = iterate(enc, lambda c: render(g, c).clamp(0, 1), x, prior_passes + 1)
         previous = render(g, codes).clamp(0, 1)
     return enc(x, previous, codes)
+
+
+def trains_first_pass(enc) -> bool:
+    """An iterative encoder grown to a larger input trains whole; otherwise its first pass is frozen."""
+    return enc.input_size != enc.size
 
 
 def latent_loss(pred, wplus: torch.Tensor) -> torch.Tensor:
@@ -197,28 +210,53 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
     torch.manual_seed(args.seed)
     if args.passes > 1 and args.kind != "wplus":
         raise SystemExit("error: --passes > 1 trains an iterative W+ encoder (use --kind wplus)")
-    enc = build_for(g, args.kind, args.width, args.passes).to(dev)
+    init = None
+    if state is not None and "config" in state:  # a grown encoder's shape is not build_for's
+        enc = Encoder(**state["config"])
+        enc.w_avg.copy_(g.w_avg.detach().cpu())
+    elif state is None and args.init:
+        init = initial_encoder(args, g, dev)
+        enc = Encoder(**init.config)
+    else:
+        enc = build_for(g, args.kind, args.width, args.passes)
+    enc = enc.to(dev)
     if enc.iterative:
         if state is None and not args.init:
             raise SystemExit("error: --passes > 1 refines a trained one-pass encoder: give it as --init")
-        enc.backbone.requires_grad_(False)  # the first pass stays as trained; only the refiner learns
-        enc.heads.requires_grad_(False)
-    run = Run(args, g, enc, torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999)),
+        if not trains_first_pass(enc):
+            enc.backbone.requires_grad_(False)  # the first pass stays as trained; only the refiner learns
+            enc.heads.requires_grad_(False)
+    run = Run(args, g, enc, torch.optim.Adam([p for p in enc.parameters() if p.requires_grad], lr=args.lr,
+                                             betas=(0.9, 0.999)),
               torch.Generator().manual_seed(args.seed), history)
     if state is not None:
         resume(run, state)
         print(f"resumed {ckpt} at step {run.step}")
-    elif args.init:
-        init = load_encoder(args.init, device=dev)
-        card = init.card
-        if args.passes > 1 and not init.iterative:
-            init = widen_to_iterative(init, args.passes).to(dev)
+    elif init is not None:
         if init.config != enc.config:
             raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {enc.config}")
         enc.load_state_dict(init.state_dict())
-        history.extend(card.get("history", []))
-        print(f"initialised from {args.init}")
+        history.extend(init.card.get("history", []))
+        print(f"initialised from {args.init}" + (f" (grown to {enc.layers} layers, {enc.input_size}² input)"
+                                                  if trains_first_pass(enc) or enc.layers > enc.n_latent else ""))
     return run
+
+
+def initial_encoder(args: argparse.Namespace, g, dev: torch.device) -> Encoder:
+    """``--init`` as this run trains it: widened to ``--passes``, and, when the generator was grown
+    from the encoder's model, grown to the generator's layers and input size (``grow_encoder``)."""
+    init = load_encoder(args.init, device=dev)
+    if args.passes > 1 and not init.iterative:
+        card = init.card
+        init = widen_to_iterative(init, args.passes).to(dev)
+        init.card = card
+    if init.layers < g.n_latent or init.input_size < g.size:
+        if g.card.get("grown_from") != init.card.get("generator"):
+            raise SystemExit(f"error: {args.init} belongs to {init.card.get('generator', 'another model')}; "
+                             f"{g.card.get('name', 'this generator')} was not grown from it")
+        init = grow_encoder(init, g.n_latent, g.size)
+        init.w_avg.copy_(g.w_avg.detach().to(init.w_avg))
+    return init
 
 
 def resume(run: Run, state: dict) -> None:
@@ -297,7 +335,7 @@ def train_step(run: Run, lpips, reals: torch.Tensor | None) -> tuple[torch.Tenso
 
 def save(run: Run, ckpt: Path, out: Path) -> None:
     """The resumable checkpoint and a picture of reconstructions."""
-    atomic_torch_save({"enc": run.enc.state_dict(), "opt": run.opt.state_dict(), "step": run.step,
+    atomic_torch_save({"enc": run.enc.state_dict(), "config": run.enc.config, "opt": run.opt.state_dict(), "step": run.step,
                        "seconds": run.seconds, "gen": run.gen.get_state(), "args": vars(run.args),
                        "history": run.history}, ckpt)
     with torch.no_grad():
