@@ -230,7 +230,8 @@ LEVERS = [
      "hole": "20.20 → 20.50 / 19.30 → 19.17 / – → 20.66"},
 ]
 
-STRUCTURAL_RECIPES = ("1*L2", "1*L2+0.01*SSIM", "1*L2+0.1*SSIM", "1*L2+0.01*MSSSIM", "1*L2+0.1*MSSSIM")
+STRUCTURAL_RECIPES = ("1*L2", "1*L2+0.01*SSIM", "1*L2+0.1*SSIM", "1*L2+0.01*MSSSIM", "1*L2+0.1*MSSSIM",
+                      "1*L2+0.02*EDGE", "1*L2+0.05*EDGE", "1*L2+0.05*EDGE+0.01*SSIM")
 
 
 def bench_structural(g, images: list[Path], steps: int = 150,
@@ -313,25 +314,35 @@ def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = Tr
                       for task in dict.fromkeys(r["task"] for r in rows)
                       if (task, "ILO-Z+") in by and (task, "PULSE") in by) + "."]
                   if any(r["method"] == "ILO-Z+" for r in rows) else [])
-    if not levers:
-        return lines
-    lines += ["", "### What each ILO lever gave", "",
+    if levers:
+        lines += lever_markdown()
+    return lines + structural_markdown(data.get("structural"), size)
+
+
+def lever_markdown() -> list[str]:
+    from md_table import markdown_table
+
+    lines = ["", "### What each ILO lever gave", "",
               "Diagnostic runs before the defaults changed (`python scripts/ilo_levers.py e1` … `e9`, 4 renders, "
               "one thread): one latent search, then each layer-stage variant from that same latent; PSNR against "
               "the truth, medians, no equal-time budget (each row states its steps). \"joint\": the layer stages "
               "also move the latent (ILO's code, the old default); \"alone\": the features alone (the new default).",
               ""]
-    lines += markdown_table(LEVERS)
-    structural = data.get("structural")
-    if structural:
-        lines += ["### Structural terms without a download: L2 against L2 + SSIM / MS-SSIM (invert)", "",
-                  "W+ inversion of the same held-out renders (w_avg start, the invert job's schedule and lr), "
-                  "one recipe per row. `SSIM` and `MSSSIM` are recipe terms (1 − SSIM, 1 − MS-SSIM through the "
-                  "operator; MS-SSIM uses the scales that fit the image: 3 at 64²). Scores: medians of optinv "
-                  "evaluate's PSNR / SSIM / MS-SSIM against the input, and `detail_kept`, the share of the input's "
-                  "high-frequency energy (squared Laplacian) the result keeps. Defaults are unchanged.", ""]
-        lines += markdown_table(structural)
-    return lines
+    return lines + markdown_table(LEVERS)
+
+
+def structural_markdown(structural: list[dict] | None, size: int) -> list[str]:
+    from md_table import markdown_table
+
+    if not structural:
+        return []
+    return [f"### Offline recipe terms at {size}²: L2 against L2 + SSIM / MS-SSIM / EDGE (invert)", "",
+            "W+ inversion of the same held-out renders (w_avg start, the invert job's schedule and lr), "
+            "one recipe per row. `SSIM` and `MSSSIM` are recipe terms (1 − SSIM, 1 − MS-SSIM through the "
+            "operator; MS-SSIM uses the scales that fit the image); `EDGE` matches local edge energy and "
+            "local variation (the term that sharpened the 256² model's training). Scores: medians of optinv "
+            "evaluate's PSNR / SSIM / MS-SSIM against the input, and `detail_kept`, the share of the input's "
+            "high-frequency energy (squared Laplacian) the result keeps.", ""] + markdown_table(structural)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1039,19 +1039,22 @@ def write_markdown(data: dict) -> None:
           "Steps are capped at 300 (published counts in `published_steps`). LPIPS needs ImageNet backbone "
           "weights that this machine does not have, so those presets stop, as they do for a user; the "
           "`(LPIPS→L2)` rows run the same space/schedule/noise procedure with L2 in LPIPS's place.")
-    tuning = data.get("tuning", {})
-    table(tuning.get("rows", []), "Pivotal tuning: W+ against PTI (full and low rank) at equal time (CPU seconds, 1 thread)",
-          f"{tuning.get('images', '?')} held-out renders, each in its own process with 1 torch thread; `seconds`: "
-          "that process's CPU time (what wall time is on an idle core). Pivot: W, L2, Adam lr 0.05 "
-          "fixed; stage 2: L2 + 0.1·locality (a random latent at the typical ‖w − w_avg‖ from the pivot, drawn by "
-          "the tuned and the untuned generator); W+ gets the time of pivot + rank-4 tuning (`seconds`: "
-          "median per image). `gain_over_wplus_db`: median per-image PSNR gain. `bytes_stored`: the delta in "
-          "the latent file (torch.save of its tensors). `edit_ratio_*`: pixel change of each shipped direction "
-          "at α = 3 in the edited region (the quarter of pixels the untuned edit changes most), tuned ÷ untuned "
-          "generator at the pivot (median over directions and images; min = the worst). `random_samples_psnr`: "
-          "16 random samples, tuned against untuned generator (median). LPIPS and identity distance: not "
-          "measured (no LPIPS backbone offline; the renders are not photos). "
-          "Picture: [photo → W+ → PTI → PTI + edit](tuning.png). Code: scripts/bench_tuning.py.")
+    for key, picture in (("tuning", "tuning.png"), ("tuning_hires", "tuning_256.png")):
+        tuning = data.get(key, {})
+        model = data.get("sections", {}).get(key, {}).get("model", "synthfaces64")
+        table(tuning.get("rows", []), f"Pivotal tuning on {model.split(' (')[0]}: W+ against PTI (full and low rank) "
+              "at equal time (CPU seconds, 1 thread)",
+              f"{tuning.get('images', '?')} held-out renders, each in its own process with 1 torch thread; `seconds`: "
+              "that process's CPU time (what wall time is on an idle core). Pivot: W, L2, Adam lr 0.05 "
+              "fixed; stage 2: L2 + 0.1·locality (a random latent at the typical ‖w − w_avg‖ from the pivot, drawn by "
+              "the tuned and the untuned generator); W+ gets the time of pivot + rank-4 tuning (`seconds`: "
+              "median per image). `gain_over_wplus_db`: median per-image PSNR gain. `bytes_stored`: the delta in "
+              "the latent file (torch.save of its tensors). `edit_ratio_*`: pixel change of each shipped direction "
+              "at α = 3 in the edited region (the quarter of pixels the untuned edit changes most), tuned ÷ untuned "
+              "generator at the pivot (median over directions and images; min = the worst). `random_samples_psnr`: "
+              "16 random samples, tuned against untuned generator (median). LPIPS and identity distance: not "
+              "measured (no LPIPS backbone offline; the renders are not photos). "
+              f"Picture: [photo → W+ → PTI → PTI + edit]({picture}). Code: scripts/bench_tuning.py.")
     from bench_discover import markdown as discover_markdown
     from bench_ffhq import markdown as ffhq_markdown
     from bench_inverse import markdown as inverse_markdown
@@ -1066,7 +1069,7 @@ def write_markdown(data: dict) -> None:
     (DOCS / "BENCHMARKS.md").write_text("\n".join(lines))
 
 
-HIRES_SECTIONS = {"pulse_hires", "invert_hires"}  # measured on --hires-model
+HIRES_SECTIONS = {"pulse_hires", "invert_hires", "tuning_hires"}  # measured on --hires-model
 PER_ROW_SECTIONS = {"world", "resolution_speed", "ffhq", "generator", "throughput"}  # each row names its model
 
 
@@ -1084,7 +1087,8 @@ def section_model(name: str, g, hires) -> dict:
 SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires",
             "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
-            "directions", "lec", "domain", "presets", "tuning", "discover", "ffhq", "inverse", "structural")
+            "directions", "lec", "domain", "presets", "tuning", "tuning_hires", "discover", "ffhq", "inverse",
+            "structural")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1203,6 +1207,11 @@ def main(argv: list[str] | None = None) -> None:
 
         data["tuning"] = bench_tuning(args.model, images[:2 if args.quick else 4], 50 if args.quick else 150,
                                       30 if args.quick else 200, DOCS / "tuning.png")
+    if "tuning_hires" in only:
+        from bench_tuning import bench_tuning
+
+        data["tuning_hires"] = bench_tuning(args.hires_model, images[:2 if args.quick else 4], 50 if args.quick else 150,
+                                            30 if args.quick else 200, DOCS / "tuning_256.png")
     if "discover" in only:
         from bench_discover import bench_discover
 

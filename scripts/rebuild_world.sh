@@ -30,12 +30,22 @@ export OMP_NUM_THREADS=$THREADS
 encoders() {
   # StyleMap: a one-pass encoder ($RUNS/enc_stylemap_v2). W+: the shipped encoder is iterative (3 passes,
   # ReStyle-style): its refiner is fine-tuned in $RUNS/restyle with the first pass frozen.
+  # A model grown from another (card: grown_from) and without encoders of its own starts from its
+  # parent's: train-encoder grows them to its layers and input size (a zero-started detail branch
+  # reads the full-size image) and trains them whole, at batch 8 (the image loss runs at full size).
+  local parent
+  parent=$(python -c "from optinv.io.checkpoints import load_generator; print(load_generator('$MODEL').card.get('grown_from', ''))")
   [ -d "$RUNS/renders" ] || python scripts/make_dataset.py "$RUNS/renders" --start 0 --count 4000 --size "$SIZE"
   for kind in wplus stylemap; do
     run="$RUNS/enc_${kind}_v2" extra=()
     [ "$kind" = wplus ] && run=$RUNS/restyle extra=(--passes 3 --batch 32)
     init=()  # a new run starts from the shipped encoder (fitted to the previous generator)
-    [ -f "$run/latest.pt" ] || [ ! -f "samples/models/${STEM}.enc_${kind}.pt" ] || init=(--init "samples/models/${STEM}.enc_${kind}.pt" --lr 0.0005)
+    if [ ! -f "$run/latest.pt" ] && [ -f "samples/models/${STEM}.enc_${kind}.pt" ]; then
+      init=(--init "samples/models/${STEM}.enc_${kind}.pt" --lr 0.0005)
+    elif [ ! -f "$run/latest.pt" ] && [ -n "$parent" ] && [ -f "samples/models/${parent}.enc_${kind}.pt" ]; then
+      init=(--init "samples/models/${parent}.enc_${kind}.pt" --lr 0.0002 --batch 8)
+      [ "$kind" = wplus ] && init+=(--lr 0.0001) extra=(--passes 3)
+    fi
     OMP_NUM_THREADS=1 optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
       --kimg "$ENC_KIMG" --threads 1 --data $RUNS/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \
       > "$RUNS/enc_${kind}.rebuild.log" 2>&1 &
