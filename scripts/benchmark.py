@@ -88,6 +88,18 @@ def bench_world(g, images, quick: bool) -> list[dict]:
     return [row]
 
 
+WORLD_RECIPES = ("1*L2", "1*L2+0.02*EDGE", "1*L2+0.05*EDGE", "1*L2+0.1*EDGE")
+
+
+def bench_world_recipes(g, images, quick: bool) -> list[dict]:
+    """The world section's inversion measure (W+ 300 steps of held-out renders: PSNR, detail kept)
+    once per offline recipe: how much of the input's detail each term buys, and at what PSNR."""
+    import world_quality
+
+    return [{"model": g.card.get("name", "?"), **world_quality.inversion_detail(g, images, 100 if quick else 300, r)}
+            for r in WORLD_RECIPES]
+
+
 ADAM_BETA2 = JOB_DEFAULTS["invert"]["adam_beta2"]
 
 
@@ -921,6 +933,10 @@ def write_markdown(data: dict) -> None:
           "`inv_*`: W+ inversion of held-out renders (L2, w_avg start, the invert job's schedule): PSNR and the "
           "share of the input's high-frequency energy the result keeps (≥ 0.6 at ≥ 30 dB). Training record "
           "from the model card. Also `python scripts/world_quality.py --model FILE`.")
+    table(data.get("world_recipes", []), "Embedded world: detail kept by W+ inversion, per offline recipe",
+          "The world table's `inv_*` measure (W+ from w_avg, the invert job's schedule, held-out renders at the "
+          "model's size) with `EDGE` added at three weights: the term matches local edge energy and local "
+          "variation between result and target. `s_per_step`: wall seconds per step for the batch.")
     table(data.get("generator", []), "Generator speed (CPU, batch 1, config-f)",
           "Pure-PyTorch generator; fp32; `forward_backward_s` is one forward + backward to the W+ input.")
     table(data.get("quality_proxy", []), "Quality proxy: W+ inversion of held-out renders",
@@ -1070,7 +1086,7 @@ def write_markdown(data: dict) -> None:
 
 
 HIRES_SECTIONS = {"pulse_hires", "invert_hires", "tuning_hires"}  # measured on --hires-model
-PER_ROW_SECTIONS = {"world", "resolution_speed", "ffhq", "generator", "throughput"}  # each row names its model
+PER_ROW_SECTIONS = {"world", "world_recipes", "resolution_speed", "ffhq", "generator", "throughput"}  # each row names its model
 
 
 def model_label(g) -> str:
@@ -1084,7 +1100,7 @@ def section_model(name: str, g, hires) -> dict:
     return {"model": model_label(hires if name in HIRES_SECTIONS else g)}
 
 
-SECTIONS = ("world", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires",
+SECTIONS = ("world", "world_recipes", "generator", "invert", "stylemap_res", "pulse", "pulse_hires", "resolution_speed", "invert_hires",
             "paint", "overhead", "efficiency", "rosinality",
             "batch", "throughput", "encoder", "optimizer",
             "directions", "lec", "domain", "presets", "tuning", "tuning_hires", "discover", "ffhq", "inverse",
@@ -1124,13 +1140,15 @@ def main(argv: list[str] | None = None) -> None:
                  "threads": torch.get_num_threads(), "torch": torch.__version__,
                  "date": time.strftime("%Y-%m-%d")})
     g = load_generator(args.model, device="cpu")
-    if only - {"world"}:  # the world table names its own model per row; the header is every other section's
+    if only - {"world", "world_recipes"}:  # the world table names its own model per row; the header is every other section's
         data["model"] = model_label(g)
     n = args.images or (4 if args.quick else 8)
     images = sample_images(n)
     if "world" in only:
         rows = bench_world(g, images, args.quick)  # one row per model: earlier models stay for comparison
         data["world"] = [r for r in data.get("world", []) if r.get("model") != rows[0]["model"]] + rows
+    if "world_recipes" in only:
+        data["world_recipes"] = bench_world_recipes(g, images, args.quick)
     if "generator" in only:
         data["generator"] = bench_generator(args.quick)
     curves: dict = {}
