@@ -73,3 +73,33 @@ def test_a_stylemap_run_alone_gets_rows_at_an_earlier_wplus_time() -> None:
     timed = [r for r in rows if "at_time_of" in r]
     assert [r["at_time_of"] for r in timed] == ["wplus 2", "wplus 4"]
     assert all(1 <= r["steps"] <= 4 for r in timed) and timed[0]["steps"] <= timed[1]["steps"]
+
+
+def test_world_recipes_run_the_world_measure_once_per_recipe(monkeypatch) -> None:
+    """Each recipe reaches the W+ job, and detail kept is the result's Laplacian energy over the target's."""
+    import torch
+
+    from optinv.engine import jobs
+
+    seen = []
+
+    class Result:
+        def __init__(self, target: torch.Tensor, image: torch.Tensor) -> None:
+            self.target, self.image, self.metrics = target, image, {"psnr": 30.0}
+
+    def fake_invert(images, model, device, options):
+        seen.append((options.space, options.recipe, options.steps))
+        target = torch.rand(3, 16, 16)
+        return [Result(target, target * 0.5) for _ in images]  # half the amplitude: a quarter of the energy
+
+    class G:
+        size, card = 16, {"name": "tiny"}
+
+    monkeypatch.setattr(jobs, "invert", fake_invert)
+    import world_quality  # the module bench_world_recipes imports (scripts/ is on sys.path)
+
+    monkeypatch.setattr(world_quality, "held_out_renders", lambda images, size: list(images))
+    rows = benchmark.bench_world_recipes(G(), ["a.png", "b.png"], quick=True)
+    assert [r["recipe"] for r in rows] == list(benchmark.WORLD_RECIPES)
+    assert seen == [("wplus", r, 100) for r in benchmark.WORLD_RECIPES]
+    assert all(abs(r["detail_kept_median"] - 0.25) < 1e-3 and r["model"] == "tiny" for r in rows)
