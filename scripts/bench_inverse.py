@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from optinv.engine import jobs, metrics  # noqa: E402
 from optinv.run.evaluate import evaluate  # noqa: E402
 from optinv.io.image_files import atomic_save_image, load_image, make_grid  # noqa: E402
-from optinv.engine.ilo import ILO_RADIUS, ILO_STEPS  # noqa: E402
+from optinv.engine.ilo import ILO_RADIUS, default_steps  # noqa: E402
 from optinv.engine.operators import BicubicDownscale, Grayscale  # noqa: E402
 from optinv.io.image_files import to_pil  # noqa: E402
 
@@ -44,7 +44,7 @@ def default_tasks(size: int) -> tuple[str, ...]:
     return tuple(t for t in TASKS if not t.startswith("sr") or size // int(t[2:]) >= 4)
 METHODS = ("PULSE", "W+", "ILO", "ILO-Z+")  # ILO-Z+: `--ilo --ilo-latent job` (PULSE's search, then the layers)
 EYE_BOX = (0.19, 0.19, 0.81, 0.67)  # left, top, right, bottom (fractions): 40×31 px of 64², 30 % of the image
-ILO_LAYERS = ILO_STEPS    # the job's defaults (main's --ilo-steps / --ilo-radius try others)
+ILO_LAYERS: str | None = None  # None: the job's default for the model (main's --ilo-steps / --ilo-radius try others)
 ILO_RADII = ILO_RADIUS
 
 
@@ -151,7 +151,19 @@ def consistency(res, mask: torch.Tensor | None) -> list[float]:
 
 def bench_inverse(g, images: list[Path], steps: int = 150, tasks: tuple[str, ...] | None = None,
                   picture: Path | None = None, shown: int = 2, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
-    """Rows (task × method) of medians over the images, and the picture."""
+    """Rows (task × method) of medians over the images, and the picture. ILO's layer stages: those
+    chosen (``ILO_LAYERS``), else the job's default for this model's size, stated in the record."""
+    global ILO_LAYERS
+    chosen = ILO_LAYERS
+    ILO_LAYERS = chosen or default_steps(g.size)
+    try:
+        return _bench_inverse(g, images, steps, tasks, picture, shown, methods)
+    finally:
+        ILO_LAYERS = chosen
+
+
+def _bench_inverse(g, images: list[Path], steps: int, tasks: tuple[str, ...] | None, picture: Path | None,
+                   shown: int, methods: tuple[str, ...]) -> dict[str, Any]:
     from optinv.engine.spaces import gaussian_fit
 
     tasks = tasks or default_tasks(g.size)
@@ -276,7 +288,8 @@ def markdown(data: dict[str, Any] | None, heading: str = "##", levers: bool = Tr
              f"Every method gets the wall time of {data['steps']} PULSE steps: PULSE (Z+, 100·L2 + 0.05·GEOCROSS, "
              f"lr 0.4, linear1cycledrop, 5 trainable noise layers, no early stop), W+ (100·L2, lr 0.1, β2 0.9, "
              f"cosine ramp, w_avg start), ILO (the job with `--ilo` and its defaults: its latent search one w from "
-             f"w_avg — the job's data term alone, lr 0.1, β2 0.9, cosine ramp — then the 4² and 8² feature maps for "
+             f"w_avg — the job's data term alone, lr 0.1, β2 0.9, cosine ramp — then the "
+             f"{' and '.join(f'{4 << i}²' for i in range(len(str(data['ilo_layers']).split(','))))} feature maps for "
              f"{data['ilo_layers']} steps in ℓ1 balls of {data.get('ilo_radius', '?')} × each layer's norm, lr 0.1, "
              "the latent held where its search left it)" + (
                  ", ILO-Z+ (`--ilo --ilo-latent job`: PULSE's Z+ search with PULSE's settings, then the same layer "
@@ -354,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tasks", default=None, help=f"comma-separated, of {', '.join(TASKS)} (default: all that fit the model)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--ilo-steps", default=ILO_STEPS, help="ILO's layer steps (default: the job's)")
+    ap.add_argument("--ilo-steps", default=None, help="ILO's layer steps (default: the job's for the model)")
     ap.add_argument("--ilo-radius", default=ILO_RADIUS, help="ILO's radii (default: the job's)")
     ap.add_argument("--no-structural", action="store_true")
     args = ap.parse_args(argv)

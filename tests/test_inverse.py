@@ -333,3 +333,17 @@ def test_benchmark_tasks_follow_the_model_size() -> None:
     text = "\n".join(b.markdown({"rows": [{"task": "x", "method": "ILO"}], "images": ["a"], "steps": 1,
                                  "ilo_layers": "20,20", "model": "m256", "size": 256}, levers=False))
     assert "256² model" in text and "`m256` (256²)" in text and "ILO lever" not in text
+
+
+def test_ilo_stages_follow_the_models_size_unless_given() -> None:
+    """Two stages up to 128², three at 256² and 512², four at 1024² (ILO's own count); the job uses them
+    when `ilo_steps` is not given, and radii given per layer must then match that count."""
+    from optinv.engine.ilo import default_steps
+
+    assert [len(default_steps(s).split(",")) for s in (32, 64, 128, 256, 512, 1024)] == [2, 2, 2, 3, 3, 4]
+    g = tiny_generator(32)
+    r = jobs.invert([("a", torch.rand(3, 32, 32))], model=g, device="cpu", steps=2, progress=False, ilo=True)[0]
+    assert [m["steps"] for m in r.metrics["ilo_layers"]] == [20, 20]
+    with pytest.raises(OptinvError, match="3 radii for 2 layers"):
+        jobs.invert([("a", torch.rand(3, 32, 32))], model=g, device="cpu", steps=2, progress=False, ilo=True,
+                    ilo_radius="0.1,0.1,0.1")

@@ -102,8 +102,8 @@ class JobOptions:
     ilo: bool = option(False, "intermediate-layer optimisation (ILO, Daras et al. 2021) after the latent: then the "
                               "feature maps layer by layer, each within an ℓ1 ball around the layer before's range",
                        type=bool)
-    ilo_steps: str = option(ILO_STEPS, "with `ilo`: steps per intermediate layer, from the 4×4 layer up",
-                            show_default=True)
+    ilo_steps: str | None = option(None, "with `ilo`: steps per intermediate layer, from the 4×4 layer up "
+                                         f"(default: {ILO_STEPS} at 64², one more stage of the same per ×4 in size)")
     ilo_radius: str = option(ILO_RADIUS, "with `ilo`: ℓ1 radius per layer as a fraction of that layer's ℓ1 norm "
                                          "(one value, or one per layer)", show_default=True)
     ilo_lr: float = option(ILO_LR, "with `ilo`: learning rate of the layer stages (ILO's 0.1)", type=float,
@@ -172,7 +172,9 @@ class JobOptions:
         if self.ilo_latent not in ILO_LATENTS:
             raise OptinvError(f"unknown `ilo_latent` {self.ilo_latent!r} (known: {', '.join(ILO_LATENTS)})")
         if self.ilo:
-            parse_ilo(self.ilo_steps, self.ilo_radius, self.ilo_lr, self.ilo_joint)
+            # without `ilo_steps` the stages follow the model's size (checked when it is known)
+            radii = len(str(self.ilo_radius).split(",")) if isinstance(self.ilo_radius, str) else 1
+            parse_ilo(self.ilo_steps or ",".join(["1"] * radii), self.ilo_radius, self.ilo_lr, self.ilo_joint)
             if self.tune:
                 raise OptinvError("`ilo` and `tune` both change what the latent renders with; use one of them")
 

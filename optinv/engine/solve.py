@@ -45,7 +45,8 @@ def solve(job: str, g: Generator, targets: torch.Tensor, names: Sequence[str], o
     if opts.tune and not isinstance(operator, operators.Identity):
         raise OptinvError("`tune` fits the generator to the whole image: it cannot take a `mask`, `operator` or "
                           "`noise_level` (a generator tuned to a masked or gray image would draw the hole or the gray)")
-    ilo = ilo_mode.parse_ilo(opts.ilo_steps, opts.ilo_radius, opts.ilo_lr, opts.ilo_joint) if opts.ilo else None
+    ilo = (ilo_mode.parse_ilo(opts.ilo_steps or ilo_mode.default_steps(g.size), opts.ilo_radius, opts.ilo_lr,
+                              opts.ilo_joint) if opts.ilo else None)
     if ilo is not None:
         ilo_mode.check_layers(g, ilo)
     m = merged_options(job, opts, g)
