@@ -103,3 +103,10 @@ def test_world_recipes_run_the_world_measure_once_per_recipe(monkeypatch) -> Non
     assert [r["recipe"] for r in rows] == list(benchmark.WORLD_RECIPES)
     assert seen == [("wplus", r, 100) for r in benchmark.WORLD_RECIPES]
     assert all(abs(r["detail_kept_median"] - 0.25) < 1e-3 and r["model"] == "tiny" for r in rows)
+
+
+def test_table_cells_keep_recipe_products_out_of_italics() -> None:
+    from md_table import markdown_table
+
+    lines = markdown_table([{"recipe": "1*L2+0.05*EDGE", "note": "**100**"}])
+    assert lines[2] == r"| 1\*L2+0.05\*EDGE | **100** |"
