@@ -43,8 +43,8 @@ encoders() {
     if [ ! -f "$run/latest.pt" ] && [ -f "samples/models/${STEM}.enc_${kind}.pt" ]; then
       init=(--init "samples/models/${STEM}.enc_${kind}.pt" --lr 0.0005)
     elif [ ! -f "$run/latest.pt" ] && [ -n "$parent" ] && [ -f "samples/models/${parent}.enc_${kind}.pt" ]; then
-      init=(--init "samples/models/${parent}.enc_${kind}.pt" --lr 0.0002 --batch 8)
-      [ "$kind" = wplus ] && init+=(--lr 0.0001) extra=(--passes 3)
+      init=(--init "samples/models/${parent}.enc_${kind}.pt" --batch 8 --lr 0.0002)
+      [ "$kind" = wplus ] && init=(--init "samples/models/${parent}.enc_${kind}.pt" --batch 8 --lr 0.0001) extra=(--passes 3)
     fi
     OMP_NUM_THREADS=1 optinv train-encoder "$run" --kind "$kind" --model "$MODEL" \
       --kimg "$ENC_KIMG" --threads 1 --data $RUNS/renders --real-fraction 0.5 "${init[@]}" "${extra[@]}" \

@@ -121,18 +121,13 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     return path
 
 
-def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64,
-            recipes: tuple[str, ...] = ("1*L2",)) -> dict:
-    """One row; the inversion measure once per recipe (the first unprefixed, the others as
-    ``inv_<recipe>_…``)."""
+def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64, recipe: str = "1*L2") -> dict:
+    """One row: detail and fidelity on ``n`` held-out z (0: skipped), then the inversion measure."""
     row = {"model": g.card.get("name", "?"), "kimg": g.card.get("training", {}).get("kimg")}
     if n:
         row.update(detail_and_fidelity(g, n))
     if images and steps:
-        for i, recipe in enumerate(recipes):
-            prefix = "inv_" if i == 0 else f"inv_{recipe}_"
-            row.update({f"{prefix}{k}": v for k, v in inversion_detail(g, images, steps, recipe).items()
-                        if i == 0 or k != "recipe"})
+        row.update({f"inv_{k}": v for k, v in inversion_detail(g, images, steps, recipe).items()})
     return row
 
 
@@ -148,7 +143,9 @@ def main() -> None:
     g = load_generator(args.model, device="cpu")
     root = Path(__file__).resolve().parents[1]
     images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
-    print(json.dumps(measure(g, images, args.steps, args.z, tuple(args.recipes.split(";"))), indent=2))
+    rows = [measure(g, images, args.steps, args.z if i == 0 else 0, recipe)  # detail and fidelity once
+            for i, recipe in enumerate(args.recipes.split(";"))]
+    print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     if args.grid:
         print(f"wrote {samples_beside_renders(g, args.grid)}", file=sys.stderr)
 

@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, tiny_generator
 from optinv.engine import jobs
-from optinv.io.checkpoints import save_generator
+from optinv.io.checkpoints import load_generator, save_generator
 from optinv.engine.encoder import build_for, load_encoder, save_encoder
 from optinv.engine.operators import Identity
 
@@ -353,11 +353,5 @@ def test_train_encoder_grows_a_parents_encoder_for_a_grown_generator(tmp_path: P
     assert torch.load(run / "latest.pt", weights_only=True)["step"] == 3
     out = tmp_path / "enc32.pt"
     train_encoder.main([str(run), "--export", str(out)])
-    enc = warmstart.find_encoder(load_generator_from(model), "wplus", str(out))
+    enc = warmstart.find_encoder(load_generator(model), "wplus", str(out))
     assert enc.input_size == 32 and enc.layers == big.n_latent and enc.card["generator"] == "big32"
-
-
-def load_generator_from(path: Path):
-    from optinv.io.checkpoints import load_generator
-
-    return load_generator(path)

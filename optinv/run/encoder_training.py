@@ -226,15 +226,12 @@ def start(args: argparse.Namespace, ckpt: Path) -> Run:
         if not trains_first_pass(enc):
             enc.backbone.requires_grad_(False)  # the first pass stays as trained; only the refiner learns
             enc.heads.requires_grad_(False)
-    run = Run(args, g, enc, torch.optim.Adam([p for p in enc.parameters() if p.requires_grad], lr=args.lr,
-                                             betas=(0.9, 0.999)),
+    run = Run(args, g, enc, torch.optim.Adam(enc.parameters(), lr=args.lr, betas=(0.9, 0.999)),
               torch.Generator().manual_seed(args.seed), history)
     if state is not None:
         resume(run, state)
         print(f"resumed {ckpt} at step {run.step}")
     elif init is not None:
-        if init.config != enc.config:
-            raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {enc.config}")
         enc.load_state_dict(init.state_dict())
         history.extend(init.card.get("history", []))
         print(f"initialised from {args.init}" + (f" (grown to {enc.layers} layers, {enc.input_size}² input)"
@@ -250,7 +247,12 @@ def initial_encoder(args: argparse.Namespace, g, dev: torch.device) -> Encoder:
         card = init.card
         init = widen_to_iterative(init, args.passes).to(dev)
         init.card = card
-    if init.layers < g.n_latent or init.input_size < g.size:
+    expected = build_for(g, args.kind, args.width, args.passes).config
+    grows = init.layers < g.n_latent or init.input_size < g.size
+    same = ("kind", "width", "passes", "style_dim") if grows else tuple(expected)
+    if any(init.config.get(k) != expected.get(k) for k in same):
+        raise SystemExit(f"error: {args.init} is a {init.config} encoder; this run builds {expected}")
+    if grows:
         if g.card.get("grown_from") != init.card.get("generator"):
             raise SystemExit(f"error: {args.init} belongs to {init.card.get('generator', 'another model')}; "
                              f"{g.card.get('name', 'this generator')} was not grown from it")
