@@ -5,7 +5,7 @@ the embedded 64² model, tasks and methods as scripts/bench_inverse.py sets them
 truth on 8-bit results (median over the images; `hole`/`known`: inside / outside the inpainting box),
 `faces`: dlib's detector (when installed). No equal-time budget here: each line states its steps.
 
-    python scripts/ilo_levers.py e1 [images]   # experiments e1 … e9 (below), one thread
+    python scripts/ilo_levers.py e1 [images]   # experiments e1 … e10 (below), one thread
 """
 import copy, json, math, sys, time
 from dataclasses import replace
@@ -230,6 +230,27 @@ def e9():
             for steps, rad in confs:
                 im, secs, mv = s.ilo(steps, rad, freeze=True)
                 report(f"{task} W{n}+ILO {steps} r{rad} frozen", {**s.scores(im), "per": [round(x,2) for x in psnr(im, truth)], "secs": secs})
+
+
+def e10():
+    """Inpainting on the 256² model: which lever moves the hole (run with the 256² model as the default)."""
+    task = "inpaint_eyes"
+    p = Setup(task, "PULSE", 150)
+    report("PULSE 150", p.scores(p.res.images))
+    w = Setup(task, "W+", 155)
+    report("W+ 155", w.scores(w.res.images))
+    for n in (112, 160):
+        s = Setup(task, "W+", n, space="w")
+        report(f"W {n}", s.scores(s.res.images))
+        if n == 112:
+            for steps, rad in (("20,20,20", "0.1"), ("20,20,20", "0.02"), ("20,20", "0.1"), ("0,0,20", "0.1"), ("20", "0.1")):
+                im, secs, mv = s.ilo(steps, rad, freeze=True)
+                report(f"W{n}+ILO {steps} r{rad}", {**s.scores(im), "secs": secs})
+    for rec in ("100*L2+0.01*WAVG", "100*L2+0.1*WAVG", "100*L2+1*WAVG"):
+        s = Setup(task, "W+", 112, space="w", recipe=rec)
+        report(f"W 112 {rec}", s.scores(s.res.images))
+        im, secs, mv = s.ilo("0,0,20", "0.1", freeze=True)
+        report(f"W 112 {rec} + ILO 0,0,20 r0.1", {**s.scores(im), "secs": secs})
 
 
 if __name__ == "__main__":
