@@ -5,7 +5,7 @@ the embedded 64² model, tasks and methods as scripts/bench_inverse.py sets them
 truth on 8-bit results (median over the images; `hole`/`known`: inside / outside the inpainting box),
 `faces`: dlib's detector (when installed). No equal-time budget here: each line states its steps.
 
-    python scripts/ilo_levers.py e1 [images]   # experiments e1 … e10 (below), one thread
+    python scripts/ilo_levers.py e1 [images]   # experiments e1 … e11 (below), one thread
 """
 import copy, json, math, sys, time
 from dataclasses import replace
@@ -251,6 +251,32 @@ def e10():
         report(f"W 112 {rec}", s.scores(s.res.images))
         im, secs, mv = s.ilo("0,0,20", "0.1", freeze=True)
         report(f"W 112 {rec} + ILO 0,0,20 r0.1", {**s.scores(im), "secs": secs})
+
+
+def e11():
+    """ILO at ×32 (8×8 → 256²) through the pulse job: stages and radius against faces found, seeds 0–2
+    (the default, 20,20,20 at r0.1, is the pulse_hires row). Run with the 256² model as the default."""
+    from statistics import median
+    import numpy as np
+    from PIL import Image
+    from benchmark import SAMPLES, faces_found
+    from optinv.engine import metrics
+    from optinv.io.image_files import to_pil
+    from optinv.world import synthfaces
+    files = [f for f in sorted((SAMPLES / "lowres").glob("*_x32.png")) if Image.open(f).width * 32 == g.size][:8]
+    truths = [torch.from_numpy(np.array(synthfaces.render(int(f.stem.split("_")[0]), g.size)[0])).permute(2, 0, 1) / 255.0
+              for f in files]
+    for steps, rad in (("20,20", "0.1"), ("20,20,20", "0.03"), ("20,20,20", "0.01")):
+        every, ps, secs = [], [], 0.0
+        for seed in range(3):
+            opts = jobs.JobOptions(steps=200, batch=1, progress=False, ilo=True, seed=seed, ilo_steps=steps, ilo_radius=rad)
+            t = time.perf_counter()
+            res = jobs.pulse(files, scale=32, model=g, device="cpu", options=opts)
+            secs += time.perf_counter() - t
+            every += res
+            ps += [metrics.psnr(r.image, tr) for r, tr in zip(res, truths)]
+        report(f"x32 ILO {steps} r{rad}", {"faces": f"{faces_found([to_pil(r.image) for r in every])}/{len(every)}",
+                                           "psnr": median(ps), "s_per_image": secs / len(every)})
 
 
 if __name__ == "__main__":

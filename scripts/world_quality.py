@@ -11,6 +11,7 @@ Held-out: z come from torch seeds ≥ 10**9, which training never draws (its bat
 ``seed * 1_000_003 + step``), and samples/images are renderer seeds ≥ 1,000,000.
 
   python scripts/world_quality.py --model samples/models/synthfaces64.pt
+  python scripts/world_quality.py --z 0 --space stylemap --init encoder   # the invert job's own start and space
 """
 
 from __future__ import annotations
@@ -82,11 +83,13 @@ def held_out_renders(images: list[Path], size: int) -> list:
     return out
 
 
-def inversion_detail(g: Generator, images: list[Path], steps: int = 300, recipe: str = "1*L2") -> dict:
-    """W+ inversion (``recipe``, w_avg start, the invert job's schedule) of held-out renders."""
+def inversion_detail(g: Generator, images: list[Path], steps: int = 300, recipe: str = "1*L2",
+                     space: str = "wplus", init: str = "mean") -> dict:
+    """Inversion (``recipe``, the invert job's schedule) of held-out renders: by default W+ from w_avg, the
+    measure the targets name; ``space="stylemap", init="encoder"`` is what the invert job does by default."""
     from optinv.engine import jobs
 
-    opts = jobs.JobOptions(space="wplus", recipe=recipe, steps=steps, init="mean", eps=0.0,
+    opts = jobs.JobOptions(space=space, recipe=recipe, steps=steps, init=init, eps=0.0,
                            batch=len(images), progress=False)
     t = time.time()
     results = jobs.invert(held_out_renders(images, g.size), model=g, device="cpu", options=opts)
@@ -95,7 +98,8 @@ def inversion_detail(g: Generator, images: list[Path], steps: int = 300, recipe:
     out = torch.stack([r.image for r in results])
     kept = (high_freq_energy(out) / high_freq_energy(target)).tolist()
     p = [r.metrics["psnr"] for r in results]
-    return {"images": len(images), "steps": steps, "recipe": recipe, "psnr_median": round(statistics.median(p), 2),
+    job = {} if (space, init) == ("wplus", "mean") else {"space": space, "init": init}
+    return {"images": len(images), "steps": steps, **job, "recipe": recipe, "psnr_median": round(statistics.median(p), 2),
             "detail_kept_median": round(statistics.median(kept), 3), "s_per_step": round(seconds / steps, 4)}
 
 
@@ -121,13 +125,14 @@ def samples_beside_renders(g: Generator, path: Path, n: int = 64, scale: int = 2
     return path
 
 
-def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64, recipe: str = "1*L2") -> dict:
+def measure(g: Generator, images: list[Path], steps: int = 300, n: int = 64, recipe: str = "1*L2",
+            space: str = "wplus", init: str = "mean") -> dict:
     """One row: detail and fidelity on ``n`` held-out z (0: skipped), then the inversion measure."""
     row = {"model": g.card.get("name", "?"), "kimg": g.card.get("training", {}).get("kimg")}
     if n:
         row.update(detail_and_fidelity(g, n))
     if images and steps:
-        row.update({f"inv_{k}": v for k, v in inversion_detail(g, images, steps, recipe).items()})
+        row.update({f"inv_{k}": v for k, v in inversion_detail(g, images, steps, recipe, space, init).items()})
     return row
 
 
@@ -138,12 +143,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="W+ inversion steps (0: skip)")
     ap.add_argument("--z", type=int, default=64, help="held-out z for detail and fidelity (0: skip)")
     ap.add_argument("--recipes", default="1*L2", help="inversion recipes, ';'-separated (each one run)")
+    ap.add_argument("--space", default="wplus", help="inversion space (the targets name W+; the invert job's "
+                    "default is stylemap)")
+    ap.add_argument("--init", default="mean", help="inversion start: mean (w_avg) or encoder (the model card's, "
+                    "as the invert job does)")
     ap.add_argument("--grid", type=Path, help="also write 8×8 samples beside renders of the same z here")
     args = ap.parse_args()
     g = load_generator(args.model, device="cpu")
     root = Path(__file__).resolve().parents[1]
     images = sorted((root / "samples" / "images").glob("*.png"))[: args.images]
-    rows = [measure(g, images, args.steps, args.z if i == 0 else 0, recipe)  # detail and fidelity once
+    rows = [measure(g, images, args.steps, args.z if i == 0 else 0, recipe, args.space, args.init)  # detail and fidelity once
             for i, recipe in enumerate(args.recipes.split(";"))]
     print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     if args.grid:
