@@ -985,14 +985,15 @@ def write_markdown(data: dict) -> None:
           "best of two interleaved rounds of 20 steps. Target for the 256² model: ≤ 3× the 64² step.")
     table(data.get("paint", []), "Paint (RGBA references, 100·L2A + 0.05·GEOCROSS)", "Picture: docs/paint.png.")
     table(data.get("studio", []), "Studio (written by scripts/studio_docs.py)",
-          "The studio in headless chromium on the embedded model, 2 torch threads for jobs, 1 for slider renders. "
+          "The studio in headless chromium on the embedded default of the time (the row's model), 2 torch threads for jobs, 1 for slider renders. "
           "`frame`: a direction slider moved → the new image shown in the page (request, render of the "
           "StyleMap latent of a 100-step inversion, PNG, decode), one move at a time; target ≤ 150 ms. `render_*`: "
           "the server's part of a frame, wall and CPU time of its thread. `first_progress`: Run clicked → the "
           "first step's numbers shown (paint; median of the runs after a server's first, whose time is "
           "`first_progress_fresh_ms`). The machine is shared: `load_1min` is its load average during the run; "
           "commands: `python scripts/studio_docs.py --no-screenshots --record` (shared machine) and the same "
-          "under `nice -n -15` with `--label 'priority (nice -n -15)'`.")
+          "under `nice -n -15` with `--label 'priority (nice -n -15)'`; the 256² row: "
+          "`python scripts/studio_docs.py --no-screenshots --record --label 'idle machine, 256² default'`.")
     table(data.get("photos", []), "Real photographs (written by scripts/real_photos.py)",
           "scikit-image's public-domain astronaut, aligned with `optinv align` to 64² and inverted (the invert job's "
           "defaults; L2, as no LPIPS backbone is on this machine); LFW: scikit-image's `lfw_subset` (25² grey crops, "

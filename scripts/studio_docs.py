@@ -121,7 +121,7 @@ def main() -> None:
     finally:
         browser.close()
         server.stop()
-    row = {"conditions": args.label, "load_1min": round(os.getloadavg()[0], 1), "frames": len(frames),
+    row = {"conditions": args.label, "model": f"{g.card.get('name', '?')} ({g.size}²)", "load_1min": round(os.getloadavg()[0], 1), "frames": len(frames),
            "frame_median_ms": median(frames), "frame_p90_ms": p90(frames),
            "render_wall_median_ms": median([r["wall"] for r in renders]),
            "render_cpu_median_ms": median([r["cpu"] for r in renders]),
