@@ -216,3 +216,26 @@ def test_cached_weight_work_follows_every_change_of_the_weights() -> None:
     g.requires_grad_(True)
     g.synthesis(grad_w).sum().backward()
     assert g.convs[0].conv.weight.grad is not None  # with gradients on, the weights are in the graph
+
+
+@pytest.mark.parametrize("x_batch,style_batch", [(1, 1), (3, 3), (1, 3)])
+def test_torgb_batched_product_equals_the_scaled_input_convolution(x_batch: int, style_batch: int) -> None:
+    """toRGB scales its small weight per sample instead of the full-size input: same image, same gradients
+    (an input shared by a batch of styles takes the broadcasting path)."""
+    import torch.nn.functional as F
+
+    from optinv.engine.generator import ModulatedConv2d
+
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(8, 3, 1, 16, demodulate=False)
+    x = torch.randn(x_batch, 8, 12, 12, requires_grad=True)
+    w = torch.randn(style_batch, 16, requires_grad=True)
+    out, d = conv.modulated(x, w)
+    textbook = F.conv2d(x * conv.modulation(w)[:, :, None, None], conv.weight[0] * conv.scale)
+    assert d is None and out.shape == (style_batch, 3, 12, 12)
+    torch.testing.assert_close(out, textbook, rtol=1e-5, atol=1e-5)
+    probe = torch.randn_like(out)
+    ours = torch.autograd.grad((out * probe).sum(), (x, w))
+    theirs = torch.autograd.grad((textbook * probe).sum(), (x, w))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
