@@ -995,15 +995,15 @@ def write_markdown(data: dict) -> None:
           "under `nice -n -15` with `--label 'priority (nice -n -15)'`; the 256² row: "
           "`python scripts/studio_docs.py --no-screenshots --record --label 'idle machine, 256² default'`.")
     table(data.get("photos", []), "Real photographs (written by scripts/real_photos.py)",
-          "scikit-image's public-domain astronaut, aligned with `optinv align` to 64² and inverted (the invert job's "
+          "scikit-image's public-domain astronaut, aligned with `optinv align` to the model's size (the photo column says which) and inverted (the invert job's "
           "defaults; L2, as no LPIPS backbone is on this machine); LFW: scikit-image's `lfw_subset` (25² grey crops, "
-          "shipped, no download), enlarged ×8 (bicubic) so the detector finds them, aligned to 64², brought down to "
-          "16² and super-resolved ×4 with `pulse`. `psnr_db`: result against the aligned crop; `fit_psnr_db`: the "
+          "shipped, no download), enlarged ×8 (bicubic) so the detector finds them, aligned, brought down to "
+          "16² and super-resolved to the model's size with `pulse`. `psnr_db`: result against the aligned crop; `fit_psnr_db`: the "
           "result downscaled against the 16² input; `identity_distance`: dlib's ResNet face descriptor, input ↔ "
           "result (< 0.6 = the same person by dlib's threshold); `bicubic_identity_distance`: the same for a plain "
-          "bicubic ×4 of the 16² input. `align_s`: with the detector loaded (the first call adds ~0.6 s); `job_s`: "
+          "bicubic enlargement of the 16² input. `align_s`: with the detector loaded (the first call adds ~0.6 s); `job_s`: "
           "LFW includes its alignment. At 64² the descriptor sees little detail (both sides are enlarged to 256² "
-          "for it), so read the distances as rough; the embedded model knows only procedural portraits, and an "
+          "for it), so read the 64² distances as rough; the embedded model knows only procedural portraits, and an "
           "FFHQ model is the real test. Picture: docs/real_photo.png (photo | aligned | inverted | +3 smile | pasted back).")
     if data.get("overhead"):
         table([data["overhead"]], "Optimiser overhead",

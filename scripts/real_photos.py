@@ -10,7 +10,8 @@
 Photos: scikit-image's public-domain astronaut (Eileen Collins, NASA) and the first LFW faces
 that scikit-image ships (``skimage.data.lfw_subset``: 25×25 grey crops, no download). The
 astronaut is aligned and inverted at the model's resolution; each LFW face is enlarged 8× so the
-detector can see it, aligned, brought down to 16×16 and super-resolved ×4 with ``pulse``.
+detector can see it, aligned, brought down to 16×16 and super-resolved to the model's size with
+``pulse`` (×4 at 64², ×16 at 256²).
 Needs the ``[faces]`` extra and scikit-image.
 """
 
@@ -45,10 +46,6 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 
 def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray((x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy())
-
-
-def unit(im: Image.Image) -> torch.Tensor:
-    return (to_tensor(im) + 1) / 2
 
 
 def astronaut() -> Image.Image:
@@ -172,11 +169,11 @@ def tuning_strip(g, direction: str, alpha: float) -> tuple[Path, list[dict]]:
     dest = DOCS / "real_photo_tuning.png"
     canvas.save(dest)
     del probe
-    rows = [{"photo": "astronaut (512², aligned to 64²)", "job": f"invert wplus, {wplus_steps} steps (the tuned job's time)",
+    rows = [{"photo": f"astronaut (512², aligned to {g.size}²)", "job": f"invert wplus, {wplus_steps} steps (the tuned job's time)",
              "psnr_db": round(plain.metrics["psnr"], 2), "fit_psnr_db": "",
              "identity_distance": round(distance(al.image, to_pil(plain.image)), 3), "bicubic_identity_distance": "",
              "align_s": "", "job_s": round(plain_s, 1)},
-            {"photo": "astronaut (512², aligned to 64²)", "job": "invert --tune (W pivot, rank-8 tuning, PTI's steps)",
+            {"photo": f"astronaut (512², aligned to {g.size}²)", "job": "invert --tune (W pivot, rank-8 tuning, PTI's steps)",
              "psnr_db": round(tuned.metrics["psnr"], 2), "fit_psnr_db": "",
              "identity_distance": round(distance(al.image, to_pil(tuned.image)), 3), "bicubic_identity_distance": "",
              "align_s": "", "job_s": round(tuned_s, 1)}]
@@ -194,7 +191,7 @@ def bench(g, steps: int, n_lfw: int, pulse_steps: int) -> list[dict]:
         t0 = time.perf_counter()
         r = jobs.invert([to_tensor(al.image)], model=g, options=jobs.JobOptions(space=space, steps=steps, progress=False))[0]
         secs = time.perf_counter() - t0
-        rows.append({"photo": "astronaut (512², aligned to 64²)", "job": f"invert {space}, {steps} steps, {r.metrics['recipe']}",
+        rows.append({"photo": f"astronaut (512², aligned to {g.size}²)", "job": f"invert {space}, {steps} steps, {r.metrics['recipe']}",
                      "psnr_db": round(r.metrics["psnr"], 2), "fit_psnr_db": "",
                      "identity_distance": round(distance(al.image, to_pil(r.image)), 3),
                      "bicubic_identity_distance": "", "align_s": round(align_s, 2), "job_s": round(secs, 1)})
@@ -209,8 +206,8 @@ def bench(g, steps: int, n_lfw: int, pulse_steps: int) -> list[dict]:
         r = jobs.pulse([to_tensor(low)], scale=g.size // 16, model=g,
                        options=jobs.JobOptions(steps=pulse_steps, progress=False))[0]
         secs_all.append(a_s + time.perf_counter() - t0)
-        psnrs.append(psnr(r.image, unit(al.image)))
-        fits.append(psnr(r.observed, unit(low)))
+        psnrs.append(psnr(r.image, to_tensor(al.image)))
+        fits.append(psnr(r.observed, to_tensor(low)))
         ids.append(distance(al.image, to_pil(r.image)))
         base_ids.append(distance(al.image, low.resize((g.size, g.size), Image.BICUBIC)))
     if found:
