@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from optinv.edit import edits as E
 from optinv.engine import jobs
@@ -33,6 +34,7 @@ from optinv.io.image_files import atomic_save_image, make_grid
 from optinv.io.image_files import to_pil
 
 HELD_OUT_SEED = 1_000_000_007  # torch seeds ≥ 1e9 never drew training z
+GRID_TILE = 128  # px per image in the order grid
 
 
 def w_domain(g, ps) -> Domain:
@@ -143,9 +145,12 @@ def order_grid(g, sets: dict, results: dict, images: list[Path], path: Path, inv
             seq = [e, edit_editable(e, ps, [(a, t)]), edit_editable(e, ps, [(a, t), (b, t)]),
                    edit_editable(e, ps, [(b, t)]), edit_editable(e, ps, [(b, t), (a, t)])]
             tiles += [to_pil(x) for x in E.render(g, seq)]
-    grid = make_grid(tiles, cols=5, scale=2)
+    # 128 px tiles at any model size: 64² doubled (nearest), 256² halved (Lanczos), so the grid stays readable
+    # and a few MB at most
+    tiles = [t.resize((GRID_TILE, GRID_TILE), Image.NEAREST if t.width < GRID_TILE else Image.LANCZOS) for t in tiles]
+    grid = make_grid(tiles, cols=5)
     atomic_save_image(label_blocks(grid, [f"{r['method']}\nA = {r['A']}\nB = {r['B']}" for r in rows],
-                                   len(sources), 64 * 2 + 2), path)
+                                   len(sources), GRID_TILE + 2), path)
     return {"picture": path.name, "rows": rows, "shift": t, "sources": "4 held-out samples + 2 W+ inversions "
             f"({', '.join(p.name for p in images[:2])}, {inversion_steps} steps)"}
 
