@@ -292,6 +292,17 @@ def pulse_hires_picture(files: list[Path], results, truths: list, path: Path) ->
     canvas.save(path)
 
 
+def lowres_with_truths(g, factor: int, n: int) -> tuple[list[Path], list, list[torch.Tensor]]:
+    """The first ``n`` samples/lowres files of this factor that upscale to the model's size, with the
+    renders they were made from (PIL, and as [3, H, W] tensors in [0, 1])."""
+    from optinv.world import synthfaces
+
+    files = [f for f in sorted((SAMPLES / "lowres").glob(f"*_x{factor}.png"))
+             if Image.open(f).width * factor == g.size][:n]
+    truths = [synthfaces.render(int(f.stem.split("_")[0]), g.size)[0] for f in files]
+    return files, truths, [torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0 for truth in truths]
+
+
 def bench_pulse_hires(model: str, n: int, steps: int, seeds: int = 3) -> list[dict]:
     """PULSE ×32 (8×8) and ×64 (4×4) on a 256² model: the project's headline example; ×32 also with ILO.
 
@@ -299,18 +310,14 @@ def bench_pulse_hires(model: str, n: int, steps: int, seeds: int = 3) -> list[di
     seed to seed (2, 4 and 3 of 8 with seeds 0–2 at ×32), so one seed's count is too noisy to set
     against the renders'. The picture shows seed 0."""
     from optinv.io.image_files import to_pil
-    from optinv.world import synthfaces
 
     g = load_generator(model, device="cpu")
     rows = []
     for factor, ilo in ((32, False), (32, True), (64, False)):
-        files = [f for f in sorted((SAMPLES / "lowres").glob(f"*_x{factor}.png"))
-                 if Image.open(f).width * factor == g.size][:n]
+        files, truths, truth_tensors = lowres_with_truths(g, factor, n)
         if not files:
             print(f"pulse x{factor}: no {g.size // factor}² files in samples/lowres for this model", flush=True)
             continue
-        truths = [synthfaces.render(int(f.stem.split("_")[0]), g.size)[0] for f in files]
-        truth_tensors = [torch.from_numpy(np.array(truth)).permute(2, 0, 1) / 255.0 for truth in truths]
         runs, secs = [], 0.0
         for seed in range(seeds):
             opts = jobs.JobOptions(steps=steps, batch=1, progress=False, ilo=ilo, seed=seed)

@@ -257,15 +257,10 @@ def e11():
     """ILO at ×32 (8×8 → 256²) through the pulse job: stages and radius against faces found, seeds 0–2
     (the default, 20,20,20 at r0.1, is the pulse_hires row). Run with the 256² model as the default."""
     from statistics import median
-    import numpy as np
-    from PIL import Image
-    from benchmark import SAMPLES, faces_found
+    from benchmark import faces_found, lowres_with_truths
     from optinv.engine import metrics
     from optinv.io.image_files import to_pil
-    from optinv.world import synthfaces
-    files = [f for f in sorted((SAMPLES / "lowres").glob("*_x32.png")) if Image.open(f).width * 32 == g.size][:8]
-    truths = [torch.from_numpy(np.array(synthfaces.render(int(f.stem.split("_")[0]), g.size)[0])).permute(2, 0, 1) / 255.0
-              for f in files]
+    files, _, truths = lowres_with_truths(g, 32, 8)
     for steps, rad in (("20,20", "0.1"), ("20,20,20", "0.03"), ("20,20,20", "0.01")):
         every, ps, secs = [], [], 0.0
         for seed in range(3):

@@ -11,7 +11,7 @@ Held-out: z come from torch seeds ≥ 10**9, which training never draws (its bat
 ``seed * 1_000_003 + step``), and samples/images are renderer seeds ≥ 1,000,000.
 
   python scripts/world_quality.py --model samples/models/synthfaces64.pt
-  python scripts/world_quality.py --z 0 --space stylemap --init encoder   # the invert job's own start and space
+  python scripts/world_quality.py --z 0 --space stylemap --init auto   # the invert job's own start and space
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from losses.pixel import LAPLACE4
+from optinv.engine.warmstart import INITS
 from optinv.engine import metrics
 from optinv.io.checkpoints import load_generator
 from optinv.engine.generator import Generator
@@ -86,7 +87,7 @@ def held_out_renders(images: list[Path], size: int) -> list:
 def inversion_detail(g: Generator, images: list[Path], steps: int = 300, recipe: str = "1*L2",
                      space: str = "wplus", init: str = "mean") -> dict:
     """Inversion (``recipe``, the invert job's schedule) of held-out renders: by default W+ from w_avg, the
-    measure the targets name; ``space="stylemap", init="encoder"`` is what the invert job does by default."""
+    measure the targets name; ``space="stylemap", init="auto"`` is what the invert job does by default."""
     from optinv.engine import jobs
 
     opts = jobs.JobOptions(space=space, recipe=recipe, steps=steps, init=init, eps=0.0,
@@ -145,8 +146,8 @@ def main() -> None:
     ap.add_argument("--recipes", default="1*L2", help="inversion recipes, ';'-separated (each one run)")
     ap.add_argument("--space", default="wplus", help="inversion space (the targets name W+; the invert job's "
                     "default is stylemap)")
-    ap.add_argument("--init", default="mean", help="inversion start: mean (w_avg) or encoder (the model card's, "
-                    "as the invert job does)")
+    ap.add_argument("--init", default="mean", choices=INITS, help="inversion start: mean (w_avg); auto (the model "
+                    "card's encoder when it has one, as the invert job does)")
     ap.add_argument("--grid", type=Path, help="also write 8×8 samples beside renders of the same z here")
     args = ap.parse_args()
     g = load_generator(args.model, device="cpu")

@@ -230,10 +230,12 @@ class ModulatedConv2d(nn.Module):
                 b, c, h, wd = x.shape
                 per_sample = weight[:, :, 0, 0][None] * style.to(dtype)[:, None, :]
                 out = torch.bmm(per_sample, x.to(dtype).reshape(b, c, h * wd)).reshape(b, -1, h, wd)
-            elif self.upsample:
-                out = self.blur(F.conv_transpose2d(x.to(dtype) * s.to(dtype), weight_t, stride=2))
             else:
-                out = F.conv2d(x.to(dtype) * s.to(dtype), weight, padding=self.padding)
+                x = x.to(dtype) * s.to(dtype)
+                if self.upsample:
+                    out = self.blur(F.conv_transpose2d(x, weight_t, stride=2))
+                else:
+                    out = F.conv2d(x, weight, padding=self.padding)
             if not self.demodulate:
                 return out, None
             if style.dim() == 2:
